@@ -1,0 +1,234 @@
+//! The acceptor: takes clients off the listening socket and starts a task for each.
+//!
+//! It is the seed's `loop_acceptor/1`, run as a `:permanent` child of the supervisor.
+//! Each client gets its own `:temporary` task (never restarted), tracked so shutdown can
+//! wait for it. As in Thousand Island, accept errors are sorted: a client that vanished
+//! is ordinary; running out of descriptors or memory backs off and retries; anything
+//! else crashes the acceptor into its supervisor.
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, warn};
+
+use crate::connection::{Connection, ConnectionSettings};
+use crate::protocol::{replies, Protocol};
+use crate::supervisor::panic_message;
+
+/// First pause after running out of descriptors; doubles up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// At most one accept-error warning per this interval; the rest are counted.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a refused client gets to receive its `ERROR too many connections`.
+const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything an acceptor needs; cheap to clone, so a restarted acceptor gets the same
+/// listener (same port) and the same connection bookkeeping.
+pub struct Acceptor<P> {
+    /// The listening socket, shared across restarts.
+    pub listener: Arc<TcpListener>,
+    /// Makes a session for each client.
+    pub protocol: Arc<P>,
+    /// One permit per allowed concurrent client (`--max-connections`).
+    pub connection_slots: Arc<Semaphore>,
+    /// Tracks client tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Limits every connection enforces.
+    pub settings: Arc<ConnectionSettings>,
+}
+
+impl<P> Clone for Acceptor<P> {
+    fn clone(&self) -> Self {
+        Self {
+            listener: self.listener.clone(),
+            protocol: self.protocol.clone(),
+            connection_slots: self.connection_slots.clone(),
+            tracker: self.tracker.clone(),
+            shutdown: self.shutdown.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// How an accept error is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptError {
+    /// Only this client is affected (it reset before we accepted it, ...): go on.
+    ClientGone,
+    /// Out of descriptors, buffers or memory: log, back off, retry.
+    OutOfResources,
+    /// Anything else: the acceptor is broken; let the supervisor restart it.
+    Fatal,
+}
+
+fn classify(e: &io::Error) -> AcceptError {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            AcceptError::OutOfResources
+        }
+        // accept(2), "Error handling": these are pending network errors of the new
+        // socket, to be treated like EAGAIN by retrying.
+        Some(
+            libc::ECONNABORTED
+            | libc::ECONNRESET
+            | libc::EPROTO
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::ENONET
+            | libc::EHOSTUNREACH
+            | libc::EOPNOTSUPP
+            | libc::ENETUNREACH
+            | libc::ENETDOWN
+            | libc::ETIMEDOUT
+            | libc::EPERM
+            | libc::EINTR
+            | libc::EAGAIN,
+        ) => AcceptError::ClientGone,
+        _ => AcceptError::Fatal,
+    }
+}
+
+/// Logs repeated accept errors at most once per interval, counting the rest, so that a
+/// descriptor shortage cannot flood the log.
+struct ThrottledLog {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl ThrottledLog {
+    fn warn(&mut self, e: &io::Error, backoff: Duration) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < ERROR_LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        warn!(
+            "accept failed: {e}; backing off {} ms ({} similar errors not logged)",
+            backoff.as_millis(),
+            self.suppressed
+        );
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
+impl<P: Protocol> Acceptor<P> {
+    /// Accepts until shutdown (`Ok`) or a fatal accept error (`Err`). Panics when a
+    /// client sends `DEBUG ACCEPTOR-PANIC` (fault injection).
+    pub async fn run(self) -> io::Result<()> {
+        let mut backoff = MIN_BACKOFF;
+        let mut log = ThrottledLog {
+            last: None,
+            suppressed: 0,
+        };
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.settings.faults.acceptor_panic_requested() => {
+                    panic!("DEBUG ACCEPTOR-PANIC");
+                }
+                accepted = self.listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    backoff = MIN_BACKOFF;
+                    self.start_connection(stream, peer);
+                }
+                Err(e) => match classify(&e) {
+                    AcceptError::ClientGone => debug!("client vanished before accept: {e}"),
+                    AcceptError::OutOfResources => {
+                        log.warn(&e, backoff);
+                        tokio::select! {
+                            () = self.shutdown.cancelled() => return Ok(()),
+                            () = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    AcceptError::Fatal => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Starts the client's task, or turns the client away if all slots are taken.
+    fn start_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
+            debug!(peer = %peer, "refusing client: too many connections");
+            self.tracker.spawn(refuse(stream));
+            return;
+        };
+        let protocol = self.protocol.clone();
+        let settings = self.settings.clone();
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            let served = AssertUnwindSafe(serve_client(
+                stream, peer, &*protocol, settings, shutdown, slot,
+            ));
+            if let Err(panic) = served.catch_unwind().await {
+                error!(peer = %peer, "connection task panicked: {}", panic_message(&*panic));
+            }
+        });
+    }
+}
+
+/// Serves one client on its own task; holding `_slot` counts it against the limit.
+async fn serve_client<P: Protocol>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    protocol: &P,
+    settings: Arc<ConnectionSettings>,
+    shutdown: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    // Replies are written in batches already; Nagle would only add latency.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(peer = %peer, "client gone before it was served: {e}");
+        return;
+    }
+    let session = protocol.open_session(peer);
+    Connection::new(stream, peer, session, settings, shutdown.child_token())
+        .run()
+        .await;
+}
+
+/// Tells a client over the limit why it is being closed (as Redis and memcached do).
+async fn refuse(mut stream: TcpStream) {
+    let write = async {
+        stream.write_all(replies::TOO_MANY_CONNECTIONS).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(REJECT_WRITE_TIMEOUT, write).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_accept_errors_like_accept_2_says() {
+        let err = |code| io::Error::from_raw_os_error(code);
+        assert_eq!(classify(&err(libc::EMFILE)), AcceptError::OutOfResources);
+        assert_eq!(classify(&err(libc::ENFILE)), AcceptError::OutOfResources);
+        assert_eq!(classify(&err(libc::ECONNABORTED)), AcceptError::ClientGone);
+        assert_eq!(classify(&err(libc::EPROTO)), AcceptError::ClientGone);
+        assert_eq!(classify(&err(libc::EBADF)), AcceptError::Fatal);
+        assert_eq!(classify(&err(libc::EINVAL)), AcceptError::Fatal);
+    }
+}

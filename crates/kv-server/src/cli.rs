@@ -1,0 +1,111 @@
+//! The command line: clap maps flags and environment variables onto [`Config`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Parser, ValueEnum};
+use kv_server::{Config, Mode};
+
+/// A supervised, fault-tolerant line-protocol key-value server.
+///
+/// Try it: `telnet 127.0.0.1 4040`, then `CREATE shopping`, `PUT shopping milk 1`,
+/// `GET shopping milk`. Flags win over environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "kv-server", version, about, long_about)]
+pub struct Cli {
+    /// TCP port to listen on; 0 picks a free port (the log line tells which).
+    #[arg(long, env = "PORT", default_value_t = 4040)]
+    port: u16,
+
+    /// Address to listen on. Loopback by default: there is no authentication, so expose
+    /// it (0.0.0.0 or ::) only on purpose.
+    #[arg(long, env = "KV_BIND", default_value = "127.0.0.1")]
+    bind: IpAddr,
+
+    /// Protocol to serve.
+    #[arg(long, env = "KV_MODE", value_enum, default_value_t = CliMode::Kv)]
+    mode: CliMode,
+
+    /// Concurrent clients; the next one gets `ERROR too many connections` and is closed.
+    #[arg(long, env = "KV_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+
+    /// Longest line accepted, counting its `\r\n`; a longer one gets
+    /// `ERROR line too long` and the connection is closed.
+    #[arg(long, env = "KV_MAX_LINE_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(Config::MIN_LINE_BYTES as u64..))]
+    max_line_bytes: u64,
+
+    /// Close a client that has sent no byte for this many seconds; 0 disables.
+    #[arg(long, env = "KV_IDLE_TIMEOUT_SECS", default_value_t = 0)]
+    idle_timeout_secs: u64,
+
+    /// How long a graceful shutdown (SIGINT/SIGTERM) waits for busy connections.
+    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    shutdown_timeout_secs: u64,
+
+    /// Acceptor restarts allowed within --max-restart-window-secs before the server
+    /// exits non-zero (OTP's restart intensity).
+    #[arg(long, default_value_t = 3)]
+    max_restarts: u32,
+
+    /// The window for --max-restarts, in seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    max_restart_window_secs: u64,
+
+    /// Enable the fault-injection commands DEBUG PANIC, DEBUG ACCEPTOR-PANIC and
+    /// DEBUG SLEEP ms. Never in production. Env: 1/true on, 0/false off.
+    #[arg(long, env = "KV_DEBUG_COMMANDS", value_parser = BoolishValueParser::new(),
+          default_value = "false", num_args = 0, default_missing_value = "true")]
+    debug_commands: bool,
+
+    /// Keep buckets on disk in this directory (durable mode); without it nothing
+    /// touches disk.
+    #[arg(long, env = "KV_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliMode {
+    /// Every line comes back unchanged.
+    Echo,
+    /// Buckets of keys and values (CREATE/PUT/GET/DELETE).
+    Kv,
+}
+
+impl Cli {
+    /// The configuration these flags describe.
+    pub fn into_config(self) -> Config {
+        Config {
+            bind: self.bind,
+            port: self.port,
+            mode: match self.mode {
+                CliMode::Echo => Mode::Echo,
+                CliMode::Kv => Mode::Kv,
+            },
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+            idle_timeout: (self.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            max_restarts: self.max_restarts,
+            max_restart_window: Duration::from_secs(self.max_restart_window_secs),
+            debug_commands: self.debug_commands,
+            data_dir: self.data_dir,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

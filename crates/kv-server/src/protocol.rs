@@ -1,0 +1,53 @@
+//! The seam between the server machinery and what it serves.
+//!
+//! The machinery (acceptor, supervisor, connection loop) frames lines, enforces limits and
+//! writes replies; a [`Protocol`] only turns lines into reply bytes. Echo and KV both plug
+//! in here, as a handler does in Thousand Island, so neither touches the machinery.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+
+/// What the connection does after a line has been handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on reading lines.
+    Continue,
+    /// Send the replies written so far, then close the connection (e.g. `QUIT`).
+    Close,
+}
+
+/// A protocol served by the whole server: makes one [`Session`] per accepted client.
+pub trait Protocol: Send + Sync + 'static {
+    /// Per-connection state.
+    type Session: Session;
+
+    /// Called once per accepted client, on the connection's own task.
+    fn open_session(&self, peer: SocketAddr) -> Self::Session;
+}
+
+/// One client's conversation.
+pub trait Session: Send + 'static {
+    /// Handles one complete line (terminator included) by appending its reply to `out`.
+    ///
+    /// The future may wait (a durable store waits for its disk); an in-memory protocol
+    /// returns a future that is ready at once, which costs nothing after inlining.
+    fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> impl Future<Output = Flow> + Send;
+
+    /// The client closed its side leaving `rest`, a non-empty line with no terminator.
+    /// Dropped unanswered unless the protocol says otherwise.
+    fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {
+        let _ = (rest, out);
+    }
+}
+
+/// Lines the machinery itself sends, whatever the protocol.
+pub mod replies {
+    /// Sent to a client that arrives when `--max-connections` are already served.
+    pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR too many connections\r\n";
+    /// Sent when a line passes `--max-line-bytes`; the connection is closed after it.
+    pub const LINE_TOO_LONG: &[u8] = b"ERROR line too long\r\n";
+    /// Acknowledges a `DEBUG` fault-injection command.
+    pub const OK: &[u8] = b"OK\r\n";
+}

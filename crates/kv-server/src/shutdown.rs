@@ -1,0 +1,33 @@
+//! Turning SIGINT/SIGTERM into a graceful shutdown.
+
+use std::io;
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Exit status when a second signal cuts the graceful shutdown short (128 + SIGINT).
+pub const FORCED_EXIT_STATUS: i32 = 130;
+
+/// Installs the handlers now (so a signal arriving during start-up is not lost) and
+/// returns a task that cancels `token` on the first signal and exits the process at once
+/// on the second.
+pub fn install(token: CancellationToken) -> io::Result<tokio::task::JoinHandle<()>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(tokio::spawn(async move {
+        next_signal(&mut interrupt, &mut terminate).await;
+        info!("shutting down: no new connections; finishing requests in flight (signal again to exit at once)");
+        token.cancel();
+        next_signal(&mut interrupt, &mut terminate).await;
+        warn!("second signal: exiting at once");
+        std::process::exit(FORCED_EXIT_STATUS);
+    }))
+}
+
+async fn next_signal(interrupt: &mut Signal, terminate: &mut Signal) {
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
