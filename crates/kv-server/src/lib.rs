@@ -9,6 +9,7 @@
 //! - [`connection`]: one client: framing, limits, idle timeout, batched writes.
 //! - [`framing`]: the pure line decoder.
 //! - [`protocol`]: the seam a protocol implements; [`echo`] is one.
+//! - [`kv`]: KV mode — typed commands (one file each) and replies over a `kv_store::Store`.
 //! - [`fault`]: `--debug-commands` fault injection.
 //! - [`server`]: the supervision tree and its shutdown order.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
@@ -23,6 +24,7 @@ pub mod connection;
 pub mod echo;
 pub mod fault;
 pub mod framing;
+pub mod kv;
 pub mod limits;
 pub mod listener;
 pub mod protocol;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kv_server::{echo::Echo, limits, listener, serve, shutdown, Config, Mode};
+use kv_server::{echo::Echo, kv::Kv, limits, listener, serve, shutdown, Config, Mode};
+use kv_store::MemoryStore;
 use tokio_util::sync::CancellationToken;
 use tracing::error;
 use tracing_subscriber::EnvFilter;
@@ -58,7 +59,7 @@ async fn run(config: Config) -> Result<(), String> {
     let listener = listener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let served = match config.mode {
         Mode::Echo => serve(listener, &config, Echo, shutdown).await,
-        Mode::Kv => return Err("kv mode is not built yet; use --mode echo".into()),
+        Mode::Kv => serve(listener, &config, Kv::new(MemoryStore::new()), shutdown).await,
     };
     served.map_err(|e| e.to_string())
 }

@@ -1,0 +1,32 @@
+//! `DELETE bucket key` → `OK` (also for a missing key), `NOT FOUND` without the bucket.
+
+use kv_store::{Bucket, Store};
+
+use crate::kv::{KvSession, Reply};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delete<'a> {
+    pub bucket: &'a [u8],
+    pub key: &'a [u8],
+}
+
+impl<'a> Delete<'a> {
+    pub(super) fn parse(args: &[&'a [u8]]) -> Option<Self> {
+        match args {
+            [bucket, key] => Some(Self { bucket, key }),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn apply<S: Store>(self, session: &mut KvSession<S>) -> Reply {
+        let result = match session.bucket(self.bucket).await {
+            Ok(Some(bucket)) => bucket.delete(self.key).await,
+            Ok(None) => return Reply::NotFound,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => Reply::Ok,
+            Err(e) => Reply::Error(e),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `GET bucket key` → `value\r\nOK`, `\r\nOK` for a missing key, `NOT FOUND` without the
+//! bucket.
+
+use kv_store::{Bucket, Store};
+
+use crate::kv::{KvSession, Reply};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Get<'a> {
+    pub bucket: &'a [u8],
+    pub key: &'a [u8],
+}
+
+impl<'a> Get<'a> {
+    pub(super) fn parse(args: &[&'a [u8]]) -> Option<Self> {
+        match args {
+            [bucket, key] => Some(Self { bucket, key }),
+            _ => None,
+        }
+    }
+
+    pub(super) async fn apply<S: Store>(self, session: &mut KvSession<S>) -> Reply {
+        let result = match session.bucket(self.bucket).await {
+            Ok(Some(bucket)) => bucket.get(self.key).await,
+            Ok(None) => return Reply::NotFound,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(value) => Reply::Value(value),
+            Err(e) => Reply::Error(e),
+        }
+    }
+}

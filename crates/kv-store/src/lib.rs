@@ -1,0 +1,79 @@
+//! The store behind kv-server: named buckets, each a map from byte strings to byte strings.
+//!
+//! # Layout
+//! - this file: the seam — [`Store`] and [`Bucket`] — that the protocol code is written
+//!   against, and [`StoreError`];
+//! - [`memory`]: the in-memory engine (the default).
+//!
+//! Every operation returns a future, so an engine may wait on I/O (a durable engine waits
+//! for its disk, a distributed one for the network). The in-memory engine's futures are
+//! ready at once and are statically dispatched, so the seam costs it nothing.
+
+pub mod memory;
+
+use std::fmt;
+use std::future::Future;
+
+use bytes::Bytes;
+
+pub use memory::MemoryStore;
+
+/// A registry of named buckets, shared by all connections (cheap to clone).
+pub trait Store: Clone + Send + Sync + 'static {
+    /// A handle to one existing bucket.
+    type Bucket: Bucket;
+
+    /// Creates the bucket if it does not exist yet; succeeds if it does.
+    fn create(&self, name: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A handle to the bucket, or `None` if no bucket has that name.
+    ///
+    /// Buckets are never removed, so a handle stays valid for the life of the store and
+    /// callers may keep it.
+    fn bucket(
+        &self,
+        name: &[u8],
+    ) -> impl Future<Output = Result<Option<Self::Bucket>, StoreError>> + Send;
+}
+
+/// One bucket. A write is visible to every other handle once its future completes.
+pub trait Bucket: Clone + Send + Sync + 'static {
+    /// Sets `key` to `value`.
+    fn put(&self, key: &[u8], value: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The value of `key`, if any.
+    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Removes `key`; succeeds if it was not there.
+    fn delete(&self, key: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The store could not carry out an operation (a disk error, say). The protocol answers
+/// the client `ERROR <message>`; never `OK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    message: String,
+}
+
+impl StoreError {
+    /// An error whose message is safe to show a client (one line, no secrets).
+    pub fn new(message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        // It becomes a reply line: keep it on one line.
+        let message = message.replace(['\r', '\n'], " ");
+        Self { message }
+    }
+
+    /// The one-line reason.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
