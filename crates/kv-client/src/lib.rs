@@ -1,0 +1,139 @@
+//! A small async client for kv-server's KV protocol.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kv_client::Error> {
+//! use kv_client::Client;
+//!
+//! let mut client = Client::connect("127.0.0.1:4040").await?;
+//! client.create("shopping").await?;
+//! client.put("shopping", "milk", "1").await?;
+//! assert_eq!(client.get("shopping", "milk").await?.as_deref(), Some(&b"1"[..]));
+//! client.delete("shopping", "milk").await?;
+//! assert_eq!(client.get("shopping", "milk").await?, None);
+//! # Ok(()) }
+//! ```
+//!
+//! Many requests can go out in one write, replies read back in order (pipelining):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kv_client::Error> {
+//! use kv_client::{Client, Request, Response};
+//!
+//! let mut client = Client::connect("127.0.0.1:4040").await?;
+//! let replies = client
+//!     .pipeline(&[
+//!         Request::create("shopping"),
+//!         Request::put("shopping", "eggs", "12"),
+//!         Request::get("shopping", "eggs"),
+//!     ])
+//!     .await?;
+//! assert_eq!(replies[2], Ok(Response::Value(Some("12".into()))));
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod request;
+mod response;
+
+pub use error::Error;
+pub use request::Request;
+pub use response::{read_response, Response};
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+/// A connection to a kv-server.
+pub struct Client {
+    stream: BufReader<TcpStream>,
+    /// Encoded requests waiting to be written (reused between calls).
+    out: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr` (e.g. `"127.0.0.1:4040"`).
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, Error> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            out: Vec::new(),
+        })
+    }
+
+    /// Creates a bucket (succeeds if it exists).
+    pub async fn create(&mut self, bucket: impl Into<Bytes>) -> Result<(), Error> {
+        self.call(Request::create(bucket)).await.map(drop)
+    }
+
+    /// Sets `key` to `value` in `bucket`.
+    pub async fn put(
+        &mut self,
+        bucket: impl Into<Bytes>,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.call(Request::put(bucket, key, value)).await.map(drop)
+    }
+
+    /// The value of `key` in `bucket`, `None` if the key is missing.
+    pub async fn get(
+        &mut self,
+        bucket: impl Into<Bytes>,
+        key: impl Into<Bytes>,
+    ) -> Result<Option<Bytes>, Error> {
+        match self.call(Request::get(bucket, key)).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(Error::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+
+    /// Removes `key` from `bucket` (succeeds if it was missing).
+    pub async fn delete(
+        &mut self,
+        bucket: impl Into<Bytes>,
+        key: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        self.call(Request::delete(bucket, key)).await.map(drop)
+    }
+
+    /// Checks the server answers.
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        self.call(Request::Ping).await.map(drop)
+    }
+
+    /// Sends one request and reads its reply.
+    pub async fn call(&mut self, request: Request) -> Result<Response, Error> {
+        let mut replies = self.pipeline(std::slice::from_ref(&request)).await?;
+        replies.pop().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Sends every request in one write, then reads the replies in order. The outer
+    /// error is a connection failure; each inner result is that request's reply.
+    pub async fn pipeline(
+        &mut self,
+        requests: &[Request],
+    ) -> Result<Vec<Result<Response, Error>>, Error> {
+        self.out.clear();
+        for request in requests {
+            request.validate()?;
+            request.encode(&mut self.out);
+        }
+        self.stream.get_mut().write_all(&self.out).await?;
+        let mut replies = Vec::with_capacity(requests.len());
+        for request in requests {
+            match read_response(&mut self.stream, request).await {
+                Err(e) if e.is_connection_error() => return Err(e),
+                reply => replies.push(reply),
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Says `QUIT` and waits for the server to close.
+    pub async fn quit(mut self) -> Result<(), Error> {
+        self.stream.get_mut().write_all(b"QUIT\r\n").await?;
+        let _ = response::read_line(&mut self.stream).await?;
+        Ok(())
+    }
+}
