@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
+use kv_server::config::FsyncPolicy;
 use kv_server::{Config, Mode};
 
 /// A supervised, fault-tolerant line-protocol key-value server.
@@ -66,6 +67,20 @@ pub struct Cli {
     /// touches disk.
     #[arg(long, env = "KV_DATA_DIR")]
     data_dir: Option<PathBuf>,
+
+    /// With --data-dir: `always` sends OK for a write only once it is on stable storage
+    /// (concurrent writes share one sync); `everysec` syncs once a second, so a crash may
+    /// lose the last second of acknowledged writes.
+    #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::Always)]
+    fsync: CliFsync,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CliFsync {
+    /// Sync before acknowledging (group commit).
+    Always,
+    /// Sync once a second.
+    Everysec,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,6 +110,10 @@ impl Cli {
             max_restart_window: Duration::from_secs(self.max_restart_window_secs),
             debug_commands: self.debug_commands,
             data_dir: self.data_dir,
+            fsync: match self.fsync {
+                CliFsync::Always => FsyncPolicy::Always,
+                CliFsync::Everysec => FsyncPolicy::EverySecond,
+            },
         }
     }
 }

@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use kv_store::FsyncPolicy;
+
 /// Which protocol the server speaks on every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -44,6 +46,8 @@ pub struct Config {
     pub debug_commands: bool,
     /// Where durable mode keeps its data; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
+    /// In durable mode, when an acknowledged write reaches the disk.
+    pub fsync: FsyncPolicy,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             max_restart_window: Duration::from_secs(5),
             debug_commands: false,
             data_dir: None,
+            fsync: FsyncPolicy::Always,
         }
     }
 }

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kv_server::{echo::Echo, kv::Kv, limits, listener, serve, shutdown, Config, Mode};
-use kv_store::MemoryStore;
+use kv_store::{DurableStore, MemoryStore};
 use tokio_util::sync::CancellationToken;
-use tracing::error;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -33,7 +33,6 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            error!("{message}");
             eprintln!("kv-server: {message}");
             ExitCode::FAILURE
         }
@@ -55,11 +54,36 @@ async fn run(config: Config) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     shutdown::install(shutdown.clone())
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // Open storage before binding: a refused data dir must stop start-up before clients
+    // are told the port is ready.
+    let durable = match (&config.data_dir, config.mode) {
+        (Some(dir), Mode::Kv) => {
+            let store = DurableStore::open(dir, config.fsync).map_err(|e| e.to_string())?;
+            let (buckets, keys) = store.stats();
+            info!(
+                "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
+                dir.display()
+            );
+            Some(store)
+        }
+        (Some(_), Mode::Echo) => {
+            warn!("--data-dir is ignored in echo mode");
+            None
+        }
+        (None, _) => None,
+    };
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = listener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let served = match config.mode {
-        Mode::Echo => serve(listener, &config, Echo, shutdown).await,
-        Mode::Kv => serve(listener, &config, Kv::new(MemoryStore::new()), shutdown).await,
+    let served = match (config.mode, durable) {
+        (Mode::Echo, _) => serve(listener, &config, Echo, shutdown).await,
+        (Mode::Kv, None) => serve(listener, &config, Kv::new(MemoryStore::new()), shutdown).await,
+        (Mode::Kv, Some(store)) => {
+            let served = serve(listener, &config, Kv::new(store.clone()), shutdown).await;
+            // Storage last: every acknowledged write is already durable; this closes the
+            // database cleanly.
+            store.close().await;
+            served
+        }
     };
     served.map_err(|e| e.to_string())
 }

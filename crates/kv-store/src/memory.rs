@@ -41,6 +41,12 @@ impl MemoryStore {
         buckets.entry(Bytes::copy_from_slice(name)).or_default();
     }
 
+    /// Number of buckets and of keys in all of them.
+    pub fn stats(&self) -> (usize, usize) {
+        let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
+        (buckets.len(), buckets.values().map(MemoryBucket::len).sum())
+    }
+
     /// Synchronous `bucket`.
     pub fn bucket_now(&self, name: &[u8]) -> Option<MemoryBucket> {
         let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
@@ -101,6 +107,15 @@ impl MemoryBucket {
                 shard.insert(Bytes::copy_from_slice(key), value);
             }
         }
+    }
+
+    /// `put_now` for a key and value the caller already owns (no copy).
+    pub fn put_bytes(&self, key: Bytes, value: Bytes) {
+        let mut shard = self
+            .shard(&key)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.insert(key, value);
     }
 
     /// Synchronous `get`: a reference-count increment, no copy.
