@@ -82,3 +82,84 @@ impl<S: Store> Session for KvSession<S> {
         flow
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use kv_store::MemoryStore;
+    use proptest::prelude::*;
+
+    fn session() -> KvSession<MemoryStore> {
+        let store = MemoryStore::new();
+        store.create_now(b"b");
+        Kv::new(store).open_session("127.0.0.1:1".parse().expect("address"))
+    }
+
+    /// Runs one line through the session; the in-memory store never waits.
+    fn run(session: &mut KvSession<MemoryStore>, line: &[u8]) -> (Vec<u8>, Flow) {
+        let mut out = BytesMut::new();
+        let flow = session
+            .on_line(line, &mut out)
+            .now_or_never()
+            .expect("memory store is ready at once");
+        (out.to_vec(), flow)
+    }
+
+    /// Whether `bytes` is exactly one well-formed reply.
+    fn is_one_reply(bytes: &[u8]) -> bool {
+        match bytes {
+            b"OK\r\n" | b"NOT FOUND\r\n" | b"UNKNOWN COMMAND\r\n" | b"PONG\r\n" => true,
+            _ => match bytes.strip_suffix(b"\r\nOK\r\n") {
+                Some(value) => !value.iter().any(|b| b" \t\r\n".contains(b)),
+                None => false,
+            },
+        }
+    }
+
+    proptest! {
+        /// Any line at all gets exactly one reply, and never a panic.
+        #[test]
+        fn any_line_gets_exactly_one_reply(line in proptest::collection::vec(
+            prop_oneof![Just(b' '), Just(b'\t'), Just(b'\r'), any::<u8>()], 0..48,
+        ), verb in prop_oneof![Just(&b""[..]), Just(&b"PUT b "[..]), Just(&b"GET b "[..]), Just(&b"DELETE b "[..]), Just(&b"CREATE "[..])]) {
+            let mut s = session();
+            let line = [verb, &line, b"\n"].concat();
+            let line = match line.iter().position(|b| *b == b'\n') {
+                Some(end) => line[..=end].to_vec(),
+                None => line,
+            };
+            let (reply, _) = run(&mut s, &line);
+            prop_assert!(is_one_reply(&reply), "{:?} -> {:?}", String::from_utf8_lossy(&line), String::from_utf8_lossy(&reply));
+        }
+
+        /// What PUT stores, GET returns, for arbitrary whitespace-free bytes.
+        #[test]
+        fn get_returns_what_put_stored(
+            key in command::tests::word(), value in command::tests::word(),
+        ) {
+            let mut s = session();
+            let (reply, _) = run(&mut s, &[&b"PUT b "[..], &key, b" ", &value, b"\r\n"].concat());
+            prop_assert_eq!(reply, b"OK\r\n".to_vec());
+            let (reply, _) = run(&mut s, &[&b"GET b "[..], &key, b"\r\n"].concat());
+            prop_assert_eq!(reply, [&value[..], b"\r\nOK\r\n"].concat());
+        }
+    }
+
+    #[test]
+    fn quit_closes_after_its_ok() {
+        let (reply, flow) = run(&mut session(), b"QUIT\r\n");
+        assert_eq!((reply.as_slice(), flow), (&b"OK\r\n"[..], Flow::Close));
+    }
+
+    #[test]
+    fn a_cached_bucket_handle_still_sees_new_buckets_by_name() {
+        let mut s = session();
+        assert_eq!(run(&mut s, b"PUT b k 1\r\n").0, b"OK\r\n");
+        assert_eq!(run(&mut s, b"PUT c k 2\r\n").0, b"NOT FOUND\r\n");
+        assert_eq!(run(&mut s, b"CREATE c\r\n").0, b"OK\r\n");
+        assert_eq!(run(&mut s, b"PUT c k 2\r\n").0, b"OK\r\n");
+        assert_eq!(run(&mut s, b"GET b k\r\n").0, b"1\r\nOK\r\n");
+        assert_eq!(run(&mut s, b"GET c k\r\n").0, b"2\r\nOK\r\n");
+    }
+}

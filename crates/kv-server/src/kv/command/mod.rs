@@ -76,7 +76,7 @@ fn no_args<'a>(args: &[&[u8]], command: Command<'a>) -> Option<Command<'a>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
