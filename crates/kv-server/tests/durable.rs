@@ -1,0 +1,365 @@
+//! Durable mode (SPEC §7): `--data-dir` keeps every acknowledged write, across clean
+//! restarts, `kill -9` at any instant, and a full disk.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Client, TestServer, PATIENCE};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "kv-durable-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(unique);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn durable(dir: &TempDir) -> TestServer {
+    TestServer::start(&["--data-dir", dir.arg()])
+}
+
+fn ask(client: &mut Client, request: &[u8], reply: &[u8]) {
+    client.send(request);
+    client.expect(reply);
+}
+
+/// Stops the server gracefully and checks it exits 0.
+fn stop(mut server: TestServer) {
+    server.signal(libc::SIGTERM);
+    assert!(
+        server.expect_exit(PATIENCE).success(),
+        "logs:\n{}",
+        server.logs().join("\n")
+    );
+}
+
+#[test]
+fn keys_and_buckets_survive_a_clean_restart() {
+    let dir = TempDir::new("restart");
+    let server = durable(&dir);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE shopping\r\n", b"OK\r\n");
+    ask(&mut c, b"CREATE empty\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT shopping milk 1\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT shopping eggs 3\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT shopping milk 2\r\n", b"OK\r\n");
+    ask(&mut c, b"DELETE shopping eggs\r\n", b"OK\r\n");
+    stop(server);
+
+    let server = durable(&dir);
+    let mut c = server.connect();
+    ask(&mut c, b"GET shopping milk\r\n", b"2\r\nOK\r\n");
+    ask(&mut c, b"GET shopping eggs\r\n", b"\r\nOK\r\n");
+    // The empty bucket exists: PUT is OK, not NOT FOUND.
+    ask(&mut c, b"GET empty k\r\n", b"\r\nOK\r\n");
+    ask(&mut c, b"GET never-created k\r\n", b"NOT FOUND\r\n");
+}
+
+#[test]
+fn an_empty_or_missing_data_dir_starts_an_empty_store() {
+    let dir = TempDir::new("empty");
+    let nested = dir.path().join("not/yet/there");
+    let server = TestServer::start(&["--data-dir", nested.to_str().expect("utf-8")]);
+    ask(&mut server.connect(), b"GET b k\r\n", b"NOT FOUND\r\n");
+    let server2 = durable(&dir);
+    ask(&mut server2.connect(), b"GET b k\r\n", b"NOT FOUND\r\n");
+}
+
+#[test]
+fn the_data_dir_env_var_enables_durable_mode() {
+    let dir = TempDir::new("env");
+    let server = TestServer::builder().env("KV_DATA_DIR", dir.arg()).start();
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT b k v\r\n", b"OK\r\n");
+    stop(server);
+    let server = durable(&dir);
+    ask(&mut server.connect(), b"GET b k\r\n", b"v\r\nOK\r\n");
+}
+
+#[test]
+fn a_data_dir_held_by_another_server_is_refused_at_start() {
+    let dir = TempDir::new("lock");
+    let _holder = durable(&dir);
+    let second = TestServer::builder()
+        .args(["--data-dir", dir.arg()])
+        .run_to_exit(PATIENCE);
+    assert!(!second.status.success());
+    assert!(
+        second
+            .stderr
+            .contains("in use by another running kv-server"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        !second.stderr.contains("Accepting connections"),
+        "{}",
+        second.stderr
+    );
+}
+
+#[test]
+fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
+    let dir = TempDir::new("corrupt");
+    let server = durable(&dir);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
+    for i in 0..200 {
+        ask(
+            &mut c,
+            format!("PUT b key{i} value{i}\r\n").as_bytes(),
+            b"OK\r\n",
+        );
+    }
+    stop(server);
+    let file = dir.path().join("kv.redb");
+    let mut bytes = std::fs::read(&file).expect("read database file");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&file, &bytes).expect("damage database file");
+
+    let run = TestServer::builder()
+        .args(["--data-dir", dir.arg()])
+        .run_to_exit(PATIENCE);
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains("cannot be read safely"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// One writer of the crash test: PUTs distinct keys until the connection dies, recording
+/// which got `OK`. Every key it tried is in `attempted`.
+fn crash_writer(
+    port: u16,
+    prefix: String,
+    acked: Arc<Mutex<Vec<(String, String)>>>,
+    attempted: Arc<Mutex<HashMap<String, String>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(PATIENCE));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    for i in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let (key, value) = (format!("{prefix}-{i}"), format!("v{i}-{prefix}"));
+        attempted
+            .lock()
+            .expect("lock")
+            .insert(key.clone(), value.clone());
+        if writer
+            .write_all(format!("PUT crash {key} {value}\r\n").as_bytes())
+            .is_err()
+        {
+            return;
+        }
+        let mut reply = String::new();
+        match reader.read_line(&mut reply) {
+            Ok(_) if reply == "OK\r\n" => acked.lock().expect("lock").push((key, value)),
+            Ok(0) | Err(_) => return,
+            Ok(_) => panic!("unexpected reply to a PUT: {reply:?}"),
+        }
+    }
+}
+
+/// Reads back `keys` in one pipelined batch; `None` for a missing key.
+fn read_back(server: &TestServer, keys: &[String]) -> Vec<Option<String>> {
+    let mut c = server.connect();
+    let requests: String = keys.iter().map(|k| format!("GET crash {k}\r\n")).collect();
+    let stream = c.stream().try_clone().expect("clone");
+    let sender = thread::spawn(move || {
+        let mut stream = stream;
+        stream.write_all(requests.as_bytes()).expect("send GETs");
+    });
+    let mut values = Vec::with_capacity(keys.len());
+    for _ in keys {
+        let value = String::from_utf8(c.read_line()).expect("utf-8 value");
+        c.expect(b"OK\r\n");
+        let value = value.trim_end_matches("\r\n").to_string();
+        values.push((!value.is_empty()).then_some(value));
+    }
+    sender.join().expect("sender");
+    values
+}
+
+/// A pseudo-random duration in `range_ms`, different each run.
+fn random_ms(low: u64, high: u64) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    Duration::from_millis(low + u64::from(nanos) % (high - low))
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_when_the_server_is_killed() {
+    let dir = TempDir::new("crash");
+    let mut all_acked: Vec<(String, String)> = Vec::new();
+    let attempted = Arc::new(Mutex::new(HashMap::new()));
+    for round in 0..3 {
+        let mut server = durable(&dir);
+        ask(&mut server.connect(), b"CREATE crash\r\n", b"OK\r\n");
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let (port, acked, attempted, stop) = (
+                    server.port(),
+                    acked.clone(),
+                    attempted.clone(),
+                    stop.clone(),
+                );
+                thread::spawn(move || {
+                    crash_writer(port, format!("r{round}w{w}"), acked, attempted, stop)
+                })
+            })
+            .collect();
+        thread::sleep(random_ms(150, 600));
+        server.signal(libc::SIGKILL);
+        server.expect_exit(PATIENCE);
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let acked = std::mem::take(&mut *acked.lock().expect("lock"));
+        assert!(
+            !acked.is_empty(),
+            "round {round}: no write was acknowledged before the kill"
+        );
+        all_acked.extend(acked);
+
+        // Restart: every acknowledged write of every round is there, with its value, and
+        // nothing appears that was never written.
+        let server = durable(&dir);
+        let attempted = attempted.lock().expect("lock").clone();
+        let keys: Vec<String> = attempted.keys().cloned().collect();
+        let found: HashMap<&String, Option<String>> =
+            keys.iter().zip(read_back(&server, &keys)).collect();
+        for (key, value) in &all_acked {
+            assert_eq!(
+                found[key].as_ref(),
+                Some(value),
+                "round {round}: acknowledged {key} lost"
+            );
+        }
+        for (key, value) in found {
+            if let Some(value) = value {
+                assert_eq!(
+                    &value, &attempted[key],
+                    "round {round}: {key} has a value never written"
+                );
+            }
+        }
+        drop(server);
+    }
+}
+
+/// Mounts a small tmpfs at `dir` (needs root); unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "this test simulates a full disk with a small tmpfs and needs root to mount it"
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_answered_with_error_and_the_server_recovers_when_space_returns() {
+    let dir = TempDir::new("enospc");
+    let disk = SmallDisk::mount(dir.path(), "4m");
+    let data = dir.path().join("data");
+    let filler = dir.path().join("filler");
+    let server = TestServer::start(&["--data-dir", data.to_str().expect("utf-8")]);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT b kept value\r\n", b"OK\r\n");
+    // Fill the disk, then write until a write fails.
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![b'x'; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    drop(f);
+    let big = "y".repeat(32 * 1024);
+    let mut reply = Vec::new();
+    for i in 0..200 {
+        c.send(format!("PUT b big{i} {big}\r\n").as_bytes());
+        reply = c.read_line();
+        if reply != b"OK\r\n" {
+            break;
+        }
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "ERROR disk full\r\n",
+        "a full disk is answered with ERROR"
+    );
+    // Reads still work while the disk is full.
+    ask(&mut c, b"GET b kept\r\n", b"value\r\nOK\r\n");
+    // Space returns; writes succeed again, without a restart.
+    std::fs::remove_file(&filler).expect("remove filler");
+    ask(&mut c, b"PUT b after space-returned\r\n", b"OK\r\n");
+    ask(&mut c, b"GET b after\r\n", b"space-returned\r\nOK\r\n");
+    assert!(
+        !server.logs_containing("write failed").is_empty(),
+        "the failure is logged"
+    );
+    // The server must let go of the mount before it is unmounted.
+    drop(server);
+    drop(disk);
+}
