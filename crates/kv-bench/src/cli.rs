@@ -1,0 +1,305 @@
+//! Command-line flags, mapped onto [`LoadConfig`] / [`IdleConfig`]; nothing else parses
+//! arguments.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::idle::IdleConfig;
+use crate::load::{stderr_is_terminal, LoadConfig};
+use crate::workload::Proto;
+
+/// Load generator for kv-server (and Redis, memcached, any line echo): verifies every
+/// reply byte for byte, reports HDR latency percentiles from each request's intended send
+/// time, and measures server memory per idle connection.
+#[derive(Debug, Parser)]
+#[command(name = "kv-bench", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands besides the default load run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise a results file (JSON lines from `--json`): Markdown tables of medians and
+    /// ratios, and optionally the SVG chart.
+    Report {
+        /// The results file.
+        results: PathBuf,
+        /// Also write the chart here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Labels of our own servers: listed first, and every ratio is ours ÷ theirs.
+        #[arg(long, value_delimiter = ',')]
+        ours: Vec<String>,
+    },
+    /// Draw the SVG chart of throughput and p99 by connection count from a results file.
+    Chart {
+        /// The results file.
+        results: PathBuf,
+        /// Where to write the SVG.
+        out: PathBuf,
+        /// Labels of our own servers, drawn first.
+        #[arg(long, value_delimiter = ',')]
+        ours: Vec<String>,
+    },
+}
+
+/// The flags of a load or idle run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub addr: String,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub conns: u32,
+    /// Requests in flight per connection (1 = ping-pong).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub pipeline: u32,
+    /// Measured time, in seconds (`5`, `2.5`, `500ms`).
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before it (in idle mode: how long to settle before measuring).
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    pub warmup: Duration,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub value_size: u32,
+    /// Distinct keys, all preloaded.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub keys: u32,
+    /// Fraction of requests that are GETs; the rest are PUTs (SET).
+    #[arg(long, default_value_t = 0.9, value_parser = parse_ratio)]
+    pub get_ratio: f64,
+    /// Protocol: kv, echo, redis or memcached.
+    #[arg(long, default_value = "kv")]
+    pub proto: Proto,
+    /// Instead of load: open this many idle connections and report server memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub idle: Option<u32>,
+    /// The server's process id, for its memory (idle mode).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Generator threads, each a single-threaded tokio runtime.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+    /// Name of the server under test in reports (default: the protocol).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Print one JSON line instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a run should do.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Load(LoadConfig),
+    Idle(IdleConfig),
+}
+
+impl RunArgs {
+    /// Resolves the address and builds the run's configuration.
+    pub fn into_plan(self) -> Result<Plan, String> {
+        let addr = resolve(&self.addr)?;
+        let label = self.label.unwrap_or_else(|| self.proto.name().to_string());
+        if let Some(conns) = self.idle {
+            return Ok(Plan::Idle(IdleConfig {
+                label,
+                addr,
+                proto: self.proto,
+                conns: conns as usize,
+                server_pid: self.server_pid,
+                settle: self.warmup,
+            }));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be more than 0".into());
+        }
+        Ok(Plan::Load(LoadConfig {
+            label,
+            addr,
+            proto: self.proto,
+            conns: self.conns as usize,
+            pipeline: self.pipeline as usize,
+            duration: self.duration,
+            warmup: self.warmup,
+            value_size: self.value_size as usize,
+            keys: self.keys as usize,
+            get_ratio: self.get_ratio,
+            threads: self.threads as usize,
+            progress: !self.json && stderr_is_terminal(),
+        }))
+    }
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve --addr {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--addr {addr} resolves to no address"))
+}
+
+/// Seconds as a number (`5`, `0.5`), or with a unit (`5s`, `500ms`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 5, 2.5 or 500ms)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("{text:?} is not a duration (try 5, 2.5 or 500ms)"));
+    }
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A fraction between 0 and 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio between 0 and 1")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kv-bench").chain(args.iter().copied()))
+    }
+
+    fn load(args: &[&str]) -> LoadConfig {
+        match parse(args)
+            .expect("valid flags")
+            .run
+            .into_plan()
+            .expect("valid plan")
+        {
+            Plan::Load(c) => c,
+            Plan::Idle(_) => panic!("expected a load run"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_issues_workload() {
+        let c = load(&[]);
+        assert_eq!(c.addr.to_string(), "127.0.0.1:4040");
+        assert_eq!(
+            (c.conns, c.pipeline, c.keys, c.value_size),
+            (50, 1, 10_000, 16)
+        );
+        assert_eq!(c.get_ratio, 0.9);
+        assert_eq!(c.proto, Proto::Kv);
+        assert_eq!(c.duration, Duration::from_secs(5));
+        assert_eq!(c.warmup, Duration::from_secs(1));
+        assert_eq!(c.label, "kv");
+    }
+
+    #[test]
+    fn every_flag_of_the_issue_is_accepted() {
+        let c = load(&[
+            "--addr",
+            "127.0.0.1:7000",
+            "--conns",
+            "1000",
+            "--pipeline",
+            "32",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0",
+            "--value-size",
+            "100",
+            "--keys",
+            "5",
+            "--get-ratio",
+            "0.5",
+            "--proto",
+            "memcached",
+            "--threads",
+            "2",
+            "--label",
+            "mc",
+            "--json",
+        ]);
+        assert_eq!(c.addr.port(), 7000);
+        assert_eq!(
+            (c.conns, c.pipeline, c.keys, c.value_size, c.threads),
+            (1000, 32, 5, 100, 2)
+        );
+        assert_eq!(c.duration, Duration::from_millis(500));
+        assert!(c.warmup.is_zero());
+        assert_eq!(c.get_ratio, 0.5);
+        assert_eq!(c.proto, Proto::Memcached);
+        assert_eq!(c.label, "mc");
+        assert!(!c.progress, "--json never draws a progress line");
+    }
+
+    #[test]
+    fn idle_mode_takes_a_count_and_a_server_pid() {
+        let plan = parse(&["--idle", "10000", "--server-pid", "42", "--proto", "redis"])
+            .expect("valid flags")
+            .run
+            .into_plan()
+            .expect("valid plan");
+        match plan {
+            Plan::Idle(c) => {
+                assert_eq!(
+                    (c.conns, c.server_pid, c.proto),
+                    (10_000, Some(42), Proto::Redis)
+                );
+            }
+            Plan::Load(_) => panic!("expected idle mode"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        for bad in [
+            &["--conns", "0"][..],
+            &["--pipeline", "0"],
+            &["--get-ratio", "1.5"],
+            &["--get-ratio", "x"],
+            &["--duration", "-1"],
+            &["--duration", "soon"],
+            &["--proto", "http"],
+            &["--value-size", "0"],
+            &["--bogus"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let zero = parse(&["--duration", "0"]).expect("parses").run.into_plan();
+        assert!(zero.is_err(), "a zero-length run measures nothing");
+    }
+
+    #[test]
+    fn an_unresolvable_address_is_an_error_not_a_panic() {
+        let plan = parse(&["--addr", "no port here"])
+            .expect("parses")
+            .run
+            .into_plan();
+        assert!(plan.is_err());
+    }
+
+    #[test]
+    fn report_and_chart_are_subcommands() {
+        let cli = parse(&["report", "r.jsonl", "--svg", "c.svg", "--ours", "a,b"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Report { svg: Some(_), .. })
+        ));
+        let cli = parse(&["chart", "r.jsonl", "c.svg"]).expect("valid");
+        assert!(matches!(cli.command, Some(Command::Chart { .. })));
+    }
+}

@@ -1,0 +1,22 @@
+//! kv-bench: the load generator for kv-server and the peers it is compared with.
+//!
+//! # Layout
+//! - [`cli`]: flags → run configuration; nothing else parses arguments.
+//! - [`workload`]: every request and its exact expected reply, per protocol.
+//! - [`verify`]: comparing a reply with the expected bytes, and framing a wrong one.
+//! - [`load`]: the closed-loop run (threads, connections, coordinated-omission-aware timing).
+//! - [`idle`]: idle connections and the server's memory per connection.
+//! - [`stats`]: histograms, reports, the results-file record.
+//! - [`report`]: medians and ratios over a results file, as Markdown.
+//! - [`chart`]: the SVG chart.
+//! - [`limits`]: the generator's own open-file limit.
+
+pub mod chart;
+pub mod cli;
+pub mod idle;
+pub mod limits;
+pub mod load;
+pub mod report;
+pub mod stats;
+pub mod verify;
+pub mod workload;

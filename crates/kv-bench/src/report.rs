@@ -1,0 +1,390 @@
+//! Turning a results file (one JSON [`Record`] per line, as `--json` prints them) into
+//! the comparison tables of BENCHMARKS.md: medians over rounds and ratios.
+//!
+//! Servers ("series") are told apart by their `--label`. Within each class of workload
+//! (KV-style, echo) the labels named as ours come first (else the first label seen), and
+//! every ratio is ours ÷ theirs.
+
+use std::fmt::Write as _;
+
+use crate::stats::{IdleReport, Record, RunReport};
+use crate::workload::Proto;
+
+/// The kind of comparison a run belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// Key-value traffic: kv, redis, memcached protocols.
+    Kv,
+    /// Line echo.
+    Echo,
+}
+
+impl Class {
+    fn of(proto: Proto) -> Self {
+        match proto {
+            Proto::Echo => Class::Echo,
+            Proto::Kv | Proto::Redis | Proto::Memcached => Class::Kv,
+        }
+    }
+
+    /// Heading for this class's table and chart.
+    pub fn title(self) -> &'static str {
+        match self {
+            Class::Kv => "Key-value",
+            Class::Echo => "Line echo",
+        }
+    }
+}
+
+/// A load shape: how many connections, how deep the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Shape {
+    pub conns: usize,
+    pub pipeline: usize,
+}
+
+impl Shape {
+    /// e.g. "50 conns pipeline 32".
+    pub fn name(self) -> String {
+        let conns = if self.conns == 1 {
+            "1 conn".to_string()
+        } else {
+            format!("{} conns", group_digits(self.conns as f64))
+        };
+        if self.pipeline == 1 {
+            format!("{conns} ping-pong")
+        } else {
+            format!("{conns} pipeline {}", self.pipeline)
+        }
+    }
+}
+
+/// Medians of one server on one shape over its rounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub rounds: usize,
+    pub ops_median: f64,
+    pub ops_min: f64,
+    pub ops_max: f64,
+    pub p99_median_us: f64,
+    pub p999_median_us: f64,
+    pub errors: u64,
+}
+
+/// Every run of one class, arranged for tables and charts.
+#[derive(Debug, Clone)]
+pub struct ClassTable {
+    pub class: Class,
+    /// Labels in first-seen order; the first is ours.
+    pub series: Vec<String>,
+    pub shapes: Vec<Shape>,
+    /// `cells[shape][series]`.
+    pub cells: Vec<Vec<Option<Cell>>>,
+}
+
+/// Parses a results file; blank lines are skipped, a bad line is an error naming it.
+pub fn parse_records(text: &str) -> Result<Vec<Record>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| format!("results line {}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// Moves the labels listed in `ours` to the front, keeping the others in first-seen order.
+fn ours_first(labels: &mut [String], ours: &[String]) {
+    labels.sort_by_key(|l| ours.iter().position(|o| o == l).unwrap_or(usize::MAX));
+}
+
+/// Arranges the load records of one class; labels in `ours` lead.
+pub fn class_table(records: &[Record], class: Class, ours: &[String]) -> ClassTable {
+    let runs: Vec<&RunReport> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Load(run) if Class::of(run.proto) == class => Some(run),
+            _ => None,
+        })
+        .collect();
+    let mut series: Vec<String> = Vec::new();
+    let mut shapes: Vec<Shape> = Vec::new();
+    for run in &runs {
+        if !series.contains(&run.label) {
+            series.push(run.label.clone());
+        }
+        let shape = Shape {
+            conns: run.conns,
+            pipeline: run.pipeline,
+        };
+        if !shapes.contains(&shape) {
+            shapes.push(shape);
+        }
+    }
+    ours_first(&mut series, ours);
+    shapes.sort_by_key(|s| (s.pipeline, s.conns));
+    let cells = shapes
+        .iter()
+        .map(|shape| {
+            series
+                .iter()
+                .map(|label| {
+                    let mine: Vec<&&RunReport> = runs
+                        .iter()
+                        .filter(|r| {
+                            &r.label == label
+                                && r.conns == shape.conns
+                                && r.pipeline == shape.pipeline
+                        })
+                        .collect();
+                    cell(&mine)
+                })
+                .collect()
+        })
+        .collect();
+    ClassTable {
+        class,
+        series,
+        shapes,
+        cells,
+    }
+}
+
+fn cell(runs: &[&&RunReport]) -> Option<Cell> {
+    if runs.is_empty() {
+        return None;
+    }
+    let ops: Vec<f64> = runs.iter().map(|r| r.ops_per_sec).collect();
+    Some(Cell {
+        rounds: runs.len(),
+        ops_median: median(&ops),
+        ops_min: ops.iter().copied().fold(f64::INFINITY, f64::min),
+        ops_max: ops.iter().copied().fold(0.0, f64::max),
+        p99_median_us: median(&runs.iter().map(|r| r.latency.p99_us).collect::<Vec<_>>()),
+        p999_median_us: median(&runs.iter().map(|r| r.latency.p999_us).collect::<Vec<_>>()),
+        errors: runs.iter().map(|r| r.errors).sum(),
+    })
+}
+
+/// The median (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The Markdown table of one class: a row per shape, a column per server, then ratios.
+pub fn markdown_class(table: &ClassTable) -> String {
+    let mut md = String::new();
+    let Some((ours, others)) = table.series.split_first() else {
+        return md;
+    };
+    let _ = write!(md, "| shape |");
+    for label in &table.series {
+        let _ = write!(md, " {label} ops/s (min–max) | {label} p99 / p99.9 µs |");
+    }
+    for other in others {
+        let _ = write!(md, " {ours} ÷ {other} ops/s |");
+    }
+    let _ = writeln!(md, " errors |");
+    let columns = 1 + 2 * table.series.len() + others.len() + 1;
+    let _ = writeln!(md, "|{}", "---|".repeat(columns));
+    for (shape, row) in table.shapes.iter().zip(&table.cells) {
+        let _ = write!(md, "| {} |", shape.name());
+        for cell in row {
+            match cell {
+                Some(c) => {
+                    let _ = write!(
+                        md,
+                        " {} ({}–{}) | {:.0} / {:.0} |",
+                        group_digits(c.ops_median),
+                        group_digits(c.ops_min),
+                        group_digits(c.ops_max),
+                        c.p99_median_us,
+                        c.p999_median_us
+                    );
+                }
+                None => md.push_str(" – | – |"),
+            }
+        }
+        for other in row.iter().skip(1) {
+            match (&row[0], other) {
+                (Some(a), Some(b)) if b.ops_median > 0.0 => {
+                    let _ = write!(md, " {:.2}× |", a.ops_median / b.ops_median);
+                }
+                _ => md.push_str(" – |"),
+            }
+        }
+        let errors: u64 = row.iter().flatten().map(|c| c.errors).sum();
+        let _ = writeln!(md, " {errors} |");
+    }
+    md
+}
+
+/// The Markdown table of idle runs: median bytes per connection for each server, labels
+/// in `ours` first.
+pub fn markdown_idle(records: &[Record], ours: &[String]) -> String {
+    let idle: Vec<&IdleReport> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Idle(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let mut labels: Vec<String> = Vec::new();
+    for i in &idle {
+        if !labels.contains(&i.label) {
+            labels.push(i.label.clone());
+        }
+    }
+    ours_first(&mut labels, ours);
+    let mut md = String::new();
+    if labels.is_empty() {
+        return md;
+    }
+    let _ = writeln!(
+        md,
+        "| server | idle connections open | RSS growth per connection, bytes (median; each round) | errors |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    for label in labels {
+        let mine: Vec<&&IdleReport> = idle.iter().filter(|i| i.label == *label).collect();
+        let per: Vec<f64> = mine.iter().filter_map(|i| i.bytes_per_conn).collect();
+        let rounds: Vec<String> = per.iter().map(|b| format!("{b:.0}")).collect();
+        let open: Vec<String> = mine
+            .iter()
+            .map(|i| format!("{}/{}", i.open, i.requested))
+            .collect();
+        let errors: u64 = mine.iter().map(|i| i.errors).sum();
+        let _ = writeln!(
+            md,
+            "| {label} | {} | **{:.0}** ({}) | {errors} |",
+            open.join(", "),
+            median(&per),
+            rounds.join(", ")
+        );
+    }
+    md
+}
+
+/// `1234567.8` → `"1,234,568"`.
+pub fn group_digits(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Latency;
+
+    fn run(label: &str, proto: Proto, conns: usize, pipeline: usize, ops: f64) -> Record {
+        Record::Load(RunReport {
+            label: label.into(),
+            proto,
+            addr: "127.0.0.1:1".into(),
+            conns,
+            pipeline,
+            duration_secs: 1.0,
+            warmup_secs: 0.0,
+            value_size: 16,
+            keys: 10,
+            get_ratio: 0.9,
+            threads: 1,
+            ops: ops as u64,
+            errors: 0,
+            conn_errors: 0,
+            ops_per_sec: ops,
+            latency: Latency {
+                p99_us: 100.0,
+                ..Latency::default()
+            },
+        })
+    }
+
+    #[test]
+    fn medians_take_the_middle_round() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn the_first_label_is_ours_and_ratios_divide_by_the_others() {
+        let records = vec![
+            run("kv-server", Proto::Kv, 50, 1, 200.0),
+            run("redis", Proto::Redis, 50, 1, 100.0),
+            run("kv-server", Proto::Kv, 50, 1, 300.0),
+            run("redis", Proto::Redis, 50, 1, 100.0),
+            run("tokio", Proto::Echo, 50, 1, 1.0),
+        ];
+        let table = class_table(&records, Class::Kv, &[]);
+        assert_eq!(table.series, vec!["kv-server", "redis"]);
+        let md = markdown_class(&table);
+        assert!(md.contains("| 50 conns ping-pong |"), "{md}");
+        assert!(md.contains("2.50×"), "{md}");
+    }
+
+    #[test]
+    fn labels_named_as_ours_lead_whatever_order_the_runs_came_in() {
+        let records = vec![
+            run("redis", Proto::Redis, 50, 1, 100.0),
+            run("memcached", Proto::Memcached, 50, 1, 100.0),
+            run("kv-server", Proto::Kv, 50, 1, 200.0),
+        ];
+        let table = class_table(&records, Class::Kv, &["kv-server".to_string()]);
+        assert_eq!(table.series, vec!["kv-server", "redis", "memcached"]);
+        assert!(markdown_class(&table).contains("kv-server ÷ redis ops/s"));
+    }
+
+    #[test]
+    fn shapes_sort_ping_pong_first_by_connection_count() {
+        let records = vec![
+            run("a", Proto::Kv, 50, 32, 1.0),
+            run("a", Proto::Kv, 1000, 1, 1.0),
+            run("a", Proto::Kv, 1, 1, 1.0),
+        ];
+        let names: Vec<String> = class_table(&records, Class::Kv, &[])
+            .shapes
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "1 conn ping-pong",
+                "1,000 conns ping-pong",
+                "50 conns pipeline 32"
+            ]
+        );
+    }
+
+    #[test]
+    fn results_lines_round_trip_through_json() {
+        let record = run("x", Proto::Memcached, 1, 1, 5.0);
+        let line = serde_json::to_string(&record).expect("serializable");
+        assert_eq!(
+            parse_records(&format!("{line}\n\n")).expect("parses"),
+            vec![record]
+        );
+        assert!(parse_records("{nonsense").is_err());
+    }
+
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        assert_eq!(group_digits(1234567.8), "1,234,568");
+        assert_eq!(group_digits(999.0), "999");
+        assert_eq!(group_digits(0.0), "0");
+    }
+}
