@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -174,38 +174,28 @@ impl<P: Protocol> Acceptor<P> {
             self.tracker.spawn(refuse(stream));
             return;
         };
-        let protocol = self.protocol.clone();
-        let settings = self.settings.clone();
-        let shutdown = self.shutdown.clone();
+        // Replies are written in batches already; Nagle would only add latency.
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!(peer = %peer, "client gone before it was served: {e}");
+            return;
+        }
+        let session = self.protocol.open_session(peer);
+        let connection = Connection::new(
+            stream,
+            peer,
+            session,
+            self.settings.clone(),
+            self.shutdown.clone(),
+            slot,
+        );
+        // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A
+        // panic ends this task only; it is logged with the peer address.
         self.tracker.spawn(async move {
-            let served = AssertUnwindSafe(serve_client(
-                stream, peer, &*protocol, settings, shutdown, slot,
-            ));
-            if let Err(panic) = served.catch_unwind().await {
+            if let Err(panic) = AssertUnwindSafe(connection.run()).catch_unwind().await {
                 error!(peer = %peer, "connection task panicked: {}", panic_message(&*panic));
             }
         });
     }
-}
-
-/// Serves one client on its own task; holding `_slot` counts it against the limit.
-async fn serve_client<P: Protocol>(
-    stream: TcpStream,
-    peer: SocketAddr,
-    protocol: &P,
-    settings: Arc<ConnectionSettings>,
-    shutdown: CancellationToken,
-    _slot: OwnedSemaphorePermit,
-) {
-    // Replies are written in batches already; Nagle would only add latency.
-    if let Err(e) = stream.set_nodelay(true) {
-        debug!(peer = %peer, "client gone before it was served: {e}");
-        return;
-    }
-    let session = protocol.open_session(peer);
-    Connection::new(stream, peer, session, settings, shutdown.child_token())
-        .run()
-        .await;
 }
 
 /// Tells a client over the limit why it is being closed (as Redis and memcached do).

@@ -6,15 +6,19 @@
 //! written, a client that never reads its replies stops being read from: the kernel's
 //! buffers fill and TCP flow control pushes back, while our own buffers stay bounded.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -22,8 +26,9 @@ use crate::fault::{Fault, FaultHooks};
 use crate::framing::{LineDecoder, LineTooLong};
 use crate::protocol::{replies, Flow, Session};
 
-/// Read at least this many bytes' room per read call.
-const READ_CHUNK: usize = 8 * 1024;
+/// Room offered to each read: it adapts between these bounds.
+const MIN_READ_SIZE: usize = 1024;
+const MAX_READ_SIZE: usize = 64 * 1024;
 /// Replies beyond this are written out before more lines are handled, so a burst of
 /// requests with large replies cannot grow the output buffer without bound.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
@@ -75,8 +80,14 @@ pub struct Connection<S> {
     settings: Arc<ConnectionSettings>,
     /// Cancelled when the server shuts down.
     shutdown: CancellationToken,
-    /// When the idle timeout fires, if enabled; moved forward by every received byte.
-    idle_deadline: Option<Instant>,
+    /// Fires when the client has sent nothing for the idle timeout, if one is set;
+    /// pushed back by every received byte. One timer for the connection's life, and no
+    /// timer at all when the timeout is off.
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Counts this client against `--max-connections` until the connection ends.
+    _slot: OwnedSemaphorePermit,
+    /// Room to offer the next read (see `adapt_read_size`).
+    read_size: usize,
 }
 
 impl<S: Session> Connection<S> {
@@ -87,8 +98,11 @@ impl<S: Session> Connection<S> {
         session: S,
         settings: Arc<ConnectionSettings>,
         shutdown: CancellationToken,
+        slot: OwnedSemaphorePermit,
     ) -> Self {
-        let idle_deadline = settings.idle_timeout.map(|t| Instant::now() + t);
+        let idle = settings
+            .idle_timeout
+            .map(|t| Box::pin(tokio::time::sleep(t)));
         Self {
             stream,
             peer,
@@ -98,13 +112,22 @@ impl<S: Session> Connection<S> {
             output: BytesMut::new(),
             settings,
             shutdown,
-            idle_deadline,
+            idle,
+            _slot: slot,
+            read_size: MIN_READ_SIZE,
         }
     }
 
     /// Serves the client until it leaves, misbehaves, or the server shuts down.
     /// A client vanishing is an ordinary event, logged at debug level only.
-    pub async fn run(mut self) {
+    ///
+    /// Not an `async fn`: that would keep a second copy of `self` in the future, and the
+    /// future's size is most of what an idle connection costs.
+    pub fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move { self.run_and_log().await }
+    }
+
+    async fn run_and_log(&mut self) {
         match self.serve().await {
             Ok(()) => debug!(peer = %self.peer, "connection closed"),
             Err(e) if is_disconnect(&e) => debug!(peer = %self.peer, "client went away: {e}"),
@@ -156,7 +179,7 @@ impl<S: Session> Connection<S> {
             input,
             output,
             settings,
-            idle_deadline,
+            idle,
             ..
         } = self;
         let mut consumed = 0;
@@ -177,7 +200,7 @@ impl<S: Session> Connection<S> {
                 break flow;
             }
             if output.len() >= OUTPUT_HIGH_WATER {
-                write_out(stream, output, *idle_deadline).await?;
+                write_out(stream, output, idle).await?;
             }
         };
         input.advance(consumed);
@@ -186,38 +209,67 @@ impl<S: Session> Connection<S> {
 
     /// Writes all pending replies.
     async fn flush(&mut self) -> io::Result<()> {
-        write_out(&mut self.stream, &mut self.output, self.idle_deadline).await
+        write_out(&mut self.stream, &mut self.output, &mut self.idle).await
     }
 
-    /// Waits for and reads more input. While waiting, the connection holds no buffers.
+    /// Waits for and reads more input. While waiting with nothing buffered, the
+    /// connection holds no buffers at all: an idle client costs only its task and socket.
     async fn read_more(&mut self) -> io::Result<ReadOutcome> {
         loop {
-            if self.input.capacity() - self.input.len() < READ_CHUNK / 2 {
-                self.input.reserve(READ_CHUNK);
+            if self.input.is_empty() {
+                self.input = BytesMut::new();
+                self.output = BytesMut::new();
+                if let Some(outcome) = self.wait_readable().await? {
+                    return Ok(outcome);
+                }
             }
+            let spare = self.input.capacity() - self.input.len();
+            if spare < self.read_size / 2 {
+                self.input.reserve(self.read_size);
+            }
+            let spare = self.input.capacity() - self.input.len();
             match self.stream.try_read_buf(&mut self.input) {
                 Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(_) => {
-                    if let Some(timeout) = self.settings.idle_timeout {
-                        self.idle_deadline = Some(Instant::now() + timeout);
+                Ok(n) => {
+                    self.adapt_read_size(n, spare);
+                    if let (Some(timer), Some(timeout)) =
+                        (&mut self.idle, self.settings.idle_timeout)
+                    {
+                        timer.as_mut().reset(Instant::now() + timeout);
                     }
                     return Ok(ReadOutcome::Data);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            // Nothing to read yet. An idle connection should cost almost nothing, so
-            // give back the buffers (a partial line, if any, is kept).
-            if self.input.is_empty() {
-                self.input = BytesMut::new();
+            // A partial line is buffered: keep it and wait for the rest.
+            if !self.input.is_empty() {
+                if let Some(outcome) = self.wait_readable().await? {
+                    return Ok(outcome);
+                }
             }
-            self.output = BytesMut::new();
-            tokio::select! {
-                biased;
-                ready = self.stream.readable() => ready?,
-                () = self.shutdown.cancelled() => return Ok(ReadOutcome::Shutdown),
-                () = sleep_until(self.idle_deadline) => return Ok(ReadOutcome::IdleTimeout),
-            }
+        }
+    }
+
+    /// Waits until the socket is readable; `Some` if shutdown or the idle timeout came
+    /// first.
+    async fn wait_readable(&mut self) -> io::Result<Option<ReadOutcome>> {
+        tokio::select! {
+            biased;
+            ready = self.stream.readable() => ready.map(|()| None),
+            () = self.shutdown.cancelled() => Ok(Some(ReadOutcome::Shutdown)),
+            () = idle_expired(&mut self.idle) => Ok(Some(ReadOutcome::IdleTimeout)),
+        }
+    }
+
+    /// Reads start small (most requests are short) and grow while reads fill the
+    /// buffer (pipelined bursts), so a thousand clients sending at once do not each
+    /// pin a large buffer.
+    fn adapt_read_size(&mut self, read: usize, spare: usize) {
+        if read == spare {
+            self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+        } else if read < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
         }
     }
 
@@ -226,7 +278,8 @@ impl<S: Session> Connection<S> {
     /// client lose our last reply.
     async fn linger_close(&mut self) -> io::Result<()> {
         self.stream.shutdown().await?;
-        let mut scratch = [0u8; 4096];
+        // On the heap: an array here would sit in every connection's future, idle or not.
+        let mut scratch = vec![0u8; 4096];
         let mut drained = 0;
         let drain = async {
             while drained < LINGER_BYTES {
@@ -278,30 +331,30 @@ async fn inject(
 }
 
 /// Writes `output` in full and empties it. A client that stops reading while also
-/// sending nothing is cut at the idle deadline, so it cannot pin a task forever.
+/// sending nothing is cut at the idle timeout, so it cannot pin a task forever.
 async fn write_out(
     stream: &mut TcpStream,
     output: &mut BytesMut,
-    idle_deadline: Option<Instant>,
+    idle: &mut Option<Pin<Box<Sleep>>>,
 ) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
-    match idle_deadline {
-        None => stream.write_all(output).await?,
-        Some(deadline) => tokio::time::timeout_at(deadline, stream.write_all(output))
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+    tokio::select! {
+        biased;
+        written = stream.write_all(output) => written?,
+        () = idle_expired(idle) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
     }
     output.clear();
     Ok(())
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// Resolves when the idle timer fires; never without one.
+fn idle_expired(idle: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match idle {
+        Some(timer) => timer.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 /// Errors that only mean the client is gone.
