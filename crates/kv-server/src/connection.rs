@@ -123,6 +123,7 @@ impl<S: Session> Connection<S> {
     ///
     /// Not an `async fn`: that would keep a second copy of `self` in the future, and the
     /// future's size is most of what an idle connection costs.
+    #[allow(clippy::manual_async_fn)] // deliberate: see above (rust-lang/rust#62958)
     pub fn run(mut self) -> impl Future<Output = ()> + Send {
         async move { self.run_and_log().await }
     }
