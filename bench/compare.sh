@@ -16,6 +16,9 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 THREADS=${THREADS:-1}          # kv-bench generator threads
+# Redis frees an idle client's query buffer in its clients cron once it has been idle
+# 2 s; give every server time to settle like that before its memory is read.
+IDLE_SETTLE=${IDLE_SETTLE:-5}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -152,7 +155,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     start_named "$name"
     sleep 0.5
     bench --label "$name" --proto "${PROTO[$name]}" --addr "127.0.0.1:${PORT[$name]}" \
-      --idle "$IDLE_CONNS" --server-pid "${PID[$name]}" --warmup 2
+      --idle "$IDLE_CONNS" --server-pid "${PID[$name]}" --warmup "$IDLE_SETTLE"
     stop_all
   done
 done
@@ -172,7 +175,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         log "round $round/$ROUNDS: $name, $conns conns, pipeline $pipeline"
         bench --label "$name" --proto "${PROTO[$name]}" --addr "127.0.0.1:${PORT[$name]}" \
           --conns "$conns" --pipeline "$pipeline" --duration "$DURATION" --warmup "$WARMUP" \
-          --value-size 16 --keys 10000 --get-ratio 0.9
+          --value-size 16 --keys 10000 --get-ratio 0.9 --server-pid "${PID[$name]}"
       done
     done
   done
@@ -205,12 +208,13 @@ GENERATED=$LOGS/generated.md
   echo
   echo '```'
   echo "kv-bench --threads $THREADS --proto kv|redis|memcached|echo --addr 127.0.0.1:\$PORT \\"
-  echo "  --conns C --pipeline P --duration $DURATION --warmup $WARMUP --value-size 16 --keys 10000 --get-ratio 0.9 --json"
-  echo "kv-bench --proto ... --idle $IDLE_CONNS --server-pid \$PID --warmup 2 --json   # on a freshly started server"
+  echo "  --conns C --pipeline P --duration $DURATION --warmup $WARMUP --value-size 16 --keys 10000 --get-ratio 0.9 --server-pid \$PID --json"
+  echo "kv-bench --proto ... --idle $IDLE_CONNS --server-pid \$PID --warmup $IDLE_SETTLE --json   # on a freshly started server"
   echo '```'
   echo
   echo "Latency is measured from each request's intended send time (the moment its slot freed),"
   echo "in µs. Ratios are medians of ops/s, ours ÷ theirs. Every reply was checked byte for byte; *errors* counts wrong or missing replies over all rounds."
+  echo "*Others' CPU* is what processes other than the server and kv-bench used during a measured window (the machine is shared): a high value means that row was measured on a busy machine."
   echo
   echo "$TABLES"
   echo

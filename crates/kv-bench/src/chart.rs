@@ -236,6 +236,7 @@ mod tests {
                     p99_us: 50.0,
                     ..Latency::default()
                 },
+                cpu: None,
             })
         };
         let records = vec![run("a<b", 1), run("a<b", 50), run("c", 1), run("c", 50)];

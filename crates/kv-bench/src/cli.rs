@@ -83,7 +83,7 @@ pub struct RunArgs {
     /// Instead of load: open this many idle connections and report server memory.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub idle: Option<u32>,
-    /// The server's process id, for its memory (idle mode).
+    /// The server's process id: its memory in idle mode, its CPU use in a load run.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Generator threads, each a single-threaded tokio runtime.
@@ -135,6 +135,7 @@ impl RunArgs {
             get_ratio: self.get_ratio,
             threads: self.threads as usize,
             progress: !self.json && stderr_is_terminal(),
+            server_pid: self.server_pid,
         }))
     }
 }

@@ -10,9 +10,11 @@
 //! - [`report`]: medians and ratios over a results file, as Markdown.
 //! - [`chart`]: the SVG chart.
 //! - [`limits`]: the generator's own open-file limit.
+//! - [`cpu`]: who used the CPUs during the run (generator, server, others).
 
 pub mod chart;
 pub mod cli;
+pub mod cpu;
 pub mod idle;
 pub mod limits;
 pub mod load;

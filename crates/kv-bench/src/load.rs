@@ -20,10 +20,12 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::cpu::{self, CpuUse};
 use crate::stats::{self, Latency, RunReport};
 use crate::verify::{check, Verdict};
 use crate::workload::{Op, Proto, Workload};
@@ -56,6 +58,8 @@ pub struct LoadConfig {
     pub threads: usize,
     /// Print a live progress line to stderr (only sensible on a terminal).
     pub progress: bool,
+    /// The server's pid, to report its CPU use.
+    pub server_pid: Option<u32>,
 }
 
 /// Counters every connection adds to once per read, for the progress line and the totals.
@@ -120,6 +124,16 @@ pub fn run(config: LoadConfig) -> Result<RunReport, String> {
     // Cannot already be set: only this thread sets it.
     let _ = plan.window.set(window);
     go.wait();
+    let server_pid = plan.config.server_pid;
+    let sampler = std::thread::Builder::new()
+        .name("kv-bench-cpu".into())
+        .spawn(move || {
+            std::thread::sleep(window.record_from.saturating_duration_since(Instant::now()));
+            let start = cpu::sample(server_pid);
+            std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
+            Some(cpu::between(start?, cpu::sample(server_pid)?))
+        })
+        .map_err(|e| format!("cannot start the CPU sampler: {e}"))?;
     if plan.config.progress {
         show_progress(&plan, window);
     }
@@ -132,7 +146,8 @@ pub fn run(config: LoadConfig) -> Result<RunReport, String> {
             .add(&thread_histogram)
             .map_err(|e| format!("cannot merge histograms: {e}"))?;
     }
-    Ok(report(&plan, threads, &histogram))
+    let cpu = sampler.join().unwrap_or(None);
+    Ok(report(&plan, threads, &histogram, cpu))
 }
 
 /// Connections thread `index` of `threads` owns (the first ones take the remainder).
@@ -140,7 +155,12 @@ fn share(conns: usize, threads: usize, index: usize) -> usize {
     conns / threads + usize::from(index < conns % threads)
 }
 
-fn report(plan: &Plan, threads: usize, histogram: &Histogram<u64>) -> RunReport {
+fn report(
+    plan: &Plan,
+    threads: usize,
+    histogram: &Histogram<u64>,
+    cpu: Option<CpuUse>,
+) -> RunReport {
     let c = &plan.config;
     let ops = plan.counters.ops.load(Ordering::Relaxed);
     RunReport {
@@ -160,6 +180,7 @@ fn report(plan: &Plan, threads: usize, histogram: &Histogram<u64>) -> RunReport 
         conn_errors: plan.counters.conn_errors.load(Ordering::Relaxed),
         ops_per_sec: ops as f64 / c.duration.as_secs_f64(),
         latency: Latency::from_histogram(histogram),
+        cpu,
     }
 }
 
@@ -348,29 +369,34 @@ impl Driver {
     }
 
     /// Sends, reads and checks until the window ends or the connection is lost.
+    ///
+    /// The generator shares the CPUs with the server, so every syscall it saves is CPU the
+    /// server gets: one deadline timer per connection (not one per wait), and no
+    /// speculative read that is bound to fail (see [`read_some`]).
     async fn drive(&mut self, stream: &mut TcpStream) -> Stop {
-        let end = self.window.end;
+        let deadline = sleep_until(self.window.end);
+        tokio::pin!(deadline);
         let mut slot_free_at = Instant::now().max(self.window.start);
         loop {
             self.fill(slot_free_at);
             if !self.out.is_empty() {
                 tokio::select! {
+                    biased;
                     written = stream.write_all(&self.out) => if written.is_err() { return Stop::Lost },
-                    () = sleep_until(end) => return Stop::Done,
+                    () = &mut deadline => return Stop::Done,
                 }
                 self.out.clear();
             }
-            self.input.reserve(READ_CHUNK);
-            let read = tokio::select! {
-                read = stream.read_buf(&mut self.input) => read,
-                () = sleep_until(end) => return Stop::Done,
-            };
-            let now = Instant::now();
-            match read {
-                Ok(0) | Err(_) => return Stop::Lost,
-                Ok(_) => {}
+            tokio::select! {
+                biased;
+                read = read_some(stream, &mut self.input) => match read {
+                    Ok(0) | Err(_) => return Stop::Lost,
+                    Ok(_) => {}
+                },
+                () = &mut deadline => return Stop::Done,
             }
-            if now >= end {
+            let now = Instant::now();
+            if now >= self.window.end {
                 return Stop::Done;
             }
             self.settle(now);
@@ -446,6 +472,32 @@ impl Driver {
 
     fn count_errors(&self, n: u64) {
         self.plan.counters.errors.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Reads what is available into `input`, waiting for readiness first if needed.
+///
+/// A read that did not fill the room it was given drained the socket, so readiness is
+/// cleared right away (a `try_io` that reports `WouldBlock` without a syscall): the next
+/// call then parks on the reactor instead of first making a `recvfrom` that can only fail.
+/// Clearing is safe: tokio only clears readiness it has already seen, so bytes that
+/// arrive meanwhile raise a fresh event.
+async fn read_some(stream: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
+    input.reserve(READ_CHUNK);
+    let room = input.capacity() - input.len();
+    loop {
+        match stream.try_read_buf(input) {
+            Ok(n) => {
+                if n > 0 && n < room {
+                    let _ = stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            Err(e) => return Err(e),
+        }
     }
 }
 

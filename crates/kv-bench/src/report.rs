@@ -69,6 +69,8 @@ pub struct Cell {
     pub p99_median_us: f64,
     pub p999_median_us: f64,
     pub errors: u64,
+    /// Most CPU other processes used during any of the rounds, in % of one core.
+    pub others_cpu_max: Option<f64>,
 }
 
 /// Every run of one class, arranged for tables and charts.
@@ -163,6 +165,10 @@ fn cell(runs: &[&&RunReport]) -> Option<Cell> {
         p99_median_us: median(&runs.iter().map(|r| r.latency.p99_us).collect::<Vec<_>>()),
         p999_median_us: median(&runs.iter().map(|r| r.latency.p999_us).collect::<Vec<_>>()),
         errors: runs.iter().map(|r| r.errors).sum(),
+        others_cpu_max: runs
+            .iter()
+            .filter_map(|r| r.cpu.map(|c| c.others))
+            .reduce(f64::max),
     })
 }
 
@@ -190,8 +196,8 @@ pub fn markdown_class(table: &ClassTable) -> String {
     for other in others {
         let _ = write!(md, " {ours} ÷ {other} ops/s |");
     }
-    let _ = writeln!(md, " errors |");
-    let columns = 1 + 2 * table.series.len() + others.len() + 1;
+    let _ = writeln!(md, " errors | others' CPU, max % of a core |");
+    let columns = 1 + 2 * table.series.len() + others.len() + 2;
     let _ = writeln!(md, "|{}", "---|".repeat(columns));
     for (shape, row) in table.shapes.iter().zip(&table.cells) {
         let _ = write!(md, "| {} |", shape.name());
@@ -220,7 +226,13 @@ pub fn markdown_class(table: &ClassTable) -> String {
             }
         }
         let errors: u64 = row.iter().flatten().map(|c| c.errors).sum();
-        let _ = writeln!(md, " {errors} |");
+        let busy = row
+            .iter()
+            .flatten()
+            .filter_map(|c| c.others_cpu_max)
+            .reduce(f64::max)
+            .map_or_else(|| "–".to_string(), |b| format!("{b:.0}"));
+        let _ = writeln!(md, " {errors} | {busy} |");
     }
     md
 }
@@ -310,6 +322,7 @@ mod tests {
                 p99_us: 100.0,
                 ..Latency::default()
             },
+            cpu: None,
         })
     }
 

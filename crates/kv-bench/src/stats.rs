@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::CpuUse;
 use crate::workload::Proto;
 
 /// Highest latency the histogram tracks, in nanoseconds (a minute); anything slower is
@@ -72,6 +73,9 @@ pub struct RunReport {
     pub conn_errors: u64,
     pub ops_per_sec: f64,
     pub latency: Latency,
+    /// CPU use over the measured window (absent where `/proc` is not readable).
+    #[serde(default)]
+    pub cpu: Option<CpuUse>,
 }
 
 impl RunReport {
@@ -80,7 +84,7 @@ impl RunReport {
         let l = &self.latency;
         format!(
             "\n{label} ({proto}) at {addr}: {conns} conns x pipeline {pipeline}, {duration}s \
-             (+{warmup}s warm-up), {threads} generator threads\n\
+             (+{warmup}s warm-up), {threads} generator threads\n{cpu}\
              {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}\n\
              {:>14.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8}\n",
             "ops/s",
@@ -105,6 +109,14 @@ impl RunReport {
             duration = self.duration_secs,
             warmup = self.warmup_secs,
             threads = self.threads,
+            cpu = self.cpu.map_or_else(String::new, |c| format!(
+                "CPU, % of one core: generator {:.0}, server {}, others {:.0} (of {})\n",
+                c.generator,
+                c.server
+                    .map_or_else(|| "?".to_string(), |s| format!("{s:.0}")),
+                c.others,
+                c.cores * 100
+            )),
         )
     }
 }

@@ -126,6 +126,7 @@ fn config(addr: SocketAddr, proto: Proto) -> LoadConfig {
         get_ratio: 0.9,
         threads: 2,
         progress: false,
+        server_pid: None,
     }
 }
 
