@@ -102,7 +102,7 @@ MC_USER=()
 [[ $(id -u) -eq 0 ]] && MC_USER=(-u root)   # memcached refuses to run as root without it
 declare -A CMD PROTO
 CMD[kv-server]="$BIN/kv-server --port %PORT% --max-connections 20000"
-CMD[redis]="redis-server --save '' --appendonly no --port %PORT% --maxclients 20000"
+CMD[redis]="redis-server --save '' --appendonly no --bind 127.0.0.1 --port %PORT% --maxclients 20000"
 CMD[memcached]="memcached -t 2 -p %PORT% -U 0 -l 127.0.0.1 -c 20000 ${MC_USER[*]}"
 CMD[kv-server-echo]="$BIN/kv-server --mode echo --port %PORT% --max-connections 20000"
 CMD[tokio-echo]="$BIN/examples/tokio_echo %PORT%"
@@ -148,15 +148,21 @@ STARTED=$(date +%s)
 
 # --- idle memory: a freshly started server per measurement --------------------------------
 IDLE_SERVERS=(kv-server redis memcached tokio-echo)
+# Served one ping then idle (what a real idle client costs), and silent (never read from).
+IDLE_MODES=(ping silent)
 for ((round = 1; round <= ROUNDS; round++)); do
-  mapfile -t order < <(rotate "$round" "${IDLE_SERVERS[@]}")
-  for name in "${order[@]}"; do
-    log "round $round/$ROUNDS: $IDLE_CONNS idle connections to $name"
-    start_named "$name"
-    sleep 0.5
-    bench --label "$name" --proto "${PROTO[$name]}" --addr "127.0.0.1:${PORT[$name]}" \
-      --idle "$IDLE_CONNS" --server-pid "${PID[$name]}" --warmup "$IDLE_SETTLE"
-    stop_all
+  for mode in "${IDLE_MODES[@]}"; do
+    silent=()
+    [[ $mode == silent ]] && silent=(--idle-silent)
+    mapfile -t order < <(rotate "$round" "${IDLE_SERVERS[@]}")
+    for name in "${order[@]}"; do
+      log "round $round/$ROUNDS: $IDLE_CONNS idle ($mode) connections to $name"
+      start_named "$name"
+      sleep 0.5
+      bench --label "$name" --proto "${PROTO[$name]}" --addr "127.0.0.1:${PORT[$name]}" \
+        --idle "$IDLE_CONNS" "${silent[@]}" --server-pid "${PID[$name]}" --warmup "$IDLE_SETTLE"
+      stop_all
+    done
   done
 done
 
@@ -209,7 +215,7 @@ GENERATED=$LOGS/generated.md
   echo '```'
   echo "kv-bench --threads $THREADS --proto kv|redis|memcached|echo --addr 127.0.0.1:\$PORT \\"
   echo "  --conns C --pipeline P --duration $DURATION --warmup $WARMUP --value-size 16 --keys 10000 --get-ratio 0.9 --server-pid \$PID --json"
-  echo "kv-bench --proto ... --idle $IDLE_CONNS --server-pid \$PID --warmup $IDLE_SETTLE --json   # on a freshly started server"
+  echo "kv-bench --proto ... --idle $IDLE_CONNS [--idle-silent] --server-pid \$PID --warmup $IDLE_SETTLE --json   # on a freshly started server"
   echo '```'
   echo
   echo "Latency is measured from each request's intended send time (the moment its slot freed),"

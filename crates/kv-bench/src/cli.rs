@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Instead of load: open this many idle connections and report server memory.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub idle: Option<u32>,
+    /// Idle mode: connections never send a byte (by default each is served one ping).
+    #[arg(long, requires = "idle")]
+    pub idle_silent: bool,
     /// The server's process id: its memory in idle mode, its CPU use in a load run.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -117,6 +120,7 @@ impl RunArgs {
                 conns: conns as usize,
                 server_pid: self.server_pid,
                 settle: self.warmup,
+                ping: !self.idle_silent,
             }));
         }
         if self.duration.is_zero() {
@@ -263,6 +267,16 @@ mod tests {
             }
             Plan::Load(_) => panic!("expected idle mode"),
         }
+    }
+
+    #[test]
+    fn idle_silent_only_makes_sense_in_idle_mode() {
+        assert!(parse(&["--idle-silent"]).is_err());
+        let plan = parse(&["--idle", "5", "--idle-silent"])
+            .expect("valid")
+            .run
+            .into_plan();
+        assert!(matches!(plan, Ok(Plan::Idle(c)) if !c.ping));
     }
 
     #[test]

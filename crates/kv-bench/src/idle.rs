@@ -1,10 +1,11 @@
 //! Idle mode: open N connections, have each served once, leave them idle, and report how
 //! much the server's resident memory grew per connection.
 //!
-//! Each connection sends one ping and waits for its answer before going idle, so the
-//! server has really accepted and served it (a connection still in the accept backlog
-//! costs the server nothing yet, which would flatter it) and any buffer the server keeps
-//! after serving shows up in the measurement.
+//! By default each connection sends one ping and waits for its answer before going idle,
+//! so the server has really accepted and served it (a connection still in the accept
+//! backlog costs the server nothing yet, which would flatter it) and any buffer the server
+//! keeps after serving shows up in the measurement. `--idle-silent` connections never send
+//! a byte: that is the cost of a connection the server has accepted but never read from.
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +37,9 @@ pub struct IdleConfig {
     /// How long to wait after the last connection opens before measuring, so the server
     /// has finished reacting (released buffers, run its timers).
     pub settle: Duration,
+    /// Send one ping on each connection (the default) or never a byte (`--idle-silent`),
+    /// which shows what a connection costs before it is first read from.
+    pub ping: bool,
 }
 
 /// Runs idle mode. Blocks the calling thread.
@@ -69,6 +73,7 @@ pub fn run(config: IdleConfig) -> Result<IdleReport, String> {
         rss_before_kib,
         rss_after_kib,
         bytes_per_conn,
+        pinged: config.ping,
     })
 }
 
@@ -81,7 +86,7 @@ async fn open_all(config: &IdleConfig) -> (Vec<TcpStream>, u64) {
     let mut started = 0;
     while started < config.conns || !pending.is_empty() {
         while started < config.conns && pending.len() < OPEN_CONCURRENCY {
-            pending.spawn(open_one(config.addr, config.proto));
+            pending.spawn(open_one(config.addr, config.proto, config.ping));
             started += 1;
         }
         match pending.join_next().await {
@@ -93,11 +98,14 @@ async fn open_all(config: &IdleConfig) -> (Vec<TcpStream>, u64) {
     (streams, errors)
 }
 
-/// Connects and has one ping answered.
-async fn open_one(addr: SocketAddr, proto: Proto) -> io::Result<TcpStream> {
+/// Connects and, if `ping`, has one ping answered.
+async fn open_one(addr: SocketAddr, proto: Proto, ping: bool) -> io::Result<TcpStream> {
     let work = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
+        if !ping {
+            return Ok(stream);
+        }
         let (ping, expected) = proto.ping();
         stream.write_all(ping).await?;
         let mut reply = Vec::with_capacity(64);

@@ -254,17 +254,33 @@ pub fn markdown_idle(records: &[Record], ours: &[String]) -> String {
         }
     }
     ours_first(&mut labels, ours);
+    let mut rows: Vec<(String, bool)> = Vec::new();
+    for pinged in [true, false] {
+        for label in &labels {
+            if idle.iter().any(|i| i.label == *label && i.pinged == pinged) {
+                rows.push((label.clone(), pinged));
+            }
+        }
+    }
     let mut md = String::new();
     if labels.is_empty() {
         return md;
     }
     let _ = writeln!(
         md,
-        "| server | idle connections open | RSS growth per connection, bytes (median; each round) | errors |"
+        "| server | connections | open | RSS growth per connection, bytes (median; each round) | errors |"
     );
-    let _ = writeln!(md, "|---|---|---|---|");
-    for label in labels {
-        let mine: Vec<&&IdleReport> = idle.iter().filter(|i| i.label == *label).collect();
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (label, pinged) in rows {
+        let mine: Vec<&&IdleReport> = idle
+            .iter()
+            .filter(|i| i.label == label && i.pinged == pinged)
+            .collect();
+        let how = if pinged {
+            "served one ping, then idle"
+        } else {
+            "silent (never sent a byte)"
+        };
         let per: Vec<f64> = mine.iter().filter_map(|i| i.bytes_per_conn).collect();
         let rounds: Vec<String> = per.iter().map(|b| format!("{b:.0}")).collect();
         let open: Vec<String> = mine
@@ -274,7 +290,7 @@ pub fn markdown_idle(records: &[Record], ours: &[String]) -> String {
         let errors: u64 = mine.iter().map(|i| i.errors).sum();
         let _ = writeln!(
             md,
-            "| {label} | {} | **{:.0}** ({}) | {errors} |",
+            "| {label} | {how} | {} | **{:.0}** ({}) | {errors} |",
             open.join(", "),
             median(&per),
             rounds.join(", ")

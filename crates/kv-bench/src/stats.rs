@@ -138,6 +138,13 @@ pub struct IdleReport {
     pub rss_after_kib: Option<u64>,
     /// Server memory growth divided by open connections.
     pub bytes_per_conn: Option<f64>,
+    /// Whether each connection was served one ping before going idle.
+    #[serde(default = "yes")]
+    pub pinged: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl IdleReport {
@@ -145,7 +152,7 @@ impl IdleReport {
     pub fn table(&self) -> String {
         let show = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         format!(
-            "\n{label} ({proto}) at {addr}: {open}/{requested} idle connections open, {errors} errors\n\
+            "\n{label} ({proto}) at {addr}: {open}/{requested} idle connections open{how}, {errors} errors\n\
              server RSS before {before} KiB, after {after} KiB: {per} bytes per connection\n",
             label = self.label,
             proto = self.proto,
@@ -153,6 +160,7 @@ impl IdleReport {
             open = self.open,
             requested = self.requested,
             errors = self.errors,
+            how = if self.pinged { " (each served one ping)" } else { " (silent)" },
             before = show(self.rss_before_kib),
             after = show(self.rss_after_kib),
             per = self

@@ -186,6 +186,7 @@ fn idle_mode_opens_and_pings_every_connection() {
         conns: 50,
         server_pid: Some(std::process::id()),
         settle: Duration::from_millis(10),
+        ping: true,
     })
     .expect("idle run");
     assert_eq!((report.open, report.errors), (50, 0), "{report:?}");
