@@ -82,6 +82,8 @@ pub struct ClassTable {
     pub shapes: Vec<Shape>,
     /// `cells[shape][series]`.
     pub cells: Vec<Vec<Option<Cell>>>,
+    /// How many leading series are ours (named with `--ours`; else the first one).
+    pub ours: usize,
 }
 
 /// Parses a results file; blank lines are skipped, a bad line is an error naming it.
@@ -124,6 +126,7 @@ pub fn class_table(records: &[Record], class: Class, ours: &[String]) -> ClassTa
         }
     }
     ours_first(&mut series, ours);
+    let ours_count = series.iter().filter(|l| ours.contains(l)).count().max(1);
     shapes.sort_by_key(|s| (s.pipeline, s.conns));
     let cells = shapes
         .iter()
@@ -149,6 +152,7 @@ pub fn class_table(records: &[Record], class: Class, ours: &[String]) -> ClassTa
         series,
         shapes,
         cells,
+        ours: ours_count,
     }
 }
 
@@ -183,56 +187,56 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// The Markdown table of one class: a row per shape, a column per server, then ratios.
+/// The Markdown table of one class: a row per shape and server; our servers' rows carry
+/// the ratio of their median ops/s to each other server's.
 pub fn markdown_class(table: &ClassTable) -> String {
     let mut md = String::new();
-    let Some((ours, others)) = table.series.split_first() else {
+    if table.series.is_empty() {
         return md;
-    };
-    let _ = write!(md, "| shape |");
-    for label in &table.series {
-        let _ = write!(md, " {label} ops/s (min–max) | {label} p99 / p99.9 µs |");
     }
-    for other in others {
-        let _ = write!(md, " {ours} ÷ {other} ops/s |");
+    let ours = table.ours.max(1).min(table.series.len());
+    let theirs = &table.series[ours..];
+    let _ = write!(
+        md,
+        "| shape | server | ops/s, median (min–max) | p99 µs | p99.9 µs |"
+    );
+    for other in theirs {
+        let _ = write!(md, " ÷ {other} |");
     }
     let _ = writeln!(md, " errors | others' CPU, max % of a core |");
-    let columns = 1 + 2 * table.series.len() + others.len() + 2;
-    let _ = writeln!(md, "|{}", "---|".repeat(columns));
+    let _ = writeln!(md, "|{}", "---|".repeat(5 + theirs.len() + 2));
     for (shape, row) in table.shapes.iter().zip(&table.cells) {
-        let _ = write!(md, "| {} |", shape.name());
-        for cell in row {
-            match cell {
-                Some(c) => {
-                    let _ = write!(
-                        md,
-                        " {} ({}–{}) | {:.0} / {:.0} |",
-                        group_digits(c.ops_median),
-                        group_digits(c.ops_min),
-                        group_digits(c.ops_max),
-                        c.p99_median_us,
-                        c.p999_median_us
-                    );
+        for (i, (label, cell)) in table.series.iter().zip(row).enumerate() {
+            let Some(c) = cell else { continue };
+            let mine = i < ours;
+            let name = if mine {
+                format!("**{label}**")
+            } else {
+                label.clone()
+            };
+            let _ = write!(
+                md,
+                "| {} | {name} | {} ({}–{}) | {:.0} | {:.0} |",
+                shape.name(),
+                group_digits(c.ops_median),
+                group_digits(c.ops_min),
+                group_digits(c.ops_max),
+                c.p99_median_us,
+                c.p999_median_us
+            );
+            for other in &row[ours..] {
+                match other {
+                    Some(b) if mine && b.ops_median > 0.0 => {
+                        let _ = write!(md, " {:.2}× |", c.ops_median / b.ops_median);
+                    }
+                    _ => md.push_str(" |"),
                 }
-                None => md.push_str(" – | – |"),
             }
+            let busy = c
+                .others_cpu_max
+                .map_or_else(|| "–".to_string(), |b| format!("{b:.0}"));
+            let _ = writeln!(md, " {} | {busy} |", c.errors);
         }
-        for other in row.iter().skip(1) {
-            match (&row[0], other) {
-                (Some(a), Some(b)) if b.ops_median > 0.0 => {
-                    let _ = write!(md, " {:.2}× |", a.ops_median / b.ops_median);
-                }
-                _ => md.push_str(" – |"),
-            }
-        }
-        let errors: u64 = row.iter().flatten().map(|c| c.errors).sum();
-        let busy = row
-            .iter()
-            .flatten()
-            .filter_map(|c| c.others_cpu_max)
-            .reduce(f64::max)
-            .map_or_else(|| "–".to_string(), |b| format!("{b:.0}"));
-        let _ = writeln!(md, " {errors} | {busy} |");
     }
     md
 }
@@ -361,7 +365,10 @@ mod tests {
         let table = class_table(&records, Class::Kv, &[]);
         assert_eq!(table.series, vec!["kv-server", "redis"]);
         let md = markdown_class(&table);
-        assert!(md.contains("| 50 conns ping-pong |"), "{md}");
+        assert!(
+            md.contains("| 50 conns ping-pong | **kv-server** |"),
+            "{md}"
+        );
         assert!(md.contains("2.50×"), "{md}");
     }
 
@@ -374,7 +381,12 @@ mod tests {
         ];
         let table = class_table(&records, Class::Kv, &["kv-server".to_string()]);
         assert_eq!(table.series, vec!["kv-server", "redis", "memcached"]);
-        assert!(markdown_class(&table).contains("kv-server ÷ redis ops/s"));
+        let md = markdown_class(&table);
+        assert!(md.contains("| ÷ redis | ÷ memcached |"), "{md}");
+        assert!(
+            md.contains("| **kv-server** | 200 (200–200) | 100 | 0 | 2.00× | 2.00× |"),
+            "{md}"
+        );
     }
 
     #[test]
