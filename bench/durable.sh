@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Durable writes side by side: kv-server --data-dir (OK only after fdatasync, group
+# commit) against redis-server --appendonly yes --appendfsync always, 100% PUT/SET,
+# 1 and 50 connections, alternating, ROUNDS rounds. Writes its section of BENCHMARKS.md
+# (between the durable.sh markers) and bench/results/durable.jsonl.
+#
+#   bash bench/durable.sh
+#
+# Every server it starts is stopped by PID on exit; its data directories are removed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+RESULTS=$ROOT/bench/results/durable.jsonl
+WORK=$(mktemp -d -p "${DATA_PARENT:-/var/tmp}" kv-durable-bench.XXXXXX)
+
+log() { printf '[durable %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+PIDS=()
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap 'stop_all; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+if ! command -v redis-server >/dev/null; then
+  log "installing redis-server"
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+log "building release binaries"
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p kv-server -p kv-bench
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  log "server on port $1 did not come up"; return 1
+}
+
+# start_server NAME → sets PORT and PID; fresh data each time.
+start_server() {
+  PORT=$(free_port)
+  local dir="$WORK/$1-$PORT"; mkdir -p "$dir"
+  case $1 in
+    kv-server) "$BIN/kv-server" --port "$PORT" --data-dir "$dir" 2>"$dir.log" & ;;
+    redis-aof-always) redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly yes \
+        --appendfsync always --dir "$dir" --logfile "$dir.log" & ;;
+  esac
+  PID=$!; PIDS+=("$PID"); wait_port "$PORT"
+}
+
+mkdir -p "$(dirname "$RESULTS")"; : >"$RESULTS"
+for round in $(seq "$ROUNDS"); do
+  for conns in 1 50; do
+    for server in kv-server redis-aof-always; do
+      start_server "$server"
+      proto=kv; [[ $server == redis* ]] && proto=redis
+      log "round $round: $server, $conns conns"
+      "$BIN/kv-bench" --proto "$proto" --label "$server" --addr "127.0.0.1:$PORT" --conns "$conns" \
+        --pipeline 1 --duration "$DURATION" --warmup "$WARMUP" --value-size 16 --keys 10000 \
+        --get-ratio 0 --server-pid "$PID" --json >>"$RESULTS"
+      stop_all
+    done
+  done
+done
+
+section=$(python3 - "$RESULTS" "$ROUNDS" "$DURATION" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def med(label, conns, key):
+    vals = [r[key] for r in rows if r["label"] == label and r["conns"] == conns]
+    return statistics.median(vals) if vals else float("nan"), vals
+print("### Durable writes (100% PUT, sync before every acknowledgement)\n")
+print(f"`bash bench/durable.sh` ({sys.argv[2]} rounds of {sys.argv[3]} s, servers alternating, fresh data each run):")
+print("kv-server `--data-dir DIR` (default `--fsync always`) against "
+      "`redis-server --appendonly yes --appendfsync always`; load "
+      "`kv-bench --proto kv|redis --conns C --pipeline 1 --get-ratio 0 --value-size 16 --keys 10000`.\n")
+print("| conns | server | ops/s, median (all rounds) | p99 µs | errors | ÷ redis |")
+print("|---|---|---|---|---|---|")
+for conns in (1, 50):
+    redis, _ = med("redis-aof-always", conns, "ops_per_sec")
+    for label in ("kv-server", "redis-aof-always"):
+        ops, vals = med(label, conns, "ops_per_sec")
+        p99 = [r["latency"]["p99_us"] for r in rows if r["label"] == label and r["conns"] == conns]
+        errs = sum(r["errors"] for r in rows if r["label"] == label and r["conns"] == conns)
+        ratio = f"{ops / redis:.2f}×" if label == "kv-server" else ""
+        print(f"| {conns} | {label} | {ops:,.0f} ({', '.join(f'{v:,.0f}' for v in vals)}) | "
+              f"{statistics.median(p99):,.0f} | {errs} | {ratio} |")
+PY
+)
+python3 - "$OUT" "$section" <<'PY'
+import sys, re
+path, section = sys.argv[1], sys.argv[2]
+begin, end = "<!-- durable.sh:begin -->", "<!-- durable.sh:end -->"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+block = f"{begin}\n{section}\n{end}"
+if begin in text:
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+log "wrote $OUT"
