@@ -212,7 +212,7 @@ GENERATED=$LOGS/generated.md
   echo
   echo '```'
   for name in kv-server kv-server-1w redis memcached kv-server-echo kv-server-echo-1w tokio-echo; do
-    echo "${CMD[$name]//$ROOT\//}" | sed 's/%PORT%/$PORT/'
+    echo "${CMD[$name]//$BIN/target/release}" | sed 's/%PORT%/$PORT/'
   done
   echo '```'
   echo

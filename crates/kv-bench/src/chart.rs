@@ -114,7 +114,7 @@ fn panel(s: &mut String, table: &ClassTable, metric: Metric, ox: f64, oy: f64) {
             max.log10().ceil().max(min.log10().floor() + 1.0),
         )
     } else {
-        (0.0, max * 1.1)
+        (0.0, nice_ceiling(max * 1.1))
     };
     let to_y = |v: f64| {
         let t = if log_y {
@@ -200,6 +200,22 @@ fn panel(s: &mut String, table: &ClassTable, metric: Metric, ox: f64, oy: f64) {
     }
 }
 
+/// The smallest 1, 2 or 5 × 10^k multiple-of-5-ticks ceiling above `v`, so the five
+/// gridlines fall on round numbers.
+fn nice_ceiling(v: f64) -> f64 {
+    if v <= 0.0 {
+        return 1.0;
+    }
+    let step = v / 5.0;
+    let magnitude = 10f64.powf(step.log10().floor());
+    let nice = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= step)
+        .unwrap_or(10.0 * magnitude);
+    nice * 5.0
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -212,6 +228,13 @@ mod tests {
     use crate::report::{class_table, Class};
     use crate::stats::{Latency, Record, RunReport};
     use crate::workload::Proto;
+
+    #[test]
+    fn axis_ceilings_are_round_numbers() {
+        assert_eq!(nice_ceiling(188_507.0), 250_000.0);
+        assert_eq!(nice_ceiling(90.0), 100.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+    }
 
     #[test]
     fn the_chart_is_an_svg_with_a_line_per_server() {
