@@ -109,14 +109,21 @@ impl RunReport {
             duration = self.duration_secs,
             warmup = self.warmup_secs,
             threads = self.threads,
-            cpu = self.cpu.map_or_else(String::new, |c| format!(
-                "CPU, % of one core: generator {:.0}, server {}, others {:.0} (of {})\n",
-                c.generator,
-                c.server
-                    .map_or_else(|| "?".to_string(), |s| format!("{s:.0}")),
-                c.others,
-                c.cores * 100
-            )),
+            cpu = self.cpu.map_or_else(String::new, |c| match c.server {
+                Some(server) => format!(
+                    "CPU, % of one core: generator {:.0}, server {server:.0}, others {:.0} (of {})\n",
+                    c.generator,
+                    c.others,
+                    c.cores * 100
+                ),
+                None => format!(
+                    "CPU, % of one core: generator {:.0}, everything else (server included, \
+                     no --server-pid) {:.0} (of {})\n",
+                    c.generator,
+                    c.others,
+                    c.cores * 100
+                ),
+            }),
         )
     }
 }
