@@ -73,6 +73,11 @@ pub struct Cli {
     /// lose the last second of acknowledged writes.
     #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::Always)]
     fsync: CliFsync,
+
+    /// Runtime worker threads (default: one per core). One can be faster when the
+    /// clients run on the same few cores as the server.
+    #[arg(long, env = "KV_WORKERS", value_parser = clap::value_parser!(u64).range(1..1025))]
+    workers: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -114,6 +119,7 @@ impl Cli {
                 CliFsync::Always => FsyncPolicy::Always,
                 CliFsync::Everysec => FsyncPolicy::EverySecond,
             },
+            workers: self.workers.and_then(|n| usize::try_from(n).ok()),
         }
     }
 }

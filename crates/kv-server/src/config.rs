@@ -48,6 +48,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// In durable mode, when an acknowledged write reaches the disk.
     pub fsync: FsyncPolicy,
+    /// Runtime worker threads; `None` is one per core. Fewer can win when the clients
+    /// share the server's cores (BENCHMARKS.md).
+    pub workers: Option<usize>,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             debug_commands: false,
             data_dir: None,
             fsync: FsyncPolicy::Always,
+            workers: None,
         }
     }
 }
@@ -101,6 +105,9 @@ impl Config {
             return Err(InvalidConfig(
                 "max-restart-window-secs must be at least 1".into(),
             ));
+        }
+        if self.workers == Some(0) {
+            return Err(InvalidConfig("workers must be at least 1".into()));
         }
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {
             return Err(InvalidConfig(

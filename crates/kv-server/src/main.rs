@@ -20,10 +20,11 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     limits::raise_open_file_limit(config.max_connections);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.workers {
+        builder.worker_threads(workers);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("kv-server: cannot start the runtime: {e}");

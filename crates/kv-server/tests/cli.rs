@@ -292,3 +292,27 @@ fn assert_refused_to_start(run: &common::Finished, case: &str, setting: &str) {
         run.stderr
     );
 }
+
+/// Threads of the server process, from `/proc/<pid>/status`.
+fn thread_count(server: &TestServer) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Threads: in /proc/<pid>/status")
+}
+
+#[test]
+fn workers_sets_the_number_of_runtime_threads() {
+    let one = TestServer::start(&["--workers", "1"]);
+    let three = TestServer::builder().env("KV_WORKERS", "3").start();
+    // The main thread plus the workers.
+    assert_eq!(thread_count(&one), 2);
+    assert_eq!(thread_count(&three), 4);
+    for server in [&one, &three] {
+        let mut c = server.connect();
+        c.send(b"PING\r\n");
+        c.expect(b"PONG\r\n");
+    }
+}
