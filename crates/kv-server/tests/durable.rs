@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Client, TestServer, PATIENCE};
+use common::{ask, TestServer, PATIENCE};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -49,11 +49,6 @@ impl Drop for TempDir {
 
 fn durable(dir: &TempDir) -> TestServer {
     TestServer::start(&["--data-dir", dir.arg()])
-}
-
-fn ask(client: &mut Client, request: &[u8], reply: &[u8]) {
-    client.send(request);
-    client.expect(reply);
 }
 
 /// Stops the server gracefully and checks it exits 0.

@@ -5,13 +5,7 @@ mod common;
 
 use std::thread;
 
-use common::{Client, TestServer};
-
-/// Sends one request line and expects its exact reply.
-fn ask(client: &mut Client, request: &[u8], reply: &[u8]) {
-    client.send(request);
-    client.expect(reply);
-}
+use common::{ask, Client, TestServer};
 
 #[test]
 fn the_guides_session_works_verbatim_over_telnet() {

@@ -684,3 +684,9 @@ pub fn try_connect(addr: SocketAddr) -> Result<TcpStream, String> {
     stream.set_write_timeout(Some(PATIENCE)).unwrap();
     Ok(stream)
 }
+
+/// Sends one request and expects its exact reply.
+pub fn ask(client: &mut Client, request: &[u8], reply: &[u8]) {
+    client.send(request);
+    client.expect(reply);
+}
