@@ -141,19 +141,30 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
         );
     }
     stop(server);
-    let file = dir.path().join("kv.redb");
-    let mut bytes = std::fs::read(&file).expect("read database file");
-    bytes.truncate(bytes.len() / 2);
-    std::fs::write(&file, &bytes).expect("damage database file");
+    // Damage in the middle of the journal: acknowledged writes follow it.
+    let journal = std::fs::read_dir(dir.path())
+        .expect("list the data dir")
+        .map(|e| e.expect("dir entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .expect("a journal file");
+    let mut bytes = std::fs::read(&journal).expect("read the journal");
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 8].fill(0xFF);
+    std::fs::write(&journal, &bytes).expect("damage the journal");
 
     let run = TestServer::builder()
         .args(["--data-dir", dir.arg()])
         .run_to_exit(PATIENCE);
     assert!(!run.status.success());
     assert!(
-        run.stderr.contains("cannot be read safely"),
+        run.stderr.contains("cannot be read safely") && run.stderr.contains("damaged at byte"),
         "{}",
         run.stderr
+    );
+    assert_eq!(
+        std::fs::read(&journal).expect("reread"),
+        bytes,
+        "left as found"
     );
 }
 

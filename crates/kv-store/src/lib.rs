@@ -4,8 +4,8 @@
 //! - this file: the seam — [`Store`] and [`Bucket`] — that the protocol code is written
 //!   against, and [`StoreError`];
 //! - [`memory`]: the in-memory engine (the default);
-//! - [`durable`]: the durable engine (`--data-dir`): redb with group commit, read through
-//!   an in-memory mirror.
+//! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
+//!   commit and background snapshots, read through an in-memory mirror.
 //!
 //! Every operation returns a future, so an engine may wait on I/O (a durable engine waits
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
@@ -19,7 +19,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
-pub use durable::{DurableStore, FsyncPolicy, OpenError};
+pub use durable::{DurableOptions, DurableStore, FsyncPolicy, OpenError};
 pub use memory::MemoryStore;
 
 /// A registry of named buckets, shared by all connections (cheap to clone).

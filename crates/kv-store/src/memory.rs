@@ -166,6 +166,37 @@ impl Bucket for MemoryBucket {
     }
 }
 
+/// Reading a whole store, shard by shard: what a durable snapshot is made from.
+impl MemoryStore {
+    /// Every bucket with its name (a point-in-time list; buckets are never removed).
+    pub fn buckets(&self) -> Vec<(Bytes, MemoryBucket)> {
+        let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
+        buckets
+            .iter()
+            .map(|(name, bucket)| (name.clone(), bucket.clone()))
+            .collect()
+    }
+}
+
+impl MemoryBucket {
+    /// Number of shards, for [`Self::visit_shard`].
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Calls `visit` with every key and value of shard `index` (0..[`Self::shard_count`]),
+    /// under that shard's read lock only, so writers to other shards never wait for it.
+    pub fn visit_shard(&self, index: usize, mut visit: impl FnMut(&[u8], &[u8])) {
+        let Some(shard) = self.shards.get(index) else {
+            return;
+        };
+        let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in shard.iter() {
+            visit(key, value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,271 @@
+//! The single writer: group commit into the journal, then compaction into snapshots.
+//!
+//! The committer thread takes everything queued (up to [`MAX_BATCH`] writes), encodes it
+//! as one journal frame, appends it with one `fdatasync`, applies it to the mirror in
+//! order, and only then acknowledges each writer — so `OK` means durable, and visible. A
+//! failed append answers the whole group with the error and leaves the mirror untouched;
+//! the journal cuts the partial frame off before the next append, so the server recovers
+//! by itself once the disk does.
+//!
+//! When the journal outgrows both a fixed floor and the last snapshot, the committer opens
+//! the next journal and a background thread writes a snapshot of the mirror; once it is
+//! durable, the journals and snapshot it replaces are removed. So the files stay within a
+//! small multiple of the data, and start-up replays at most about one snapshot's worth of
+//! journal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, warn};
+
+use super::dir::DataDir;
+use super::frame::FrameBuf;
+use super::journal::Journal;
+use super::record::Op;
+use super::{snapshot, FsyncPolicy};
+use crate::memory::MemoryStore;
+use crate::StoreError;
+
+/// Most writes one group commit carries.
+const MAX_BATCH: usize = 4096;
+/// After a failed attempt to start a compaction, wait this long before the next.
+const COMPACTION_RETRY: Duration = Duration::from_secs(10);
+/// A frame buffer grown past this by a large group is shrunk back afterwards.
+const FRAME_BUF_KEEP: usize = 1 << 20;
+
+pub(crate) type Ack = oneshot::Sender<Result<(), StoreError>>;
+
+pub(crate) enum Message {
+    Write(Op, Ack),
+    /// Time to sync buffered commits (`FsyncPolicy::EverySecond`).
+    Tick,
+    /// Finish what is queued, sync, wait for a running snapshot, then say so.
+    Close(oneshot::Sender<()>),
+}
+
+pub(crate) struct Committer {
+    dir: Arc<DataDir>,
+    journal: Journal,
+    mirror: MemoryStore,
+    policy: FsyncPolicy,
+    /// Compact once the journal holds this many bytes and more than the last snapshot.
+    compact_after: u64,
+    /// Size of the newest snapshot; written by the snapshot thread.
+    snapshot_len: Arc<AtomicU64>,
+    frame: FrameBuf,
+    /// Frames appended but not yet synced (`EverySecond` only).
+    unsynced: bool,
+    /// The snapshot thread, while one may be running; it returns whether it succeeded.
+    snapshot: Option<JoinHandle<bool>>,
+    next_compaction_attempt: Instant,
+}
+
+impl Committer {
+    pub(crate) fn new(
+        dir: Arc<DataDir>,
+        journal: Journal,
+        mirror: MemoryStore,
+        policy: FsyncPolicy,
+        compact_after: u64,
+        snapshot_len: u64,
+    ) -> Self {
+        Self {
+            dir,
+            journal,
+            mirror,
+            policy,
+            compact_after,
+            snapshot_len: Arc::new(AtomicU64::new(snapshot_len)),
+            frame: FrameBuf::default(),
+            unsynced: false,
+            snapshot: None,
+            next_compaction_attempt: Instant::now(),
+        }
+    }
+
+    pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
+        let mut batch: Vec<(Op, Ack)> = Vec::new();
+        while let Some(first) = queue.blocking_recv() {
+            let mut close = None;
+            let mut sync_due = false;
+            let mut next = Some(first);
+            // Take everything queued (up to a bound): this is the group in group commit.
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Write(op, ack) => batch.push((op, ack)),
+                    Message::Tick => sync_due = true,
+                    Message::Close(done) => close = Some(done),
+                }
+                if close.is_none() && batch.len() < MAX_BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            let durable = self.policy == FsyncPolicy::Always || sync_due || close.is_some();
+            if !batch.is_empty() {
+                self.commit(&mut batch, durable);
+            } else if self.unsynced && durable {
+                self.sync();
+            }
+            if let Some(done) = close {
+                self.close();
+                // Release the directory (its lock) before saying it is closed.
+                drop(self);
+                let _ = done.send(());
+                return;
+            }
+            self.maybe_compact();
+        }
+        self.close();
+    }
+
+    /// Appends `batch` as one frame (synced if `durable`), applies it and answers it.
+    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, durable: bool) {
+        self.frame.start();
+        for (op, _) in batch.iter() {
+            op.as_record().encode(self.frame.payload());
+        }
+        let appended = self.journal.append(&mut self.frame, durable);
+        self.frame.shrink_to(FRAME_BUF_KEEP);
+        match appended {
+            Ok(()) => {
+                self.unsynced = !durable;
+                for (op, ack) in batch.drain(..) {
+                    self.apply(op);
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let error = StoreError::new(describe(&e));
+                error!(
+                    "write failed, answering {} write(s) with ERROR: {e}",
+                    batch.len()
+                );
+                for (_, ack) in batch.drain(..) {
+                    let _ = ack.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn apply(&self, op: Op) {
+        let mirror = &self.mirror;
+        match op {
+            Op::Create { bucket } => mirror.create_now(&bucket),
+            Op::Put { bucket, key, value } => {
+                if let Some(b) = mirror.bucket_now(&bucket) {
+                    b.put_bytes(key, value);
+                }
+            }
+            Op::Delete { bucket, key } => {
+                if let Some(b) = mirror.bucket_now(&bucket) {
+                    b.delete_now(&key);
+                }
+            }
+        }
+    }
+
+    /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the
+    /// next tick.
+    fn sync(&mut self) -> bool {
+        match self.journal.sync() {
+            Ok(()) => {
+                self.unsynced = false;
+                true
+            }
+            Err(e) => {
+                error!("cannot sync the journal (acknowledged writes are not yet durable): {e}");
+                false
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if self.unsynced {
+            self.sync();
+        }
+        if let Some(snapshot) = self.snapshot.take() {
+            let _ = snapshot.join();
+        }
+    }
+
+    /// Starts a compaction if the journal has grown enough and none is running: switch to
+    /// the next journal, then snapshot the mirror in the background.
+    fn maybe_compact(&mut self) {
+        let threshold = self
+            .compact_after
+            .max(self.snapshot_len.load(Ordering::Relaxed));
+        if self.journal.len() < threshold || Instant::now() < self.next_compaction_attempt {
+            return;
+        }
+        if let Some(snapshot) = self.snapshot.take() {
+            if !snapshot.is_finished() {
+                self.snapshot = Some(snapshot);
+                return;
+            }
+            if !snapshot.join().unwrap_or(false) {
+                self.retry_compaction_later();
+                return;
+            }
+        }
+        // Every journal but the newest must be whole on disk.
+        if self.unsynced && !self.sync() {
+            self.retry_compaction_later();
+            return;
+        }
+        let generation = self.journal.generation() + 1;
+        match Journal::create(&self.dir, generation) {
+            Ok(journal) => self.journal = journal,
+            Err(e) => {
+                warn!("cannot start journal {generation} for a compaction, will retry: {e}");
+                self.retry_compaction_later();
+                return;
+            }
+        }
+        let dir = Arc::clone(&self.dir);
+        let mirror = self.mirror.clone();
+        let snapshot_len = Arc::clone(&self.snapshot_len);
+        let spawned = thread::Builder::new()
+            .name("kv-snapshot".into())
+            .spawn(move || match snapshot::write(&dir, generation, &mirror) {
+                Ok(len) => {
+                    snapshot_len.store(len, Ordering::Relaxed);
+                    match dir.remove_before(generation) {
+                        Ok(()) => debug!("compacted into snapshot {generation} ({len} bytes)"),
+                        Err(e) => warn!(
+                            "snapshot {generation} written, but the files it replaces could \
+                             not all be removed: {e}"
+                        ),
+                    }
+                    true
+                }
+                Err(e) => {
+                    warn!("cannot write snapshot {generation}, keeping the journals: {e}");
+                    false
+                }
+            });
+        match spawned {
+            Ok(handle) => self.snapshot = Some(handle),
+            Err(e) => {
+                warn!("cannot start the snapshot thread, will retry: {e}");
+                self.retry_compaction_later();
+            }
+        }
+    }
+
+    /// After a failed compaction, waits before the next attempt instead of trying (and
+    /// logging) at every commit.
+    fn retry_compaction_later(&mut self) {
+        self.next_compaction_attempt = Instant::now() + COMPACTION_RETRY;
+    }
+}
+
+/// A short reason for the client: "disk full" rather than a debug dump.
+fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull => "disk full".into(),
+        kind => format!("I/O error: {kind}"),
+    }
+}

@@ -1,0 +1,150 @@
+//! Snapshots: every bucket and key in one file, so that journals can be deleted.
+//!
+//! A snapshot is written while writes go on: it starts right after the committer opened a
+//! new journal, and reads the in-memory mirror shard by shard. It may therefore contain
+//! some writes that are also in the new journal. That is harmless because every record sets
+//! a key to a state (replaying it again gives the same result) and the new journal is
+//! replayed after the snapshot, in order: each key ends at its last journaled state, and a
+//! key no journaled write touched has not changed since the snapshot began.
+//!
+//! The file is written under a temporary name, synced, then renamed, so a snapshot file
+//! under its final name is always complete; it ends in a `SnapshotEnd` record with the
+//! record count. Any damage in it stops start-up.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::Path;
+
+use super::dir::{remove_if_present, DataDir};
+use super::frame::{FrameBuf, FrameReader, Next};
+use super::record::{decode_all, Record};
+use crate::memory::MemoryStore;
+
+/// Payload bytes per frame: big enough to amortise headers, small enough to verify lazily.
+const FRAME_TARGET: usize = 1 << 20;
+
+/// Writes a snapshot of `mirror` as `generation`; returns its size in bytes.
+pub(crate) fn write(dir: &DataDir, generation: u64, mirror: &MemoryStore) -> io::Result<u64> {
+    let temporary = dir.snapshot_in_progress(generation);
+    let written = write_file(&temporary, mirror).and_then(|len| {
+        std::fs::rename(&temporary, dir.snapshot(generation))?;
+        dir.sync()?;
+        Ok(len)
+    });
+    if written.is_err() {
+        let _ = remove_if_present(&temporary);
+    }
+    written
+}
+
+fn write_file(path: &Path, mirror: &MemoryStore) -> io::Result<u64> {
+    let mut out = SnapshotWriter {
+        file: BufWriter::new(File::create(path)?),
+        frame: FrameBuf::default(),
+        frames: 0,
+        records: 0,
+        len: 0,
+    };
+    out.frame.start();
+    for (name, bucket) in mirror.buckets() {
+        out.add(Record::Create { bucket: &name })?;
+        for shard in 0..bucket.shard_count() {
+            // Encode under the shard's read lock; write to the file after releasing it.
+            bucket.visit_shard(shard, |key, value| {
+                Record::Put {
+                    bucket: &name,
+                    key,
+                    value,
+                }
+                .encode(out.frame.payload());
+                out.records += 1;
+            });
+            if out.frame.payload_len() >= FRAME_TARGET {
+                out.flush_frame()?;
+            }
+        }
+    }
+    out.flush_frame()?;
+    let records = out.records;
+    out.add(Record::SnapshotEnd { records })?;
+    out.flush_frame()?;
+    let file = out.file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(out.len)
+}
+
+struct SnapshotWriter {
+    file: BufWriter<File>,
+    frame: FrameBuf,
+    frames: u64,
+    records: u64,
+    len: u64,
+}
+
+impl SnapshotWriter {
+    fn add(&mut self, record: Record<'_>) -> io::Result<()> {
+        record.encode(self.frame.payload());
+        if !matches!(record, Record::SnapshotEnd { .. }) {
+            self.records += 1;
+        }
+        if self.frame.payload_len() >= FRAME_TARGET {
+            self.flush_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the frame being built, if it holds anything.
+    fn flush_frame(&mut self) -> io::Result<()> {
+        if self.frame.payload_len() == 0 {
+            return Ok(());
+        }
+        let bytes = self.frame.seal(self.frames);
+        self.file.write_all(bytes)?;
+        self.len += bytes.len() as u64;
+        self.frames += 1;
+        self.frame.start();
+        Ok(())
+    }
+}
+
+/// Hands every record of the snapshot at `path` to `apply`. The file must be whole: any
+/// damage, a missing end or a wrong count is an error.
+pub(crate) fn load(path: &Path, mut apply: impl FnMut(Record<'_>)) -> Result<(), String> {
+    let damaged = |offset: u64, reason: &str| {
+        format!("{} is damaged at byte {offset} ({reason})", path.display())
+    };
+    let cannot_read = |e: io::Error| format!("cannot read {}: {e}", path.display());
+    let file = File::open(path).map_err(cannot_read)?;
+    let file_len = file.metadata().map_err(cannot_read)?.len();
+    let mut reader = FrameReader::new(BufReader::new(file), file_len);
+    let mut records = 0u64;
+    let mut ended = false;
+    loop {
+        match reader.next().map_err(cannot_read)? {
+            Next::Frame if ended => return Err(damaged(reader.offset(), "data after its end")),
+            Next::Frame => {
+                for record in decode_all(reader.payload()) {
+                    match record {
+                        Ok(Record::SnapshotEnd { records: expected }) if expected == records => {
+                            ended = true;
+                        }
+                        Ok(Record::SnapshotEnd { .. }) => {
+                            return Err(damaged(reader.offset(), "wrong record count"))
+                        }
+                        Ok(_) if ended => {
+                            return Err(damaged(reader.offset(), "data after its end"))
+                        }
+                        Ok(record) => {
+                            records += 1;
+                            apply(record);
+                        }
+                        Err(e) => return Err(damaged(reader.offset(), e.0)),
+                    }
+                }
+            }
+            Next::End if ended => return Ok(()),
+            Next::End => return Err(damaged(reader.offset(), "it ends before its end record")),
+            Next::Bad(reason) => return Err(damaged(reader.offset(), reason)),
+        }
+    }
+}

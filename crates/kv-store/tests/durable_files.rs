@@ -1,0 +1,337 @@
+//! The durable store against its real files: restart, compaction, torn writes, damage.
+//!
+//! The server-level behaviour (SIGKILL under load, a full disk, the lock between two
+//! processes) is tested through the binary in `crates/kv-server/tests/durable.rs`.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kv_store::{Bucket, DurableOptions, DurableStore, FsyncPolicy, OpenError, Store};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "kv-store-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(dir: &Path) -> DurableStore {
+    DurableStore::open(dir, FsyncPolicy::Always).expect("open the store")
+}
+
+fn open_compacting(dir: &Path, after: u64) -> DurableStore {
+    let options = DurableOptions {
+        compact_after_bytes: after,
+        ..DurableOptions::default()
+    };
+    DurableStore::open_with(dir, options).expect("open the store")
+}
+
+/// Files in `dir` whose names start with `prefix`, sorted.
+fn files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list the dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn newest_journal(dir: &Path) -> PathBuf {
+    files(dir, "journal-").pop().expect("a journal")
+}
+
+async fn get(store: &DurableStore, bucket: &str, key: &str) -> Option<String> {
+    let bucket = store.bucket(bucket.as_bytes()).await.unwrap()?;
+    let value = bucket.get(key.as_bytes()).await.unwrap()?;
+    Some(String::from_utf8(value.to_vec()).unwrap())
+}
+
+async fn put(store: &DurableStore, bucket: &str, key: &str, value: &str) {
+    let bucket = store.bucket(bucket.as_bytes()).await.unwrap().unwrap();
+    bucket.put(key.as_bytes(), value.as_bytes()).await.unwrap();
+}
+
+/// Writes a known state: two buckets (one empty), an overwrite and a delete.
+async fn write_sample(store: &DurableStore) {
+    store.create(b"shopping").await.unwrap();
+    store.create(b"empty").await.unwrap();
+    put(store, "shopping", "milk", "1").await;
+    put(store, "shopping", "eggs", "3").await;
+    put(store, "shopping", "milk", "2").await;
+    let shopping = store.bucket(b"shopping").await.unwrap().unwrap();
+    shopping.delete(b"eggs").await.unwrap();
+}
+
+async fn assert_sample(store: &DurableStore) {
+    assert_eq!(get(store, "shopping", "milk").await.as_deref(), Some("2"));
+    assert_eq!(get(store, "shopping", "eggs").await, None);
+    assert!(store.bucket(b"empty").await.unwrap().is_some());
+    assert!(store.bucket(b"other").await.unwrap().is_none());
+}
+
+fn expect_unusable(dir: &Path, what: &str) -> String {
+    match DurableStore::open(dir, FsyncPolicy::Always) {
+        Err(OpenError::Unusable(_, reason)) => {
+            assert!(
+                reason.contains(what),
+                "reason {reason:?} should mention {what:?}"
+            );
+            reason
+        }
+        Err(other) => panic!("expected Unusable, got {other}"),
+        Ok(_) => panic!("a damaged directory was opened"),
+    }
+}
+
+#[tokio::test]
+async fn everything_survives_a_close_and_reopen() {
+    let dir = TempDir::new("reopen");
+    let store = open(&dir.0);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    let store = open(&dir.0);
+    assert_sample(&store).await;
+    assert_eq!(store.stats(), (2, 1));
+}
+
+#[tokio::test]
+async fn every_second_mode_keeps_what_it_acknowledged_over_a_clean_close() {
+    let dir = TempDir::new("everysec");
+    let store = DurableStore::open(&dir.0, FsyncPolicy::EverySecond).unwrap();
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+    assert_sample(&open(&dir.0)).await;
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_is_refused_as_locked() {
+    let dir = TempDir::new("lock");
+    let store = open(&dir.0);
+    assert!(matches!(
+        DurableStore::open(&dir.0, FsyncPolicy::Always),
+        Err(OpenError::Locked(_))
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_state_and_bounds_the_files() {
+    let dir = TempDir::new("compact");
+    let store = open_compacting(&dir.0, 4096);
+    store.create(b"b").await.unwrap();
+    let bucket = store.bucket(b"b").await.unwrap().unwrap();
+    let mut model = BTreeMap::new();
+    // 100 keys overwritten 30 times: ~100 KB of journal for ~2 KB of data.
+    for round in 0..30 {
+        for k in 0..100 {
+            let (key, value) = (format!("key{k}"), format!("value{k}-{round}"));
+            if (k + round) % 7 == 0 {
+                bucket.delete(key.as_bytes()).await.unwrap();
+                model.remove(&key);
+            } else {
+                bucket.put(key.as_bytes(), value.as_bytes()).await.unwrap();
+                model.insert(key, value);
+            }
+        }
+    }
+    store.close().await;
+    drop(store);
+
+    let snapshots = files(&dir.0, "snapshot-");
+    assert_eq!(snapshots.len(), 1, "one snapshot remains: {snapshots:?}");
+    let total: u64 = fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        total < 40_000,
+        "compaction bounds the files: {total} bytes in {:?}",
+        files(&dir.0, "")
+    );
+
+    let store = open_compacting(&dir.0, 4096);
+    let bucket = store.bucket(b"b").await.unwrap().unwrap();
+    for k in 0..100 {
+        let key = format!("key{k}");
+        let got = bucket.get(key.as_bytes()).await.unwrap();
+        assert_eq!(
+            got.as_deref(),
+            model.get(&key).map(|v| v.as_bytes()),
+            "{key} after compaction and reopen"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_torn_final_write_is_cut_off_and_writing_goes_on() {
+    let dir = TempDir::new("torn");
+    let store = open(&dir.0);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    // A crash in the middle of appending a frame: its first bytes reached the disk.
+    let journal = newest_journal(&dir.0);
+    let whole = fs::metadata(&journal).unwrap().len();
+    let frame_start = fs::read(&journal).unwrap()[..30].to_vec();
+    OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap()
+        .write_all(&frame_start)
+        .unwrap();
+
+    let store = open(&dir.0);
+    assert_sample(&store).await;
+    assert_eq!(fs::metadata(&journal).unwrap().len(), whole, "tail cut off");
+    put(&store, "shopping", "bread", "1").await;
+    store.close().await;
+    drop(store);
+
+    let store = open(&dir.0);
+    assert_sample(&store).await;
+    assert_eq!(get(&store, "shopping", "bread").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_zeroed_tail_is_a_torn_write_too() {
+    let dir = TempDir::new("zeroes");
+    let store = open(&dir.0);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+    let journal = newest_journal(&dir.0);
+    OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap()
+        .write_all(&[0u8; 4096])
+        .unwrap();
+    assert_sample(&open(&dir.0)).await;
+}
+
+#[tokio::test]
+async fn damage_followed_by_acknowledged_writes_stops_start_up() {
+    let dir = TempDir::new("damage");
+    let store = open(&dir.0);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    let journal = newest_journal(&dir.0);
+    let mut bytes = fs::read(&journal).unwrap();
+    bytes[25] ^= 0x01; // inside the first frame's payload; five more frames follow
+    fs::write(&journal, &bytes).unwrap();
+    let reason = expect_unusable(&dir.0, "damaged at byte 0");
+    assert!(reason.contains("valid frames follow"), "{reason}");
+    // Refusing must not "repair" anything: the file is as it was.
+    assert_eq!(fs::read(&journal).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_stops_start_up() {
+    let dir = TempDir::new("badsnap");
+    let store = open_compacting(&dir.0, 64);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    let snapshot = files(&dir.0, "snapshot-")
+        .pop()
+        .expect("a snapshot was written");
+    let mut bytes = fs::read(&snapshot).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(&snapshot, &bytes).unwrap();
+    expect_unusable(&dir.0, "snapshot-");
+}
+
+#[tokio::test]
+async fn a_missing_journal_stops_start_up() {
+    let dir = TempDir::new("missing");
+    let store = open_compacting(&dir.0, 64);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    let journals = files(&dir.0, "journal-");
+    fs::remove_file(&journals[0]).unwrap();
+    expect_unusable(&dir.0, "is missing");
+}
+
+#[tokio::test]
+async fn leftovers_of_an_interrupted_compaction_are_recovered_from() {
+    let dir = TempDir::new("interrupted");
+    let store = open_compacting(&dir.0, 64);
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+
+    // A crash after a new journal was started, while its snapshot was being written; and
+    // replaced files that a crash kept from being removed.
+    let newest = newest_journal(&dir.0);
+    let name = newest.file_name().unwrap().to_str().unwrap();
+    let generation: u64 = name["journal-".len()..name.len() - ".log".len()]
+        .parse()
+        .unwrap();
+    let next = format!("{:020}", generation + 1);
+    fs::write(dir.0.join(format!("journal-{next}.log")), b"").unwrap();
+    fs::write(
+        dir.0.join(format!("snapshot-{next}.tmp")),
+        b"half a snapshot",
+    )
+    .unwrap();
+    let older = format!("{:020}", generation - 1);
+    fs::write(dir.0.join(format!("journal-{older}.log")), b"replaced").unwrap();
+
+    let store = open_compacting(&dir.0, 64);
+    assert_sample(&store).await;
+    put(&store, "shopping", "tea", "5").await;
+    store.close().await;
+    drop(store);
+    assert!(files(&dir.0, "journal-")
+        .iter()
+        .all(|p| !p.ends_with(format!("journal-{older}.log"))));
+    assert!(files(&dir.0, "snapshot-")
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "snap")));
+
+    let store = open(&dir.0);
+    assert_sample(&store).await;
+    assert_eq!(get(&store, "shopping", "tea").await.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn a_directory_of_the_earlier_format_is_refused() {
+    let dir = TempDir::new("legacy");
+    fs::create_dir_all(&dir.0).unwrap();
+    fs::write(dir.0.join("kv.redb"), b"old data").unwrap();
+    expect_unusable(&dir.0, "kv.redb");
+}
