@@ -8,22 +8,19 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
 use crate::connection::{Connection, ConnectionSettings};
 use crate::protocol::{replies, Protocol};
-use crate::supervisor::panic_message;
 
 /// First pause after running out of descriptors; doubles up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -189,12 +186,8 @@ impl<P: Protocol> Acceptor<P> {
             slot,
         );
         // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A
-        // panic ends this task only; it is logged with the peer address.
-        self.tracker.spawn(async move {
-            if let Err(panic) = AssertUnwindSafe(connection.run()).catch_unwind().await {
-                error!(peer = %peer, "connection task panicked: {}", panic_message(&*panic));
-            }
-        });
+        // panic ends this task only; `run` catches and logs it with the peer address.
+        self.tracker.spawn(connection.run());
     }
 }
 
