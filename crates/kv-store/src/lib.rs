@@ -17,7 +17,7 @@ pub mod memory;
 use std::fmt;
 use std::future::Future;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 pub use durable::{DurableOptions, DurableStore, FsyncPolicy, OpenError};
 pub use memory::MemoryStore;
@@ -47,6 +47,24 @@ pub trait Bucket: Clone + Send + Sync + 'static {
 
     /// The value of `key`, if any.
     fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Appends the value of `key` to `out` and says whether there was one; on an error
+    /// nothing is appended. What a GET reply needs: an engine that can copy the value
+    /// straight from its storage (the in-memory one does, under its shard's read lock)
+    /// overrides this to skip the `Bytes` handle that `get` returns.
+    fn get_into(
+        &self,
+        key: &[u8],
+        out: &mut BytesMut,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async move {
+            let value = self.get(key).await?;
+            if let Some(value) = &value {
+                out.extend_from_slice(value);
+            }
+            Ok(value.is_some())
+        }
+    }
 
     /// Removes `key`; succeeds if it was not there.
     fn delete(&self, key: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -2,17 +2,23 @@
 //!
 //! The registry is a read-mostly map of names to buckets behind a `RwLock` (buckets are
 //! created rarely and looked up on every request; callers also keep handles). Each bucket
-//! is split into shards, each a `HashMap` behind its own std `RwLock`, so two cores rarely
+//! is split into shards, each a hash table behind its own std `RwLock`, so two cores rarely
 //! touch the same lock and a read never blocks a read. Why this structure and not another
 //! is measured in `crates/store-bench` (see BENCHMARKS.md). Std locks are right here: no
-//! critical section awaits or does more than a hash-map operation.
+//! critical section awaits or does more than a hash-table operation.
+//!
+//! A key is hashed once per operation: the same hash picks the shard (from its middle
+//! bits) and finds the key in the shard's table (which uses its low bits for the slot and
+//! its top 7 bits as the tag), so the shards are `hashbrown::HashTable`s probed with that
+//! hash rather than `HashMap`s that would hash the key again.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::{Bucket, Store, StoreError};
 
@@ -67,73 +73,111 @@ impl Store for MemoryStore {
     }
 }
 
-type Shard = RwLock<HashMap<Bytes, Bytes, RandomState>>;
+/// One shard: keys with their values, found by the bucket's hash of the key.
+type Shard = RwLock<HashTable<(Bytes, Bytes)>>;
 
-/// One bucket: sharded maps; clones share it.
+/// One bucket: sharded tables; clones share it.
 #[derive(Clone)]
 pub struct MemoryBucket {
     shards: Arc<[Shard]>,
-    /// Picks the shard; the maps hash again with their own seeds.
-    shard_hasher: RandomState,
+    /// Hashes keys, for both the shard choice and the shard's table.
+    hasher: RandomState,
 }
 
 impl Default for MemoryBucket {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            shard_hasher: RandomState::default(),
+            hasher: RandomState::default(),
         }
     }
 }
 
 impl MemoryBucket {
-    fn shard(&self, key: &[u8]) -> &Shard {
-        let hash = self.shard_hasher.hash_one(key);
-        // High bits: the low ones are what the shard's own table would use.
-        &self.shards[(hash >> 58) as usize % SHARDS]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard that holds `key`, chosen by bits of `hash` that the shard's table does
+    /// not use (it takes the low bits for the slot and the top 7 as the tag), so the keys
+    /// of one shard still spread over its whole table.
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// Synchronous `put`. Key and value are copied into their own allocations, so they
     /// never pin the connection's read buffer.
     pub fn put_now(&self, key: &[u8], value: &[u8]) {
         let value = Bytes::copy_from_slice(value);
+        let hash = self.hash(key);
         let mut shard = self
-            .shard(key)
+            .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        match shard.get_mut(key) {
-            Some(slot) => *slot = value,
-            None => {
-                shard.insert(Bytes::copy_from_slice(key), value);
+        match shard.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k)) {
+            Entry::Occupied(mut slot) => slot.get_mut().1 = value,
+            Entry::Vacant(slot) => {
+                slot.insert((Bytes::copy_from_slice(key), value));
             }
         }
     }
 
     /// `put_now` for a key and value the caller already owns (no copy).
     pub fn put_bytes(&self, key: Bytes, value: Bytes) {
+        let hash = self.hash(&key);
         let mut shard = self
-            .shard(&key)
+            .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.insert(key, value);
+        match shard.entry(hash, |(k, _)| *k == key, |(k, _)| self.hash(k)) {
+            Entry::Occupied(mut slot) => *slot.get_mut() = (key, value),
+            Entry::Vacant(slot) => {
+                slot.insert((key, value));
+            }
+        }
     }
 
     /// Synchronous `get`: a reference-count increment, no copy.
     pub fn get_now(&self, key: &[u8]) -> Option<Bytes> {
+        let hash = self.hash(key);
         let shard = self
-            .shard(key)
+            .shard(hash)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.get(key).cloned()
+        shard
+            .find(hash, |(k, _)| k[..] == *key)
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Synchronous `get_into`: appends the value of `key` to `out`, copied under the
+    /// shard's read lock, and says whether there was one. Cheaper than `get_now` when the
+    /// value is only going to be copied: no reference count is touched, so readers on
+    /// other cores do not contend on the value's counter.
+    pub fn get_into_now(&self, key: &[u8], out: &mut BytesMut) -> bool {
+        let hash = self.hash(key);
+        let shard = self
+            .shard(hash)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        match shard.find(hash, |(k, _)| k[..] == *key) {
+            Some((_, value)) => {
+                out.extend_from_slice(value);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Synchronous `delete`.
     pub fn delete_now(&self, key: &[u8]) {
+        let hash = self.hash(key);
         let mut shard = self
-            .shard(key)
+            .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.remove(key);
+        if let Ok(slot) = shard.find_entry(hash, |(k, _)| k[..] == *key) {
+            slot.remove();
+        }
     }
 
     /// Number of keys (takes every shard's lock in turn; for tests and stats).
@@ -158,6 +202,10 @@ impl Bucket for MemoryBucket {
 
     async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         Ok(self.get_now(key))
+    }
+
+    async fn get_into(&self, key: &[u8], out: &mut BytesMut) -> Result<bool, StoreError> {
+        Ok(self.get_into_now(key, out))
     }
 
     async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
@@ -240,6 +288,68 @@ mod tests {
         writer.delete(b"milk").await.unwrap();
         assert_eq!(reader.get(b"milk").await.unwrap(), None);
         writer.delete(b"milk").await.unwrap();
+    }
+
+    #[test]
+    fn get_into_appends_the_value_or_nothing() {
+        let store = MemoryStore::new();
+        store.create_now(b"b");
+        let bucket = store.bucket_now(b"b").unwrap();
+        bucket.put_now(b"k", b"value");
+        let mut out = BytesMut::from(&b"before|"[..]);
+        assert!(bucket.get_into_now(b"k", &mut out));
+        assert!(!bucket.get_into_now(b"missing", &mut out));
+        assert_eq!(&out[..], b"before|value");
+    }
+
+    #[test]
+    fn many_keys_survive_growth_overwrites_and_deletes() {
+        // Enough keys to make every shard's table grow several times (rehashing with the
+        // bucket's hasher), then overwrite half and delete a third.
+        let bucket = MemoryBucket::default();
+        let key = |i: u32| format!("key:{i}").into_bytes();
+        for i in 0..20_000 {
+            bucket.put_now(&key(i), &i.to_le_bytes());
+        }
+        for i in (0..20_000).step_by(2) {
+            bucket.put_bytes(Bytes::from(key(i)), Bytes::from_static(b"even"));
+        }
+        for i in (0..20_000).step_by(3) {
+            bucket.delete_now(&key(i));
+        }
+        for i in 0..20_000u32 {
+            let expected: Option<Vec<u8>> = match (i % 3, i % 2) {
+                (0, _) => None,
+                (_, 0) => Some(b"even".to_vec()),
+                _ => Some(i.to_le_bytes().to_vec()),
+            };
+            assert_eq!(bucket.get_now(&key(i)).map(|v| v.to_vec()), expected, "{i}");
+        }
+        assert_eq!(bucket.len(), 20_000 - 20_000usize.div_ceil(3));
+    }
+
+    #[tokio::test]
+    async fn the_default_get_into_matches_the_memory_one() {
+        /// A bucket that only has the required methods, to test the trait's default.
+        #[derive(Clone)]
+        struct Plain(MemoryBucket);
+        impl Bucket for Plain {
+            async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+                self.0.put(key, value).await
+            }
+            async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+                self.0.get(key).await
+            }
+            async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+                self.0.delete(key).await
+            }
+        }
+        let plain = Plain(MemoryBucket::default());
+        plain.put(b"k", b"v").await.unwrap();
+        let mut out = BytesMut::new();
+        assert!(plain.get_into(b"k", &mut out).await.unwrap());
+        assert!(!plain.get_into(b"nope", &mut out).await.unwrap());
+        assert_eq!(&out[..], b"v");
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl<S: Store> KvSession<S> {
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
         let (reply, flow) = match Command::parse(trim_terminator(line)) {
-            Some(command) => command.apply(self).await,
+            Some(command) => command.apply(self, out).await,
             None => (Reply::UnknownCommand, Flow::Continue),
         };
         reply.encode(out);

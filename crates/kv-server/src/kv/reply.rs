@@ -10,6 +10,9 @@ pub enum Reply {
     Ok,
     /// A `GET`: `value\r\nOK\r\n`, or `\r\nOK\r\n` for a missing key.
     Value(Option<Bytes>),
+    /// A `GET` whose value (if any) the store has already appended to the output, copying
+    /// it straight from its storage: only the `\r\nOK\r\n` that ends it is left to write.
+    ValueWritten,
     /// `NOT FOUND`: the bucket does not exist.
     NotFound,
     /// `UNKNOWN COMMAND`: unknown verb, wrong number of words, empty line.
@@ -31,6 +34,7 @@ impl Reply {
                 }
                 out.put_slice(b"\r\nOK\r\n");
             }
+            Reply::ValueWritten => out.put_slice(b"\r\nOK\r\n"),
             Reply::NotFound => out.put_slice(b"NOT FOUND\r\n"),
             Reply::UnknownCommand => out.put_slice(b"UNKNOWN COMMAND\r\n"),
             Reply::Pong => out.put_slice(b"PONG\r\n"),
@@ -61,6 +65,7 @@ mod tests {
             b"1\r\nOK\r\n"
         );
         assert_eq!(encoded(Reply::Value(None)), b"\r\nOK\r\n");
+        assert_eq!(encoded(Reply::ValueWritten), b"\r\nOK\r\n");
         assert_eq!(encoded(Reply::NotFound), b"NOT FOUND\r\n");
         assert_eq!(encoded(Reply::UnknownCommand), b"UNKNOWN COMMAND\r\n");
         assert_eq!(encoded(Reply::Pong), b"PONG\r\n");

@@ -1,6 +1,7 @@
 //! `GET bucket key` → `value\r\nOK`, `\r\nOK` for a missing key, `NOT FOUND` without the
 //! bucket.
 
+use bytes::BytesMut;
 use kv_store::{Bucket, Store};
 
 use crate::kv::{KvSession, Reply};
@@ -19,14 +20,21 @@ impl<'a> Get<'a> {
         }
     }
 
-    pub(super) async fn apply<S: Store>(self, session: &mut KvSession<S>) -> Reply {
+    /// The store appends the value to `out` itself (the in-memory store copies it under
+    /// its read lock: no `Bytes` handle is cloned and dropped per request); the reply
+    /// then ends it.
+    pub(super) async fn apply<S: Store>(
+        self,
+        session: &mut KvSession<S>,
+        out: &mut BytesMut,
+    ) -> Reply {
         let result = match session.bucket(self.bucket).await {
-            Ok(Some(bucket)) => bucket.get(self.key).await,
+            Ok(Some(bucket)) => bucket.get_into(self.key, out).await,
             Ok(None) => return Reply::NotFound,
             Err(e) => Err(e),
         };
         match result {
-            Ok(value) => Reply::Value(value),
+            Ok(_found) => Reply::ValueWritten,
             Err(e) => Reply::Error(e),
         }
     }

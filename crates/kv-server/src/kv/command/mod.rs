@@ -13,6 +13,7 @@ pub use delete::Delete;
 pub use get::Get;
 pub use put::Put;
 
+use bytes::BytesMut;
 use kv_store::Store;
 
 use super::{KvSession, Reply};
@@ -57,12 +58,18 @@ impl<'a> Command<'a> {
         Some(command)
     }
 
-    /// Runs the command against the session's store.
-    pub async fn apply<S: Store>(self, session: &mut KvSession<S>) -> (Reply, Flow) {
+    /// Runs the command against the session's store. A GET's value may be appended to
+    /// `out` by the store directly ([`Reply::ValueWritten`]); every other reply is left to
+    /// the caller to encode after it.
+    pub async fn apply<S: Store>(
+        self,
+        session: &mut KvSession<S>,
+        out: &mut BytesMut,
+    ) -> (Reply, Flow) {
         let reply = match self {
             Command::Create(c) => c.apply(session).await,
             Command::Put(c) => c.apply(session).await,
-            Command::Get(c) => c.apply(session).await,
+            Command::Get(c) => c.apply(session, out).await,
             Command::Delete(c) => c.apply(session).await,
             Command::Ping => Reply::Pong,
             Command::Quit => return (Reply::Ok, Flow::Close),
