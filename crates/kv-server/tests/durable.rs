@@ -148,7 +148,9 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
         .find(|p| p.extension().is_some_and(|e| e == "log"))
         .expect("a journal file");
     let mut bytes = std::fs::read(&journal).expect("read the journal");
-    let middle = bytes.len() / 2;
+    // Its frames, not the zeros preallocated after them.
+    let frames_end = bytes.iter().rposition(|&b| b != 0).expect("frames");
+    let middle = frames_end / 2;
     bytes[middle..middle + 8].fill(0xFF);
     std::fs::write(&journal, &bytes).expect("damage the journal");
 

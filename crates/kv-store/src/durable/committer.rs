@@ -217,7 +217,7 @@ impl Committer {
         }
         let generation = self.journal.generation() + 1;
         match Journal::create(&self.dir, generation) {
-            Ok(journal) => self.journal = journal,
+            Ok(journal) => std::mem::replace(&mut self.journal, journal).trim(),
             Err(e) => {
                 warn!("cannot start journal {generation} for a compaction, will retry: {e}");
                 self.retry_compaction_later();

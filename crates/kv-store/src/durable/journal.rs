@@ -1,18 +1,32 @@
 //! The journal: an append-only file of frames, one per group commit.
 //!
-//! Appending is one `write` and (for a durable commit) one `fdatasync`. A failed append
-//! (disk full, I/O error) may leave part of a frame behind; the file is cut back to the
-//! last whole frame before anything else is appended, so damage never sits in front of
-//! valid frames — which is how [`replay`] tells a torn final write (dropped: it was never
-//! acknowledged) from damage in the middle (refused: acknowledged writes follow it).
+//! Appending is one `pwrite` and (for a durable commit) one `fdatasync`. The file is
+//! extended ahead of the frames with zeros, [`PREALLOCATE`] at a time and synced once, so
+//! the `fdatasync` of each commit flushes only data — it need not also commit a new file
+//! size to the filesystem's journal (measured on the target disk: 10.2k overwrite syncs/s
+//! against 8.0k append syncs/s, `bench/engine-eval/throughput.txt`). Zeros after the last
+//! frame are therefore the normal end of a journal.
+//!
+//! A failed append (disk full, I/O error) may leave part of a frame behind; the file is cut
+//! back to the last whole frame before anything else is written, so damage never sits in
+//! front of valid frames — which is how [`replay`] tells a torn final write (dropped: it was
+//! never acknowledged) from damage in the middle (refused: acknowledged writes follow it).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+
+use tracing::warn;
 
 use super::dir::DataDir;
 use super::frame::{find_valid_frame, FrameBuf, FrameReader, Next};
 use super::record::{decode_all, Record};
+
+/// How far ahead of its frames the journal is extended with zeros.
+const PREALLOCATE: u64 = 4 << 20;
+/// Zeros written per call while extending.
+const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// The journal being appended to.
 pub(crate) struct Journal {
@@ -22,6 +36,8 @@ pub(crate) struct Journal {
     len: u64,
     /// Frames written: the next frame's sequence number.
     frames: u64,
+    /// File size: zeros from `len` up to here.
+    allocated: u64,
     /// A failed append may have left bytes past `len`.
     dirty_tail: bool,
 }
@@ -31,7 +47,7 @@ impl Journal {
     pub(crate) fn create(dir: &DataDir, generation: u64) -> io::Result<Self> {
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(dir.journal(generation))?;
         dir.sync()?;
         Ok(Self {
@@ -39,6 +55,7 @@ impl Journal {
             generation,
             len: 0,
             frames: 0,
+            allocated: 0,
             dirty_tail: false,
         })
     }
@@ -47,14 +64,15 @@ impl Journal {
     /// tail is cut off (and the cut made durable) first.
     pub(crate) fn resume(dir: &DataDir, generation: u64, replayed: &Replayed) -> io::Result<Self> {
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(dir.journal(generation))?;
         let mut journal = Self {
             file,
             generation,
             len: replayed.len,
             frames: replayed.frames,
-            dirty_tail: replayed.discarded > 0,
+            allocated: replayed.file_len,
+            dirty_tail: replayed.torn > 0,
         };
         journal.cut_tail()?;
         Ok(journal)
@@ -74,17 +92,15 @@ impl Journal {
     pub(crate) fn append(&mut self, frame: &mut FrameBuf, sync: bool) -> io::Result<()> {
         self.cut_tail()?;
         let bytes = frame.seal(self.frames);
+        let end = self.len + bytes.len() as u64;
+        if end > self.allocated {
+            self.extend(end)?;
+        }
         self.dirty_tail = true;
-        let written =
-            self.file.write_all(bytes).and_then(
-                |()| {
-                    if sync {
-                        self.file.sync_data()
-                    } else {
-                        Ok(())
-                    }
-                },
-            );
+        let mut written = self.file.write_all_at(bytes, self.len);
+        if sync && written.is_ok() {
+            written = self.file.sync_data();
+        }
         if let Err(e) = written {
             // Give the space back now if we can; `cut_tail` retries before the next append.
             let _ = self.cut_tail();
@@ -101,11 +117,48 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Cuts off what a failed append left past the last whole frame.
+    /// Drops the zeros after the last frame, once no more frames will follow.
+    pub(crate) fn trim(&mut self) {
+        let trimmed = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_data());
+        match trimmed {
+            Ok(()) => self.allocated = self.len,
+            // Harmless: zeros after the last frame read as the end of the journal.
+            Err(e) => warn!("cannot trim journal {}: {e}", self.generation),
+        }
+    }
+
+    /// Makes the file at least `end` bytes long, zero-filled and synced: [`PREALLOCATE`]
+    /// more if the disk has room, else exactly `end`.
+    fn extend(&mut self, end: u64) -> io::Result<()> {
+        self.dirty_tail = true;
+        if self.fill_zeros(end + PREALLOCATE).is_err() {
+            self.cut_tail()?;
+            self.dirty_tail = true;
+            self.fill_zeros(end)?;
+        }
+        self.dirty_tail = false;
+        Ok(())
+    }
+
+    fn fill_zeros(&mut self, target: u64) -> io::Result<()> {
+        while self.allocated < target {
+            let chunk = (target - self.allocated).min(ZEROS.len() as u64) as usize;
+            self.file.write_all_at(&ZEROS[..chunk], self.allocated)?;
+            self.allocated += chunk as u64;
+        }
+        // Size and blocks are durable now; the frames' own syncs need only flush data.
+        self.file.sync_data()
+    }
+
+    /// Cuts off what a failed append or extension left past the last whole frame.
     fn cut_tail(&mut self) -> io::Result<()> {
         if self.dirty_tail {
             self.file.set_len(self.len)?;
             self.file.sync_data()?;
+            self.allocated = self.len;
             self.dirty_tail = false;
         }
         Ok(())
@@ -119,16 +172,20 @@ pub(crate) struct Replayed {
     pub(crate) len: u64,
     /// How many.
     pub(crate) frames: u64,
-    /// Bytes after them: a torn final write (only ever in the newest journal).
-    pub(crate) discarded: u64,
+    /// Bytes of a torn final write after them (only ever in the newest journal), not
+    /// counting the zeros that follow.
+    pub(crate) torn: u64,
+    /// The file's size, zeros after the frames included.
+    pub(crate) file_len: u64,
 }
 
 /// Hands every record of the journal at `path` to `apply`, in order.
 ///
-/// A journal ending in an incomplete or invalid frame after which no valid frame follows
-/// ended in a write that never finished, so never acknowledged: that is accepted, in the
-/// newest journal (`newest`) only, and reported in [`Replayed::discarded`]. Any other damage
-/// is an error: acknowledged writes would be lost by going on.
+/// After the last frame come zeros (preallocated space) or nothing. A journal ending
+/// instead in an incomplete or invalid frame after which no valid frame follows ended in a
+/// write that never finished, so never acknowledged: that is accepted in the newest
+/// journal (`newest`) only, and reported in [`Replayed::torn`]. Any other damage is an
+/// error: acknowledged writes would be lost by going on.
 pub(crate) fn replay(
     path: &Path,
     newest: bool,
@@ -163,29 +220,39 @@ pub(crate) fn replay(
                 return Ok(Replayed {
                     len: reader.offset(),
                     frames: reader.frames(),
-                    discarded: 0,
+                    torn: 0,
+                    file_len,
                 })
             }
             Next::Bad(reason) => break reason,
         }
     };
     let (len, frames) = (reader.offset(), reader.frames());
-    if !newest {
-        return Err(damaged(len, reason));
-    }
     let mut rest = Vec::new();
     file.seek(SeekFrom::Start(len))
         .and_then(|_| file.read_to_end(&mut rest))
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let torn = rest
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last + 1);
+    let replayed = Replayed {
+        len,
+        frames,
+        torn: torn as u64,
+        file_len,
+    };
+    if torn == 0 {
+        return Ok(replayed); // preallocated zeros
+    }
     if let Some(at) = find_valid_frame(&rest, frames) {
         return Err(damaged(
             len,
             &format!("{reason}; valid frames follow at byte {}", len + at as u64),
         ));
     }
-    Ok(Replayed {
-        len,
-        frames,
-        discarded: rest.len() as u64,
-    })
+    if !newest {
+        return Err(damaged(len, reason));
+    }
+    Ok(replayed)
 }

@@ -66,12 +66,12 @@ pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, 
         let replayed =
             journal::replay(&path, newest, |record| apply(mirror, record)).map_err(unusable)?;
         if newest {
-            if replayed.discarded > 0 {
+            if replayed.torn > 0 {
                 warn!(
                     "{}: cut off {} byte(s) of a write that never completed (it was never \
                      acknowledged)",
                     path.display(),
-                    replayed.discarded
+                    replayed.torn
                 );
             }
             journal = Some(
