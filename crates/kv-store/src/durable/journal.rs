@@ -26,7 +26,7 @@ use super::record::{decode_all, Record};
 /// How far ahead of its frames the journal is extended with zeros.
 const PREALLOCATE: u64 = 4 << 20;
 /// Zeros written per call while extending.
-const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// The journal being appended to.
 pub(crate) struct Journal {
