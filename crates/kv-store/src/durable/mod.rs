@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
@@ -254,6 +254,10 @@ impl Bucket for DurableBucket {
 
     async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         Ok(self.mirror.get_now(key))
+    }
+
+    async fn get_into(&self, key: &[u8], out: &mut BytesMut) -> Result<bool, StoreError> {
+        Ok(self.mirror.get_into_now(key, out))
     }
 
     async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
