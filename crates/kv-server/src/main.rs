@@ -87,8 +87,8 @@ async fn run(config: Config) -> Result<(), String> {
         (Mode::Kv, None) => serve(listener, &config, Kv::new(MemoryStore::new()), shutdown).await,
         (Mode::Kv, Some(store)) => {
             let served = serve(listener, &config, Kv::new(store.clone()), shutdown).await;
-            // Storage last: every acknowledged write is already durable; this closes the
-            // database cleanly.
+            // Storage last: every acknowledged write is already durable; this finishes a
+            // running snapshot and releases the data directory.
             store.close().await;
             served
         }
