@@ -74,6 +74,13 @@ pub struct Cli {
     #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::Always)]
     fsync: CliFsync,
 
+    /// With --data-dir: compact (write a snapshot, delete old journals) once the journal
+    /// exceeds this many MiB and the size of the last snapshot. 0 compacts as soon as the
+    /// journal outgrows the snapshot (for testing).
+    #[arg(long, env = "KV_COMPACT_AFTER_MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
+    compact_after_mib: u64,
+
     /// Runtime worker threads (default: one per core). One can be faster when the
     /// clients run on the same few cores as the server.
     #[arg(long, env = "KV_WORKERS", value_parser = clap::value_parser!(u64).range(1..1025))]
@@ -115,6 +122,7 @@ impl Cli {
             max_restart_window: Duration::from_secs(self.max_restart_window_secs),
             debug_commands: self.debug_commands,
             data_dir: self.data_dir,
+            compact_after_bytes: self.compact_after_mib << 20,
             fsync: match self.fsync {
                 CliFsync::Always => FsyncPolicy::Always,
                 CliFsync::Everysec => FsyncPolicy::EverySecond,

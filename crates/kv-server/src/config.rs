@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use kv_store::FsyncPolicy;
+pub use kv_store::{DurableOptions, FsyncPolicy};
 
 /// Which protocol the server speaks on every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +48,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// In durable mode, when an acknowledged write reaches the disk.
     pub fsync: FsyncPolicy,
+    /// In durable mode, compact once the journal holds this many bytes and more than the
+    /// last snapshot.
+    pub compact_after_bytes: u64,
     /// Runtime worker threads; `None` is one per core. Fewer can win when the clients
     /// share the server's cores (BENCHMARKS.md).
     pub workers: Option<usize>,
@@ -69,6 +72,7 @@ impl Default for Config {
             debug_commands: false,
             data_dir: None,
             fsync: FsyncPolicy::Always,
+            compact_after_bytes: DurableOptions::default().compact_after_bytes,
             workers: None,
         }
     }

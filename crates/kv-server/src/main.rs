@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kv_server::{echo::Echo, kv::Kv, limits, listener, serve, shutdown, Config, Mode};
-use kv_store::{DurableStore, MemoryStore};
+use kv_store::{DurableOptions, DurableStore, MemoryStore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -66,7 +66,11 @@ async fn run(config: Config) -> Result<(), String> {
     // are told the port is ready.
     let durable = match (&config.data_dir, config.mode) {
         (Some(dir), Mode::Kv) => {
-            let store = DurableStore::open(dir, config.fsync).map_err(|e| e.to_string())?;
+            let options = DurableOptions {
+                fsync: config.fsync,
+                compact_after_bytes: config.compact_after_bytes,
+            };
+            let store = DurableStore::open_with(dir, options).map_err(|e| e.to_string())?;
             let (buckets, keys) = store.stats();
             info!(
                 "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
