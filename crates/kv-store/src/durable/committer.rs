@@ -88,7 +88,7 @@ impl Committer {
 
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
         let mut batch: Vec<(Op, Ack)> = Vec::new();
-        while let Some(first) = queue.blocking_recv() {
+        while let Some(first) = next_message(&mut queue) {
             let mut close = None;
             let mut sync_due = false;
             let mut next = Some(first);
@@ -259,6 +259,27 @@ impl Committer {
     /// logging) at every commit.
     fn retry_compaction_later(&mut self) {
         self.next_compaction_attempt = Instant::now() + COMPACTION_RETRY;
+    }
+}
+
+/// How long the committer polls for the next write before it sleeps: the next group's
+/// first write usually arrives within microseconds of the last acknowledgements, and
+/// sleeping then being woken costs two context switches per group (measured at 50
+/// connections: 0 µs 88.6k, 30 µs 100.9k, 100 µs 85.6k writes/s; medians of 3).
+const SPIN: Duration = Duration::from_micros(30);
+
+/// The next message, polled for up to [`SPIN`] before blocking.
+fn next_message(queue: &mut mpsc::Receiver<Message>) -> Option<Message> {
+    let started = Instant::now();
+    loop {
+        match queue.try_recv() {
+            Ok(message) => return Some(message),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if started.elapsed() < SPIN => {
+                thread::yield_now();
+            }
+            Err(mpsc::error::TryRecvError::Empty) => return queue.blocking_recv(),
+        }
     }
 }
 
