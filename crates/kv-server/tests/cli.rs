@@ -98,6 +98,10 @@ fn invalid_flag_values_end_the_process_with_a_message_naming_the_flag() {
             "max-restart-window-secs",
         ),
         (&["--debug-commands=maybe"], "debug-commands"),
+        (&["--fsync", "sometimes"], "fsync"),
+        (&["--compact-after-mib=-1"], "compact-after-mib"),
+        (&["--compact-after-mib", "2000000"], "compact-after-mib"),
+        (&["--workers", "0"], "workers"),
     ];
     for (args, flag) in cases {
         let run = TestServer::builder()
@@ -120,6 +124,8 @@ fn invalid_environment_values_end_the_process_with_a_message_naming_the_setting(
         ("KV_IDLE_TIMEOUT_SECS", "x", "idle-timeout-secs"),
         ("KV_SHUTDOWN_TIMEOUT_SECS", "x", "shutdown-timeout-secs"),
         ("KV_DEBUG_COMMANDS", "maybe", "debug-commands"),
+        ("KV_FSYNC", "never", "fsync"),
+        ("KV_COMPACT_AFTER_MIB", "lots", "compact-after-mib"),
     ];
     for (key, value, setting) in cases {
         let mut builder = TestServer::builder().env(key, value);
@@ -174,6 +180,10 @@ fn help_documents_every_flag_and_its_environment_variable() {
         "KV_DATA_DIR",
         "--fsync",
         "KV_FSYNC",
+        "--compact-after-mib",
+        "KV_COMPACT_AFTER_MIB",
+        "--workers",
+        "KV_WORKERS",
     ] {
         assert!(
             run.stdout.contains(documented),
