@@ -95,6 +95,19 @@ async fn write_sample(store: &DurableStore) {
     shopping.delete(b"eggs").await.unwrap();
 }
 
+/// A directory holding the sample, closed; with `compact_after`, compacted as it was written.
+async fn sample_dir(label: &str, compact_after: Option<u64>) -> TempDir {
+    let dir = TempDir::new(label);
+    let store = match compact_after {
+        Some(bytes) => open_compacting(&dir.0, bytes),
+        None => open(&dir.0),
+    };
+    write_sample(&store).await;
+    store.close().await;
+    drop(store);
+    dir
+}
+
 async fn assert_sample(store: &DurableStore) {
     assert_eq!(get(store, "shopping", "milk").await.as_deref(), Some("2"));
     assert_eq!(get(store, "shopping", "eggs").await, None);
@@ -118,11 +131,7 @@ fn expect_unusable(dir: &Path, what: &str) -> String {
 
 #[tokio::test]
 async fn everything_survives_a_close_and_reopen() {
-    let dir = TempDir::new("reopen");
-    let store = open(&dir.0);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("reopen", None).await;
 
     let store = open(&dir.0);
     assert_sample(&store).await;
@@ -200,11 +209,7 @@ async fn compaction_keeps_the_state_and_bounds_the_files() {
 
 #[tokio::test]
 async fn a_torn_final_write_is_cut_off_and_writing_goes_on() {
-    let dir = TempDir::new("torn");
-    let store = open(&dir.0);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("torn", None).await;
 
     // A crash in the middle of appending a frame: its first bytes reached the disk, in
     // the zeros the journal keeps ahead of its frames.
@@ -234,11 +239,7 @@ async fn a_torn_final_write_is_cut_off_and_writing_goes_on() {
 
 #[tokio::test]
 async fn zeros_after_the_last_frame_are_a_normal_end() {
-    let dir = TempDir::new("zeroes");
-    let store = open(&dir.0);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("zeroes", None).await;
     let journal = newest_journal(&dir.0);
     OpenOptions::new()
         .append(true)
@@ -251,11 +252,7 @@ async fn zeros_after_the_last_frame_are_a_normal_end() {
 
 #[tokio::test]
 async fn damage_followed_by_acknowledged_writes_stops_start_up() {
-    let dir = TempDir::new("damage");
-    let store = open(&dir.0);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("damage", None).await;
 
     let journal = newest_journal(&dir.0);
     let mut bytes = fs::read(&journal).unwrap();
@@ -269,11 +266,7 @@ async fn damage_followed_by_acknowledged_writes_stops_start_up() {
 
 #[tokio::test]
 async fn a_damaged_snapshot_stops_start_up() {
-    let dir = TempDir::new("badsnap");
-    let store = open_compacting(&dir.0, 64);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("badsnap", Some(64)).await;
 
     let snapshot = files(&dir.0, "snapshot-")
         .pop()
@@ -287,11 +280,7 @@ async fn a_damaged_snapshot_stops_start_up() {
 
 #[tokio::test]
 async fn a_missing_journal_stops_start_up() {
-    let dir = TempDir::new("missing");
-    let store = open_compacting(&dir.0, 64);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("missing", Some(64)).await;
 
     let journals = files(&dir.0, "journal-");
     fs::remove_file(&journals[0]).unwrap();
@@ -300,11 +289,7 @@ async fn a_missing_journal_stops_start_up() {
 
 #[tokio::test]
 async fn leftovers_of_an_interrupted_compaction_are_recovered_from() {
-    let dir = TempDir::new("interrupted");
-    let store = open_compacting(&dir.0, 64);
-    write_sample(&store).await;
-    store.close().await;
-    drop(store);
+    let dir = sample_dir("interrupted", Some(64)).await;
 
     // A crash after a new journal was started, while its snapshot was being written; and
     // replaced files that a crash kept from being removed.
