@@ -19,7 +19,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::dir::DataDir;
 use super::frame::FrameBuf;
@@ -29,8 +29,15 @@ use super::{snapshot, FsyncPolicy};
 use crate::memory::MemoryStore;
 use crate::StoreError;
 
-/// Most writes one group commit carries.
+/// Most writes one group commit carries...
 const MAX_BATCH: usize = 4096;
+/// ...and most bytes (keys and values), so a frame stays far below its 4 GiB limit.
+const MAX_BATCH_BYTES: usize = 64 << 20;
+/// With `FsyncPolicy::EverySecond`, the longest appended frames stay unsynced, even when
+/// the queue is too busy for the ticker's messages to get in.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// While writes keep failing, how often to say so again.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// After a failed attempt to start a compaction, wait this long before the next.
 const COMPACTION_RETRY: Duration = Duration::from_secs(10);
 /// A frame buffer grown past this by a large group is shrunk back afterwards.
@@ -61,6 +68,44 @@ pub(crate) struct Committer {
     /// The snapshot thread, while one may be running; it returns whether it succeeded.
     snapshot: Option<JoinHandle<bool>>,
     next_compaction_attempt: Instant,
+    /// When appended frames were last made durable.
+    last_sync: Instant,
+    failures: FailureLog,
+}
+
+/// Logs failing writes once, then a count every [`FAILURE_LOG_INTERVAL`], then the
+/// recovery: a full disk under load must not flood the log with a line per group.
+#[derive(Default)]
+struct FailureLog {
+    /// Failed groups and writes since the last line logged; `None` while writes succeed.
+    failing: Option<(u64, u64, Instant)>,
+}
+
+impl FailureLog {
+    fn failed(&mut self, writes: usize, e: &std::io::Error) {
+        match &mut self.failing {
+            None => {
+                error!("write failed, answering {writes} write(s) with ERROR: {e}");
+                self.failing = Some((0, 0, Instant::now()));
+            }
+            Some((groups, total, since)) => {
+                *groups += 1;
+                *total += writes as u64;
+                if since.elapsed() >= FAILURE_LOG_INTERVAL {
+                    error!("writes still failing: {total} more write(s) in {groups} group(s) answered with ERROR; last: {e}");
+                    *groups = 0;
+                    *total = 0;
+                    *since = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.failing.take().is_some() {
+            info!("writes succeed again");
+        }
+    }
 }
 
 impl Committer {
@@ -83,6 +128,8 @@ impl Committer {
             unsynced: false,
             snapshot: None,
             next_compaction_attempt: Instant::now(),
+            last_sync: Instant::now(),
+            failures: FailureLog::default(),
         }
     }
 
@@ -92,17 +139,22 @@ impl Committer {
             let mut close = None;
             let mut sync_due = false;
             let mut next = Some(first);
+            let mut bytes = 0;
             // Take everything queued (up to a bound): this is the group in group commit.
             while let Some(message) = next.take() {
                 match message {
-                    Message::Write(op, ack) => batch.push((op, ack)),
+                    Message::Write(op, ack) => {
+                        bytes += op.size();
+                        batch.push((op, ack));
+                    }
                     Message::Tick => sync_due = true,
                     Message::Close(done) => close = Some(done),
                 }
-                if close.is_none() && batch.len() < MAX_BATCH {
+                if close.is_none() && batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     next = queue.try_recv().ok();
                 }
             }
+            let sync_due = sync_due || self.last_sync.elapsed() >= SYNC_INTERVAL;
             let durable = self.policy == FsyncPolicy::Always || sync_due || close.is_some();
             if !batch.is_empty() {
                 self.commit(&mut batch, durable);
@@ -139,15 +191,17 @@ impl Committer {
             }
             Err(e) => {
                 let error = StoreError::new(describe(&e));
-                error!(
-                    "write failed, answering {} write(s) with ERROR: {e}",
-                    batch.len()
-                );
+                self.failures.failed(batch.len(), &e);
                 for (_, ack) in batch.drain(..) {
                     let _ = ack.send(Err(error.clone()));
                 }
+                return;
             }
         }
+        if durable {
+            self.last_sync = Instant::now();
+        }
+        self.failures.succeeded();
     }
 
     fn apply(&self, op: Op) {
@@ -173,6 +227,7 @@ impl Committer {
         match self.journal.sync() {
             Ok(()) => {
                 self.unsynced = false;
+                self.last_sync = Instant::now();
                 true
             }
             Err(e) => {
@@ -183,6 +238,9 @@ impl Committer {
     }
 
     fn close(&mut self) {
+        if let Err(e) = self.journal.settle() {
+            error!("cannot cut off the remains of a failed write from the journal: {e}");
+        }
         if self.unsynced {
             self.sync();
         }
@@ -210,8 +268,9 @@ impl Committer {
                 return;
             }
         }
-        // Every journal but the newest must be whole on disk.
-        if self.unsynced && !self.sync() {
+        // Every journal but the newest must be whole on disk, with nothing of a failed
+        // write after its last frame.
+        if self.journal.settle().is_err() || (self.unsynced && !self.sync()) {
             self.retry_compaction_later();
             return;
         }

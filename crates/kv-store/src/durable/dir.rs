@@ -41,7 +41,13 @@ impl DataDir {
     /// Creates the directory if needed and takes its lock.
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
         let unusable = |reason: String| OpenError::Unusable(path.to_path_buf(), reason);
+        let existed = path.is_dir();
         fs::create_dir_all(path).map_err(|e| unusable(format!("cannot create it: {e}")))?;
+        if !existed {
+            // Make the new directory's own entry durable, in its parent.
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let _ = File::open(parent.unwrap_or(Path::new("."))).and_then(|d| d.sync_all());
+        }
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)

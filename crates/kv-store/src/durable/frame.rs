@@ -3,18 +3,23 @@
 //! A frame is one group commit (or one slice of a snapshot):
 //!
 //! ```text
-//! magic "KVf1" | payload length u32 | sequence number u64 | CRC-32C u32 | payload
+//! magic "KVf2" | payload length u32 | sequence number u64 | payload CRC u32 | header CRC u32
+//! | payload
 //! ```
 //!
-//! all little-endian. The checksum covers the first 16 header bytes and the payload, so a
-//! torn or bit-flipped frame is recognised as such. Sequence numbers count frames from 0
-//! within a file, so a frame that is valid but out of place is recognised too.
+//! all little-endian; the CRCs are CRC-32 (IEEE). The payload checksum makes a torn or
+//! bit-flipped frame recognisable; the header's own checksum says whether its length can
+//! be trusted, so that the search for valid frames after a bad one (which tells a torn
+//! final write from damage in the middle) skips the payload of a frame whose header is
+//! whole — a client's value that happens to look like a frame is never mistaken for one.
+//! Sequence numbers count frames from 0 within a file, so a frame that is valid but out of
+//! place is recognised too.
 
 use std::io::{self, Read};
 
-const MAGIC: [u8; 4] = *b"KVf1";
+const MAGIC: [u8; 4] = *b"KVf2";
 /// Bytes before the payload.
-pub(crate) const HEADER_LEN: usize = 20;
+pub(crate) const HEADER_LEN: usize = 24;
 
 /// Builds frames in one reusable buffer: [`start`](Self::start), append the payload to
 /// [`payload`](Self::payload), then [`seal`](Self::seal).
@@ -40,28 +45,26 @@ impl FrameBuf {
         self.buf.len().saturating_sub(HEADER_LEN)
     }
 
-    /// Fills in the header and returns the whole frame, ready to write.
-    pub(crate) fn seal(&mut self, seq: u64) -> &[u8] {
-        let len = u32::try_from(self.payload_len()).expect("a frame payload over 4 GiB");
+    /// Fills in the header and returns the whole frame, ready to write; fails only for a
+    /// payload over 4 GiB.
+    pub(crate) fn seal(&mut self, seq: u64) -> io::Result<&[u8]> {
+        let len = u32::try_from(self.payload_len()).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "a frame payload over 4 GiB")
+        })?;
         self.buf[0..4].copy_from_slice(&MAGIC);
         self.buf[4..8].copy_from_slice(&len.to_le_bytes());
         self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
-        let crc = checksum(&self.buf[..16], &self.buf[HEADER_LEN..]);
-        self.buf[16..20].copy_from_slice(&crc.to_le_bytes());
-        &self.buf
+        let payload_crc = crc32fast::hash(&self.buf[HEADER_LEN..]);
+        self.buf[16..20].copy_from_slice(&payload_crc.to_le_bytes());
+        let header_crc = crc32fast::hash(&self.buf[..20]);
+        self.buf[20..24].copy_from_slice(&header_crc.to_le_bytes());
+        Ok(&self.buf)
     }
 
     /// Shrinks an unusually large buffer back after a big frame.
     pub(crate) fn shrink_to(&mut self, capacity: usize) {
         self.buf.shrink_to(capacity);
     }
-}
-
-fn checksum(header: &[u8], payload: &[u8]) -> u32 {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(header);
-    crc.update(payload);
-    crc.finalize()
 }
 
 /// What [`FrameReader::next`] found.
@@ -72,6 +75,7 @@ pub(crate) enum Next {
     /// The end of the file, exactly at a frame boundary.
     End,
     /// Not a valid frame at [`FrameReader::offset`] (torn, damaged or foreign); the reason.
+    /// [`FrameReader::claimed_end`] says where it ends if its header is whole.
     Bad(&'static str),
 }
 
@@ -83,6 +87,8 @@ pub(crate) struct FrameReader<R> {
     file_len: u64,
     next_seq: u64,
     payload: Vec<u8>,
+    /// Where the bad frame ends, if its header is whole.
+    claimed_end: Option<u64>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -94,6 +100,7 @@ impl<R: Read> FrameReader<R> {
             file_len,
             next_seq: 0,
             payload: Vec::new(),
+            claimed_end: None,
         }
     }
 
@@ -109,23 +116,30 @@ impl<R: Read> FrameReader<R> {
         let mut header = [0u8; HEADER_LEN];
         self.input.read_exact(&mut header)?;
         let Some(len) = parse_header(&header) else {
-            return Ok(Next::Bad("no frame marker"));
+            return Ok(Next::Bad("no valid frame header"));
         };
+        self.claimed_end = Some(self.offset + (HEADER_LEN + len) as u64);
         if len as u64 > remaining - HEADER_LEN as u64 {
             return Ok(Next::Bad("frame runs past the end of the file"));
         }
         self.payload.clear();
         self.payload.resize(len, 0);
         self.input.read_exact(&mut self.payload)?;
-        if !header_checksum_holds(&header, &self.payload) {
+        if !payload_checksum_holds(&header, &self.payload) {
             return Ok(Next::Bad("checksum mismatch"));
         }
         if seq_of(&header) != self.next_seq {
             return Ok(Next::Bad("frame out of sequence"));
         }
+        self.claimed_end = None;
         self.offset += (HEADER_LEN + len) as u64;
         self.next_seq += 1;
         Ok(Next::Frame)
+    }
+
+    /// After `Bad`: where the bad frame ends by its own (checksummed) header, if whole.
+    pub(crate) fn claimed_end(&self) -> Option<u64> {
+        self.claimed_end
     }
 
     /// The payload of the frame last returned.
@@ -144,9 +158,10 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
-/// The payload length, if `header` starts with the frame marker.
+/// The payload length, if `header` is a whole frame header (marker and checksum).
 fn parse_header(header: &[u8; HEADER_LEN]) -> Option<usize> {
-    if header[0..4] != MAGIC {
+    let stored = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
+    if header[0..4] != MAGIC || crc32fast::hash(&header[..20]) != stored {
         return None;
     }
     Some(u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize)
@@ -158,9 +173,9 @@ fn seq_of(header: &[u8; HEADER_LEN]) -> u64 {
     u64::from_le_bytes(seq)
 }
 
-fn header_checksum_holds(header: &[u8; HEADER_LEN], payload: &[u8]) -> bool {
+fn payload_checksum_holds(header: &[u8; HEADER_LEN], payload: &[u8]) -> bool {
     let stored = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
-    checksum(&header[..16], payload) == stored
+    crc32fast::hash(payload) == stored
 }
 
 /// Where in `bytes` a valid frame numbered `min_seq` or later starts, if anywhere.
@@ -179,7 +194,7 @@ pub(crate) fn find_valid_frame(bytes: &[u8], min_seq: u64) -> Option<usize> {
                 let end = start + HEADER_LEN + len;
                 if end <= bytes.len()
                     && seq_of(header) >= min_seq
-                    && header_checksum_holds(header, &bytes[start + HEADER_LEN..end])
+                    && payload_checksum_holds(header, &bytes[start + HEADER_LEN..end])
                 {
                     return Some(start);
                 }
@@ -201,7 +216,7 @@ mod tests {
         for (seq, payload) in payloads.iter().enumerate() {
             frame.start();
             frame.payload().extend_from_slice(payload);
-            file.extend_from_slice(frame.seal(seq as u64));
+            file.extend_from_slice(frame.seal(seq as u64).unwrap());
         }
         file
     }
@@ -254,7 +269,26 @@ mod tests {
         assert_eq!(find_valid_frame(&file[1..], 2), Some(third - 1));
         assert_eq!(find_valid_frame(&file[1..], 3), None);
         assert_eq!(find_valid_frame(&[0u8; 4096], 0), None);
-        assert_eq!(find_valid_frame(b"KVf1KVf1KVf1", 0), None);
+        assert_eq!(find_valid_frame(b"KVf2KVf2KVf2KVf2KVf2KVf2KVf2", 0), None);
+    }
+
+    #[test]
+    fn a_frame_image_inside_a_torn_frame_is_not_taken_for_a_frame() {
+        // A client's value that is a whole, valid frame with a high sequence number...
+        let planted = file_of(&[b"x".as_slice(); 6])[5 * (HEADER_LEN + 1)..].to_vec();
+        assert_eq!(find_valid_frame(&planted, 5), Some(0));
+        // ...inside a frame whose write was torn (its header reached the disk).
+        let mut outer = file_of(&[&[b"padding".as_slice(), &planted, b"tail"].concat()]);
+        let whole = outer.len();
+        outer.truncate(whole - 2);
+        let mut reader = FrameReader::new(&outer[..], outer.len() as u64);
+        assert_eq!(
+            reader.next().unwrap(),
+            Next::Bad("frame runs past the end of the file")
+        );
+        assert_eq!(reader.claimed_end(), Some(whole as u64));
+        // A search from the next byte would find the planted frame; the claimed end skips it.
+        assert!(find_valid_frame(&outer[1..], 1).is_some());
     }
 
     proptest! {

@@ -16,15 +16,18 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
 use super::dir::DataDir;
-use super::frame::{find_valid_frame, FrameBuf, FrameReader, Next};
+use super::frame::{find_valid_frame, FrameBuf, FrameReader, Next, HEADER_LEN};
 use super::record::{decode_all, Record};
 
 /// How far ahead of its frames the journal is extended with zeros.
 const PREALLOCATE: u64 = 4 << 20;
+/// How long to extend only as needed after preallocating failed.
+const PREALLOCATE_RETRY: Duration = Duration::from_secs(10);
 /// Zeros written per call while extending.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -40,16 +43,23 @@ pub(crate) struct Journal {
     allocated: u64,
     /// A failed append may have left bytes past `len`.
     dirty_tail: bool,
+    /// After preallocating failed (disk nearly full), extend only as needed until then.
+    preallocate_after: Instant,
 }
 
 impl Journal {
     /// Starts a new, empty journal of `generation`.
     pub(crate) fn create(dir: &DataDir, generation: u64) -> io::Result<Self> {
+        let path = dir.journal(generation);
         let file = OpenOptions::new()
             .create_new(true)
             .write(true)
-            .open(dir.journal(generation))?;
-        dir.sync()?;
+            .open(&path)?;
+        if let Err(e) = dir.sync() {
+            // Leave no half-created journal to block the next attempt.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(Self {
             file,
             generation,
@@ -57,6 +67,7 @@ impl Journal {
             frames: 0,
             allocated: 0,
             dirty_tail: false,
+            preallocate_after: Instant::now(),
         })
     }
 
@@ -73,6 +84,7 @@ impl Journal {
             frames: replayed.frames,
             allocated: replayed.file_len,
             dirty_tail: replayed.torn > 0,
+            preallocate_after: Instant::now(),
         };
         journal.cut_tail()?;
         Ok(journal)
@@ -91,7 +103,7 @@ impl Journal {
     /// On error nothing of the frame counts: it is cut off before the next append.
     pub(crate) fn append(&mut self, frame: &mut FrameBuf, sync: bool) -> io::Result<()> {
         self.cut_tail()?;
-        let bytes = frame.seal(self.frames);
+        let bytes = frame.seal(self.frames)?;
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             self.extend(end)?;
@@ -134,9 +146,15 @@ impl Journal {
     /// more if the disk has room, else exactly `end`.
     fn extend(&mut self, end: u64) -> io::Result<()> {
         self.dirty_tail = true;
-        if self.fill_zeros(end + PREALLOCATE).is_err() {
-            self.cut_tail()?;
-            self.dirty_tail = true;
+        let ahead = Instant::now() >= self.preallocate_after;
+        if !ahead || self.fill_zeros(end + PREALLOCATE).is_err() {
+            if ahead {
+                // Short of space: extend frame by frame for a while rather than writing
+                // (and cutting off) megabytes of zeros for every failed group.
+                self.preallocate_after = Instant::now() + PREALLOCATE_RETRY;
+                self.cut_tail()?;
+                self.dirty_tail = true;
+            }
             self.fill_zeros(end)?;
         }
         self.dirty_tail = false;
@@ -153,15 +171,35 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Cuts off what a failed append or extension left past the last whole frame.
+    /// Cuts off what a failed append or extension left past the last whole frame, so that
+    /// it can never be read as a frame: a write answered ERROR must not come back.
     fn cut_tail(&mut self) -> io::Result<()> {
-        if self.dirty_tail {
-            self.file.set_len(self.len)?;
-            self.file.sync_data()?;
-            self.allocated = self.len;
-            self.dirty_tail = false;
+        if !self.dirty_tail {
+            return Ok(());
         }
+        // Zero the partial frame's header first: that needs no new space (the file is
+        // preallocated past it), so it works even where truncating cannot.
+        let zeroed = if self.allocated >= self.len + HEADER_LEN as u64 {
+            self.file.write_all_at(&ZEROS[..HEADER_LEN], self.len)
+        } else {
+            Err(io::Error::other("no room to zero"))
+        };
+        let truncated = self.file.set_len(self.len);
+        if truncated.is_ok() {
+            self.allocated = self.len;
+        }
+        if let (Err(_), Err(e)) = (zeroed, truncated) {
+            return Err(e);
+        }
+        self.file.sync_data()?;
+        self.dirty_tail = false;
         Ok(())
+    }
+
+    /// Makes sure nothing of a failed append is left (retrying the cut if it failed
+    /// before): required before this journal is closed or another follows it.
+    pub(crate) fn settle(&mut self) -> io::Result<()> {
+        self.cut_tail()
     }
 }
 
@@ -228,6 +266,9 @@ pub(crate) fn replay(
         }
     };
     let (len, frames) = (reader.offset(), reader.frames());
+    // A bad frame whose header is whole is skipped as a unit: the search for valid frames
+    // after it must not look inside its payload (client data).
+    let search_from = reader.claimed_end().map_or(1, |end| end - len);
     let mut rest = Vec::new();
     file.seek(SeekFrom::Start(len))
         .and_then(|_| file.read_to_end(&mut rest))
@@ -245,7 +286,9 @@ pub(crate) fn replay(
     if torn == 0 {
         return Ok(replayed); // preallocated zeros
     }
-    if let Some(at) = find_valid_frame(&rest, frames) {
+    let after = rest.get(search_from as usize..).unwrap_or_default();
+    if let Some(at) = find_valid_frame(after, frames) {
+        let at = search_from as usize + at;
         return Err(damaged(
             len,
             &format!("{reason}; valid frames follow at byte {}", len + at as u64),

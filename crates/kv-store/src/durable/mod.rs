@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::memory::{MemoryBucket, MemoryStore};
 use crate::{Bucket, Store, StoreError};
@@ -157,7 +157,16 @@ impl DurableStore {
         );
         thread::Builder::new()
             .name("kv-committer".into())
-            .spawn(move || committer.run(rx))
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| committer.run(rx));
+                if std::panic::catch_unwind(run).is_err() {
+                    // Without its writer the store would answer every write ERROR forever,
+                    // and unwinding has released the directory's lock: stop (fail-stop), so
+                    // a supervisor restarts the server from what is on disk.
+                    error!("the durable store's committer thread panicked; aborting");
+                    std::process::abort();
+                }
+            })
             .map_err(|e| {
                 OpenError::Unusable(
                     dir.to_path_buf(),

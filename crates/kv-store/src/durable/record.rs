@@ -29,6 +29,15 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Bytes of keys, values and names it carries (for bounding a group's size).
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Op::Create { bucket } => bucket.len(),
+            Op::Put { bucket, key, value } => bucket.len() + key.len() + value.len(),
+            Op::Delete { bucket, key } => bucket.len() + key.len(),
+        }
+    }
+
     pub(crate) fn as_record(&self) -> Record<'_> {
         match self {
             Op::Create { bucket } => Record::Create { bucket },
