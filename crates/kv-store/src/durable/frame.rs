@@ -3,9 +3,13 @@
 //! A frame is one group commit (or one slice of a snapshot):
 //!
 //! ```text
-//! magic "KVf2" | payload length u32 | sequence number u64 | payload CRC u32 | header CRC u32
-//! | payload
+//! magic "KVf3" | payload length u32 | sequence number u64 | synced u64 | payload CRC u32
+//! | header CRC u32 | payload
 //! ```
+//!
+//! *synced* counts the frames of the file that were on stable storage when this one was
+//! written (all before it with `--fsync always`; fewer with `everysec`), so that recovery
+//! can tell a lost frame that was never synced from damage to one that was.
 //!
 //! all little-endian; the CRCs are CRC-32 (IEEE). The payload checksum makes a torn or
 //! bit-flipped frame recognisable; the header's own checksum says whether its length can
@@ -17,9 +21,9 @@
 
 use std::io::{self, Read};
 
-const MAGIC: [u8; 4] = *b"KVf2";
+const MAGIC: [u8; 4] = *b"KVf3";
 /// Bytes before the payload.
-pub(crate) const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 32;
 
 /// Builds frames in one reusable buffer: [`start`](Self::start), append the payload to
 /// [`payload`](Self::payload), then [`seal`](Self::seal).
@@ -47,17 +51,18 @@ impl FrameBuf {
 
     /// Fills in the header and returns the whole frame, ready to write; fails only for a
     /// payload over 4 GiB.
-    pub(crate) fn seal(&mut self, seq: u64) -> io::Result<&[u8]> {
+    pub(crate) fn seal(&mut self, seq: u64, synced: u64) -> io::Result<&[u8]> {
         let len = u32::try_from(self.payload_len()).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "a frame payload over 4 GiB")
         })?;
         self.buf[0..4].copy_from_slice(&MAGIC);
         self.buf[4..8].copy_from_slice(&len.to_le_bytes());
         self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        self.buf[16..24].copy_from_slice(&synced.to_le_bytes());
         let payload_crc = crc32fast::hash(&self.buf[HEADER_LEN..]);
-        self.buf[16..20].copy_from_slice(&payload_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(&self.buf[..20]);
-        self.buf[20..24].copy_from_slice(&header_crc.to_le_bytes());
+        self.buf[24..28].copy_from_slice(&payload_crc.to_le_bytes());
+        let header_crc = crc32fast::hash(&self.buf[..28]);
+        self.buf[28..32].copy_from_slice(&header_crc.to_le_bytes());
         Ok(&self.buf)
     }
 
@@ -160,29 +165,38 @@ impl<R: Read> FrameReader<R> {
 
 /// The payload length, if `header` is a whole frame header (marker and checksum).
 fn parse_header(header: &[u8; HEADER_LEN]) -> Option<usize> {
-    let stored = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
-    if header[0..4] != MAGIC || crc32fast::hash(&header[..20]) != stored {
+    let stored = u32::from_le_bytes([header[28], header[29], header[30], header[31]]);
+    if header[0..4] != MAGIC || crc32fast::hash(&header[..28]) != stored {
         return None;
     }
     Some(u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize)
 }
 
 fn seq_of(header: &[u8; HEADER_LEN]) -> u64 {
-    let mut seq = [0u8; 8];
-    seq.copy_from_slice(&header[8..16]);
-    u64::from_le_bytes(seq)
+    u64_at(header, 8)
+}
+
+fn synced_of(header: &[u8; HEADER_LEN]) -> u64 {
+    u64_at(header, 16)
+}
+
+fn u64_at(header: &[u8; HEADER_LEN], at: usize) -> u64 {
+    let mut value = [0u8; 8];
+    value.copy_from_slice(&header[at..at + 8]);
+    u64::from_le_bytes(value)
 }
 
 fn payload_checksum_holds(header: &[u8; HEADER_LEN], payload: &[u8]) -> bool {
-    let stored = u32::from_le_bytes([header[16], header[17], header[18], header[19]]);
+    let stored = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
     crc32fast::hash(payload) == stored
 }
 
-/// Where in `bytes` a valid frame numbered `min_seq` or later starts, if anywhere.
+/// Where in `bytes` a valid frame numbered `min_seq` or later starts, if anywhere, and
+/// its *synced* count.
 ///
 /// Tells a torn final write (nothing valid follows the damage: the write was never
 /// acknowledged) from damage in the middle of a file (acknowledged frames follow it).
-pub(crate) fn find_valid_frame(bytes: &[u8], min_seq: u64) -> Option<usize> {
+pub(crate) fn find_valid_frame(bytes: &[u8], min_seq: u64) -> Option<(usize, u64)> {
     let mut at = 0;
     while at + HEADER_LEN <= bytes.len() {
         let start = at + bytes[at..].windows(4).position(|w| w == MAGIC)?;
@@ -196,7 +210,7 @@ pub(crate) fn find_valid_frame(bytes: &[u8], min_seq: u64) -> Option<usize> {
                     && seq_of(header) >= min_seq
                     && payload_checksum_holds(header, &bytes[start + HEADER_LEN..end])
                 {
-                    return Some(start);
+                    return Some((start, synced_of(header)));
                 }
             }
         }
@@ -216,7 +230,7 @@ mod tests {
         for (seq, payload) in payloads.iter().enumerate() {
             frame.start();
             frame.payload().extend_from_slice(payload);
-            file.extend_from_slice(frame.seal(seq as u64).unwrap());
+            file.extend_from_slice(frame.seal(seq as u64, seq as u64).unwrap());
         }
         file
     }
@@ -265,18 +279,18 @@ mod tests {
     fn valid_frames_are_found_after_damage_but_not_in_garbage() {
         let file = file_of(&[b"a", b"b", b"c"]);
         let third = 2 * (HEADER_LEN + 1);
-        assert_eq!(find_valid_frame(&file[1..], 0), Some(HEADER_LEN)); // frame 1
-        assert_eq!(find_valid_frame(&file[1..], 2), Some(third - 1));
+        assert_eq!(find_valid_frame(&file[1..], 0), Some((HEADER_LEN, 1))); // frame 1
+        assert_eq!(find_valid_frame(&file[1..], 2), Some((third - 1, 2)));
         assert_eq!(find_valid_frame(&file[1..], 3), None);
         assert_eq!(find_valid_frame(&[0u8; 4096], 0), None);
-        assert_eq!(find_valid_frame(b"KVf2KVf2KVf2KVf2KVf2KVf2KVf2", 0), None);
+        assert_eq!(find_valid_frame(&b"KVf3".repeat(20), 0), None);
     }
 
     #[test]
     fn a_frame_image_inside_a_torn_frame_is_not_taken_for_a_frame() {
         // A client's value that is a whole, valid frame with a high sequence number...
         let planted = file_of(&[b"x".as_slice(); 6])[5 * (HEADER_LEN + 1)..].to_vec();
-        assert_eq!(find_valid_frame(&planted, 5), Some(0));
+        assert_eq!(find_valid_frame(&planted, 5), Some((0, 5)));
         // ...inside a frame whose write was torn (its header reached the disk).
         let mut outer = file_of(&[&[b"padding".as_slice(), &planted, b"tail"].concat()]);
         let whole = outer.len();

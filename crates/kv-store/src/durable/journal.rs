@@ -39,6 +39,8 @@ pub(crate) struct Journal {
     len: u64,
     /// Frames written: the next frame's sequence number.
     frames: u64,
+    /// Frames known to be on stable storage.
+    synced: u64,
     /// File size: zeros from `len` up to here.
     allocated: u64,
     /// A failed append may have left bytes past `len`.
@@ -65,6 +67,7 @@ impl Journal {
             generation,
             len: 0,
             frames: 0,
+            synced: 0,
             allocated: 0,
             dirty_tail: false,
             preallocate_after: Instant::now(),
@@ -82,6 +85,7 @@ impl Journal {
             generation,
             len: replayed.len,
             frames: replayed.frames,
+            synced: replayed.frames,
             allocated: replayed.file_len,
             dirty_tail: replayed.torn > 0,
             preallocate_after: Instant::now(),
@@ -103,7 +107,7 @@ impl Journal {
     /// On error nothing of the frame counts: it is cut off before the next append.
     pub(crate) fn append(&mut self, frame: &mut FrameBuf, sync: bool) -> io::Result<()> {
         self.cut_tail()?;
-        let bytes = frame.seal(self.frames)?;
+        let bytes = frame.seal(self.frames, self.synced)?;
         let end = self.len + bytes.len() as u64;
         if end > self.allocated {
             self.extend(end)?;
@@ -121,12 +125,17 @@ impl Journal {
         self.dirty_tail = false;
         self.len += bytes.len() as u64;
         self.frames += 1;
+        if sync {
+            self.synced = self.frames;
+        }
         Ok(())
     }
 
     /// Makes every appended frame durable.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.synced = self.frames;
+        Ok(())
     }
 
     /// Drops the zeros after the last frame, once no more frames will follow.
@@ -213,6 +222,9 @@ pub(crate) struct Replayed {
     /// Bytes of a torn final write after them (only ever in the newest journal), not
     /// counting the zeros that follow.
     pub(crate) torn: u64,
+    /// Valid frames after the torn one were dropped with it: none of them was synced when
+    /// written after it (`--fsync everysec` and a power loss).
+    pub(crate) dropped_unsynced: bool,
     /// The file's size, zeros after the frames included.
     pub(crate) file_len: u64,
 }
@@ -259,6 +271,7 @@ pub(crate) fn replay(
                     len: reader.offset(),
                     frames: reader.frames(),
                     torn: 0,
+                    dropped_unsynced: false,
                     file_len,
                 })
             }
@@ -281,13 +294,23 @@ pub(crate) fn replay(
         len,
         frames,
         torn: torn as u64,
+        dropped_unsynced: false,
         file_len,
     };
     if torn == 0 {
         return Ok(replayed); // preallocated zeros
     }
     let after = rest.get(search_from as usize..).unwrap_or_default();
-    if let Some(at) = find_valid_frame(after, frames) {
+    if let Some((at, synced)) = find_valid_frame(after, frames) {
+        // A later frame says the bad one was not yet on stable storage when it was written:
+        // with `--fsync everysec` a power loss may keep the later and lose the earlier, and
+        // dropping both is within what that mode allows. Otherwise it is damage.
+        if newest && synced <= frames {
+            return Ok(Replayed {
+                dropped_unsynced: true,
+                ..replayed
+            });
+        }
         let at = search_from as usize + at;
         return Err(damaged(
             len,

@@ -66,7 +66,14 @@ pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, 
         let replayed =
             journal::replay(&path, newest, |record| apply(mirror, record)).map_err(unusable)?;
         if newest {
-            if replayed.torn > 0 {
+            if replayed.dropped_unsynced {
+                warn!(
+                    "{}: a write that was never synced is missing (power loss with --fsync \
+                     everysec); dropped it and the {} byte(s) after it, as that mode allows",
+                    path.display(),
+                    replayed.torn
+                );
+            } else if replayed.torn > 0 {
                 warn!(
                     "{}: cut off {} byte(s) of a write that never completed (it was never \
                      acknowledged)",

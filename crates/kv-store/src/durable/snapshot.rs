@@ -102,7 +102,7 @@ impl SnapshotWriter {
         if self.frame.payload_len() == 0 {
             return Ok(());
         }
-        let bytes = self.frame.seal(self.frames)?;
+        let bytes = self.frame.seal(self.frames, self.frames)?;
         self.file.write_all(bytes)?;
         self.len += bytes.len() as u64;
         self.frames += 1;
