@@ -57,15 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("files: {}", describe_dir(&dir)?);
 
-    let started = Instant::now();
-    let store = DurableStore::open(&dir, FsyncPolicy::Always)?;
-    println!(
-        "reopen replaying the journal: {:.0} ms, {:?} (buckets, keys)",
-        started.elapsed().as_secs_f64() * 1e3,
-        store.stats()
-    );
-    store.close().await;
-    drop(store);
+    reopen(&dir, "reopen replaying the journal").await?;
 
     // A tiny threshold makes the first write trigger a compaction into a snapshot.
     let options = DurableOptions {
@@ -83,16 +75,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(store);
     println!("files: {}", describe_dir(&dir)?);
+    reopen(&dir, "reopen from the snapshot").await?;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Opens the store, reports how long that took and what it loaded, and closes it.
+async fn reopen(dir: &std::path::Path, what: &str) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let store = DurableStore::open(&dir, FsyncPolicy::Always)?;
+    let store = DurableStore::open(dir, FsyncPolicy::Always)?;
     println!(
-        "reopen from the snapshot: {:.0} ms, {:?} (buckets, keys)",
+        "{what}: {:.0} ms, {:?} (buckets, keys)",
         started.elapsed().as_secs_f64() * 1e3,
         store.stats()
     );
     store.close().await;
-    drop(store);
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
 
