@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> io::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let settings = Arc::new(ConnectionSettings {
         max_line_bytes: 65536,
         idle_timeout: None,
@@ -30,44 +29,45 @@ async fn main() -> io::Result<()> {
     });
     let slots = Arc::new(Semaphore::new(16));
     let kv = Kv::new(MemoryStore::new());
+    report("kv:  ", &listener, &slots, &settings, |peer| {
+        kv.open_session(peer)
+    })
+    .await?;
+    report("echo:", &listener, &slots, &settings, |peer| {
+        Echo.open_session(peer)
+    })
+    .await?;
+    Ok(())
+}
 
-    let _client = TcpStream::connect(addr).await?;
+/// Accepts one loopback connection, builds its `Connection` with the session `open` gives,
+/// and prints the sizes of the connection and of its `run()` future.
+async fn report<S: kv_server::protocol::Session>(
+    label: &str,
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    settings: &Arc<ConnectionSettings>,
+    open: impl FnOnce(std::net::SocketAddr) -> S,
+) -> io::Result<()> {
+    let _client = TcpStream::connect(listener.local_addr()?).await?;
     let (stream, peer) = listener.accept().await?;
-    let permit = slots
-        .clone()
+    let permit = Arc::clone(slots)
         .acquire_owned()
         .await
         .map_err(io::Error::other)?;
     let conn = Connection::new(
         stream,
         peer,
-        kv.open_session(peer),
-        settings.clone(),
+        open(peer),
+        Arc::clone(settings),
         CancellationToken::new(),
         permit,
     );
-    println!("kv:   Connection {} bytes", size_of_val(&conn));
+    println!("{label} Connection {} bytes", size_of_val(&conn));
     let run = conn.run();
-    println!("kv:   Connection::run() future {} bytes", size_of_val(&run));
-    drop(run);
-
-    let _client = TcpStream::connect(addr).await?;
-    let (stream, peer) = listener.accept().await?;
-    let permit = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(io::Error::other)?;
-    let conn = Connection::new(
-        stream,
-        peer,
-        Echo.open_session(peer),
-        settings,
-        CancellationToken::new(),
-        permit,
+    println!(
+        "{label} Connection::run() future {} bytes",
+        size_of_val(&run)
     );
-    println!("echo: Connection {} bytes", size_of_val(&conn));
-    let run = conn.run();
-    println!("echo: Connection::run() future {} bytes", size_of_val(&run));
     Ok(())
 }
