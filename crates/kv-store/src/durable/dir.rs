@@ -5,7 +5,11 @@
 //! snapshot-<generation>.snap    every key as of the start of journal <generation>
 //! journal-<generation>.log      writes since then, one frame per group commit
 //! snapshot-<generation>.tmp     a snapshot being written (ignored and removed at start)
+//! journal-<generation>.tmp      a journal being created (ignored and removed at start)
 //! ```
+//!
+//! Journals and snapshots begin with a header naming their format version
+//! ([`super::format`]).
 //!
 //! The state is the newest snapshot (none means empty) followed by the journals of its
 //! generation and later, replayed in order.
@@ -17,15 +21,17 @@ use std::path::{Path, PathBuf};
 use super::OpenError;
 
 const LOCK_FILE: &str = "LOCK";
-/// The file of the redb-based format this one replaced (never released; refused rather
-/// than ignored, so no data is silently left behind).
-const LEGACY_FILE: &str = "kv.redb";
+/// The file of format version 1, the redb-based store (refused rather than ignored, so no
+/// data is silently left behind).
+const REDB_FILE: &str = "kv.redb";
 
 /// An open, locked data directory.
 pub(crate) struct DataDir {
     path: PathBuf,
     /// Holding the open file holds the lock; the OS releases it if the process dies.
     _lock: File,
+    /// The lock file did not exist before: a refused directory must be left as it was.
+    created_lock: bool,
 }
 
 /// The generations of each kind of file found in the directory, sorted.
@@ -33,7 +39,7 @@ pub(crate) struct DataDir {
 pub(crate) struct Contents {
     pub(crate) snapshots: Vec<u64>,
     pub(crate) journals: Vec<u64>,
-    /// Unfinished snapshots left by a crash.
+    /// Unfinished snapshots and journals left by a crash.
     pub(crate) temporaries: Vec<PathBuf>,
 }
 
@@ -48,27 +54,44 @@ impl DataDir {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             let _ = File::open(parent.unwrap_or(Path::new("."))).and_then(|d| d.sync_all());
         }
+        let lock_path = path.join(LOCK_FILE);
+        let created_lock = !lock_path.exists();
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path.join(LOCK_FILE))
+            .open(&lock_path)
             .map_err(|e| unusable(format!("cannot open its lock file: {e}")))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(OpenError::Locked(path.to_path_buf())),
             Err(TryLockError::Error(e)) => return Err(unusable(format!("cannot lock it: {e}"))),
         }
-        if path.join(LEGACY_FILE).exists() {
-            return Err(unusable(format!(
-                "it holds {LEGACY_FILE}, a file of an earlier kv-server storage format that this \
-                 version cannot read"
-            )));
-        }
-        Ok(Self {
+        let dir = Self {
             path: path.to_path_buf(),
             _lock: lock,
-        })
+            created_lock,
+        };
+        let redb = path.join(REDB_FILE);
+        if redb.exists() {
+            dir.release_refused();
+            return Err(OpenError::UnsupportedVersion {
+                file: redb,
+                found: "format version 1 (the redb-based store of early kv-server builds), \
+                        which this version cannot read"
+                    .into(),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// Gives up a directory that start-up refused, leaving it as it was found: the lock
+    /// file goes too if this process created it (removed while still held, so no other
+    /// process can be holding it).
+    pub(crate) fn release_refused(self) {
+        if self.created_lock {
+            let _ = fs::remove_file(self.path.join(LOCK_FILE));
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -87,6 +110,10 @@ impl DataDir {
         self.path.join(format!("snapshot-{generation:020}.tmp"))
     }
 
+    pub(crate) fn journal_in_progress(&self, generation: u64) -> PathBuf {
+        self.path.join(format!("journal-{generation:020}.tmp"))
+    }
+
     /// What the directory holds (files it does not know are left alone).
     pub(crate) fn contents(&self) -> io::Result<Contents> {
         let mut contents = Contents::default();
@@ -98,7 +125,9 @@ impl DataDir {
                 contents.journals.push(generation);
             } else if let Some(generation) = generation_of(name, "snapshot-", ".snap") {
                 contents.snapshots.push(generation);
-            } else if generation_of(name, "snapshot-", ".tmp").is_some() {
+            } else if generation_of(name, "snapshot-", ".tmp").is_some()
+                || generation_of(name, "journal-", ".tmp").is_some()
+            {
                 contents.temporaries.push(entry.path());
             }
         }

@@ -19,11 +19,109 @@
 //! Sequence numbers count frames from 0 within a file, so a frame that is valid but out of
 //! place is recognised too.
 
+//! Checksummed frames: how the journal and snapshot files are cut into verifiable pieces.
+//!
+//! A frame is one group commit (or one slice of a snapshot). Format versions 3 and 4
+//! ([`super::format`]) write the [`KVF3`] layout:
+//!
+//! ```text
+//! magic "KVf3" | payload length u32 | sequence number u64 | synced u64 | payload CRC u32
+//! | header CRC u32 | payload
+//! ```
+//!
+//! Version 2 wrote [`KVF2`], the same without *synced*; it is read only to upgrade.
+//!
+//! *synced* counts the frames of the file that were on stable storage when this one was
+//! written (all before it with `--fsync always`; fewer with `everysec`), so that recovery
+//! can tell a lost frame that was never synced from damage to one that was.
+//!
+//! all little-endian; the CRCs are CRC-32 (IEEE). The payload checksum makes a torn or
+//! bit-flipped frame recognisable; the header's own checksum says whether its length can
+//! be trusted, so that the search for valid frames after a bad one (which tells a torn
+//! final write from damage in the middle) skips the payload of a frame whose header is
+//! whole — a client's value that happens to look like a frame is never mistaken for one.
+//! Sequence numbers count frames from 0 within a file, so a frame that is valid but out of
+//! place is recognised too.
+
 use std::io::{self, Read};
 
-const MAGIC: [u8; 4] = *b"KVf3";
-/// Bytes before the payload.
-pub(crate) const HEADER_LEN: usize = 32;
+/// Where each field of a frame header sits, for one format version.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    magic: [u8; 4],
+    /// Where the *synced* count is, if this layout has one.
+    synced_at: Option<usize>,
+    payload_crc_at: usize,
+    header_crc_at: usize,
+    /// Bytes before the payload.
+    header_len: usize,
+}
+
+const MAGIC_LEN: usize = 4;
+const LEN_AT: usize = MAGIC_LEN;
+const SEQ_AT: usize = LEN_AT + size_of::<u32>();
+const AFTER_SEQ: usize = SEQ_AT + size_of::<u64>();
+
+impl Layout {
+    /// Lays the fields out in their documented order after the sequence number.
+    const fn new(magic: [u8; 4], with_synced: bool) -> Layout {
+        let payload_crc_at = if with_synced {
+            AFTER_SEQ + size_of::<u64>()
+        } else {
+            AFTER_SEQ
+        };
+        let header_crc_at = payload_crc_at + size_of::<u32>();
+        Layout {
+            magic,
+            synced_at: if with_synced { Some(AFTER_SEQ) } else { None },
+            payload_crc_at,
+            header_crc_at,
+            header_len: header_crc_at + size_of::<u32>(),
+        }
+    }
+
+    /// The magic every frame of this layout starts with.
+    pub(crate) const fn magic(&self) -> [u8; 4] {
+        self.magic
+    }
+
+    /// The payload length, if `header` is a whole frame header (marker and checksum).
+    fn parse_header(&self, header: &[u8]) -> Option<usize> {
+        let header = header.get(..self.header_len)?;
+        let stored = u32_at(header, self.header_crc_at);
+        if header[..MAGIC_LEN] != self.magic
+            || crc32fast::hash(&header[..self.header_crc_at]) != stored
+        {
+            return None;
+        }
+        Some(u32_at(header, LEN_AT) as usize)
+    }
+
+    fn seq_of(&self, header: &[u8]) -> u64 {
+        u64_at(header, SEQ_AT)
+    }
+
+    /// Frames synced when this one was written; a layout without the field promised
+    /// every earlier frame synced, so nothing before it may be dropped.
+    fn synced_of(&self, header: &[u8]) -> u64 {
+        self.synced_at.map_or(u64::MAX, |at| u64_at(header, at))
+    }
+
+    fn payload_checksum_holds(&self, header: &[u8], payload: &[u8]) -> bool {
+        crc32fast::hash(payload) == u32_at(header, self.payload_crc_at)
+    }
+}
+
+/// Format version 2's frames (no *synced* count).
+pub(crate) const KVF2: Layout = Layout::new(*b"KVf2", false);
+/// Format versions 3 and 4: the frames this build writes.
+pub(crate) const KVF3: Layout = Layout::new(*b"KVf3", true);
+/// The layout of the frames this build writes.
+const WRITTEN: &Layout = &KVF3;
+/// The longest header of any layout read (the buffer size for one).
+const MAX_HEADER_LEN: usize = KVF3.header_len;
+/// Bytes before the payload of a frame this build writes.
+pub(crate) const HEADER_LEN: usize = WRITTEN.header_len;
 
 /// Builds frames in one reusable buffer: [`start`](Self::start), append the payload to
 /// [`payload`](Self::payload), then [`seal`](Self::seal).
@@ -55,14 +153,18 @@ impl FrameBuf {
         let len = u32::try_from(self.payload_len()).map_err(|_| {
             io::Error::new(io::ErrorKind::InvalidInput, "a frame payload over 4 GiB")
         })?;
-        self.buf[0..4].copy_from_slice(&MAGIC);
-        self.buf[4..8].copy_from_slice(&len.to_le_bytes());
-        self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
-        self.buf[16..24].copy_from_slice(&synced.to_le_bytes());
+        let layout = WRITTEN;
         let payload_crc = crc32fast::hash(&self.buf[HEADER_LEN..]);
-        self.buf[24..28].copy_from_slice(&payload_crc.to_le_bytes());
-        let header_crc = crc32fast::hash(&self.buf[..28]);
-        self.buf[28..32].copy_from_slice(&header_crc.to_le_bytes());
+        let header = &mut self.buf[..HEADER_LEN];
+        header[..MAGIC_LEN].copy_from_slice(&layout.magic);
+        put(header, LEN_AT, &len.to_le_bytes());
+        put(header, SEQ_AT, &seq.to_le_bytes());
+        if let Some(at) = layout.synced_at {
+            put(header, at, &synced.to_le_bytes());
+        }
+        put(header, layout.payload_crc_at, &payload_crc.to_le_bytes());
+        let header_crc = crc32fast::hash(&header[..layout.header_crc_at]);
+        put(header, layout.header_crc_at, &header_crc.to_le_bytes());
         Ok(&self.buf)
     }
 
@@ -70,6 +172,10 @@ impl FrameBuf {
     pub(crate) fn shrink_to(&mut self, capacity: usize) {
         self.buf.shrink_to(capacity);
     }
+}
+
+fn put(header: &mut [u8], at: usize, value: &[u8]) {
+    header[at..at + value.len()].copy_from_slice(value);
 }
 
 /// What [`FrameReader::next`] found.
@@ -87,7 +193,8 @@ pub(crate) enum Next {
 /// Reads frames one after the other from a file of known length.
 pub(crate) struct FrameReader<R> {
     input: R,
-    /// Where the next (or the bad) frame starts.
+    layout: &'static Layout,
+    /// Where the next (or the bad) frame starts, in bytes from the start of the file.
     offset: u64,
     file_len: u64,
     next_seq: u64,
@@ -97,11 +204,13 @@ pub(crate) struct FrameReader<R> {
 }
 
 impl<R: Read> FrameReader<R> {
-    /// `input` positioned at the start of a file of `file_len` bytes.
-    pub(crate) fn new(input: R, file_len: u64) -> Self {
+    /// `input` positioned at byte `start` of a file of `file_len` bytes, where the frames
+    /// (of `layout`) begin.
+    pub(crate) fn new(input: R, layout: &'static Layout, start: u64, file_len: u64) -> Self {
         Self {
             input,
-            offset: 0,
+            layout,
+            offset: start,
             file_len,
             next_seq: 0,
             payload: Vec::new(),
@@ -111,33 +220,35 @@ impl<R: Read> FrameReader<R> {
 
     /// The next frame. After `Bad` or `End` the reader must not be used again.
     pub(crate) fn next(&mut self) -> io::Result<Next> {
-        let remaining = self.file_len - self.offset;
+        let header_len = self.layout.header_len;
+        let remaining = self.file_len.saturating_sub(self.offset);
         if remaining == 0 {
             return Ok(Next::End);
         }
-        if remaining < HEADER_LEN as u64 {
+        if remaining < header_len as u64 {
             return Ok(Next::Bad("incomplete frame header"));
         }
-        let mut header = [0u8; HEADER_LEN];
-        self.input.read_exact(&mut header)?;
-        let Some(len) = parse_header(&header) else {
+        let mut buf = [0u8; MAX_HEADER_LEN];
+        let header = &mut buf[..header_len];
+        self.input.read_exact(header)?;
+        let Some(len) = self.layout.parse_header(header) else {
             return Ok(Next::Bad("no valid frame header"));
         };
-        self.claimed_end = Some(self.offset + (HEADER_LEN + len) as u64);
-        if len as u64 > remaining - HEADER_LEN as u64 {
+        self.claimed_end = Some(self.offset + (header_len + len) as u64);
+        if len as u64 > remaining - header_len as u64 {
             return Ok(Next::Bad("frame runs past the end of the file"));
         }
         self.payload.clear();
         self.payload.resize(len, 0);
         self.input.read_exact(&mut self.payload)?;
-        if !payload_checksum_holds(&header, &self.payload) {
+        if !self.layout.payload_checksum_holds(header, &self.payload) {
             return Ok(Next::Bad("checksum mismatch"));
         }
-        if seq_of(&header) != self.next_seq {
+        if self.layout.seq_of(header) != self.next_seq {
             return Ok(Next::Bad("frame out of sequence"));
         }
         self.claimed_end = None;
-        self.offset += (HEADER_LEN + len) as u64;
+        self.offset += (header_len + len) as u64;
         self.next_seq += 1;
         Ok(Next::Frame)
     }
@@ -152,7 +263,7 @@ impl<R: Read> FrameReader<R> {
         &self.payload
     }
 
-    /// Bytes of valid frames read so far: where the next (or the bad) frame starts.
+    /// Where the next (or the bad) frame starts: the end of the valid frames read so far.
     pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
@@ -163,54 +274,42 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
-/// The payload length, if `header` is a whole frame header (marker and checksum).
-fn parse_header(header: &[u8; HEADER_LEN]) -> Option<usize> {
-    let stored = u32::from_le_bytes([header[28], header[29], header[30], header[31]]);
-    if header[0..4] != MAGIC || crc32fast::hash(&header[..28]) != stored {
-        return None;
-    }
-    Some(u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize)
+fn u32_at(header: &[u8], at: usize) -> u32 {
+    let mut value = [0u8; 4];
+    value.copy_from_slice(&header[at..at + 4]);
+    u32::from_le_bytes(value)
 }
 
-fn seq_of(header: &[u8; HEADER_LEN]) -> u64 {
-    u64_at(header, 8)
-}
-
-fn synced_of(header: &[u8; HEADER_LEN]) -> u64 {
-    u64_at(header, 16)
-}
-
-fn u64_at(header: &[u8; HEADER_LEN], at: usize) -> u64 {
+fn u64_at(header: &[u8], at: usize) -> u64 {
     let mut value = [0u8; 8];
     value.copy_from_slice(&header[at..at + 8]);
     u64::from_le_bytes(value)
 }
 
-fn payload_checksum_holds(header: &[u8; HEADER_LEN], payload: &[u8]) -> bool {
-    let stored = u32::from_le_bytes([header[24], header[25], header[26], header[27]]);
-    crc32fast::hash(payload) == stored
-}
-
-/// Where in `bytes` a valid frame numbered `min_seq` or later starts, if anywhere, and
-/// its *synced* count.
+/// Where in `bytes` a valid frame of `layout` numbered `min_seq` or later starts, if
+/// anywhere, and its *synced* count.
 ///
 /// Tells a torn final write (nothing valid follows the damage: the write was never
 /// acknowledged) from damage in the middle of a file (acknowledged frames follow it).
-pub(crate) fn find_valid_frame(bytes: &[u8], min_seq: u64) -> Option<(usize, u64)> {
+pub(crate) fn find_valid_frame(
+    bytes: &[u8],
+    layout: &Layout,
+    min_seq: u64,
+) -> Option<(usize, u64)> {
     let mut at = 0;
-    while at + HEADER_LEN <= bytes.len() {
-        let start = at + bytes[at..].windows(4).position(|w| w == MAGIC)?;
-        if let Some(header) = bytes
-            .get(start..start + HEADER_LEN)
-            .and_then(|h| <&[u8; HEADER_LEN]>::try_from(h).ok())
-        {
-            if let Some(len) = parse_header(header) {
-                let end = start + HEADER_LEN + len;
+    while at + layout.header_len <= bytes.len() {
+        let start = at
+            + bytes[at..]
+                .windows(MAGIC_LEN)
+                .position(|w| w == layout.magic)?;
+        if let Some(header) = bytes.get(start..start + layout.header_len) {
+            if let Some(len) = layout.parse_header(header) {
+                let end = start + layout.header_len + len;
                 if end <= bytes.len()
-                    && seq_of(header) >= min_seq
-                    && payload_checksum_holds(header, &bytes[start + HEADER_LEN..end])
+                    && layout.seq_of(header) >= min_seq
+                    && layout.payload_checksum_holds(header, &bytes[start + layout.header_len..end])
                 {
-                    return Some((start, synced_of(header)));
+                    return Some((start, layout.synced_of(header)));
                 }
             }
         }
@@ -237,7 +336,7 @@ mod tests {
 
     /// Reads `file` to its end or first bad frame: (payloads, verdict, offset).
     fn read_all(file: &[u8]) -> (Vec<Vec<u8>>, Next, u64) {
-        let mut reader = FrameReader::new(file, file.len() as u64);
+        let mut reader = FrameReader::new(file, &KVF3, 0, file.len() as u64);
         let mut payloads = Vec::new();
         loop {
             match reader.next().unwrap() {
@@ -245,6 +344,19 @@ mod tests {
                 other => return (payloads, other, reader.offset()),
             }
         }
+    }
+
+    #[test]
+    fn the_layouts_are_as_documented() {
+        assert_eq!(
+            (KVF2.header_len, KVF2.payload_crc_at, KVF2.synced_at),
+            (24, 16, None)
+        );
+        assert_eq!(
+            (KVF3.header_len, KVF3.payload_crc_at, KVF3.synced_at),
+            (32, 24, Some(16))
+        );
+        assert_eq!(HEADER_LEN, 32);
     }
 
     #[test]
@@ -279,30 +391,33 @@ mod tests {
     fn valid_frames_are_found_after_damage_but_not_in_garbage() {
         let file = file_of(&[b"a", b"b", b"c"]);
         let third = 2 * (HEADER_LEN + 1);
-        assert_eq!(find_valid_frame(&file[1..], 0), Some((HEADER_LEN, 1))); // frame 1
-        assert_eq!(find_valid_frame(&file[1..], 2), Some((third - 1, 2)));
-        assert_eq!(find_valid_frame(&file[1..], 3), None);
-        assert_eq!(find_valid_frame(&[0u8; 4096], 0), None);
-        assert_eq!(find_valid_frame(&b"KVf3".repeat(20), 0), None);
+        assert_eq!(
+            find_valid_frame(&file[1..], &KVF3, 0),
+            Some((HEADER_LEN, 1))
+        ); // frame 1
+        assert_eq!(find_valid_frame(&file[1..], &KVF3, 2), Some((third - 1, 2)));
+        assert_eq!(find_valid_frame(&file[1..], &KVF3, 3), None);
+        assert_eq!(find_valid_frame(&[0u8; 4096], &KVF3, 0), None);
+        assert_eq!(find_valid_frame(&b"KVf3".repeat(20), &KVF3, 0), None);
     }
 
     #[test]
     fn a_frame_image_inside_a_torn_frame_is_not_taken_for_a_frame() {
         // A client's value that is a whole, valid frame with a high sequence number...
         let planted = file_of(&[b"x".as_slice(); 6])[5 * (HEADER_LEN + 1)..].to_vec();
-        assert_eq!(find_valid_frame(&planted, 5), Some((0, 5)));
+        assert_eq!(find_valid_frame(&planted, &KVF3, 5), Some((0, 5)));
         // ...inside a frame whose write was torn (its header reached the disk).
         let mut outer = file_of(&[&[b"padding".as_slice(), &planted, b"tail"].concat()]);
         let whole = outer.len();
         outer.truncate(whole - 2);
-        let mut reader = FrameReader::new(&outer[..], outer.len() as u64);
+        let mut reader = FrameReader::new(&outer[..], &KVF3, 0, outer.len() as u64);
         assert_eq!(
             reader.next().unwrap(),
             Next::Bad("frame runs past the end of the file")
         );
         assert_eq!(reader.claimed_end(), Some(whole as u64));
         // A search from the next byte would find the planted frame; the claimed end skips it.
-        assert!(find_valid_frame(&outer[1..], 1).is_some());
+        assert!(find_valid_frame(&outer[1..], &KVF3, 1).is_some());
     }
 
     proptest! {
@@ -321,7 +436,7 @@ mod tests {
             if end == Next::End {
                 prop_assert_eq!(offset as usize, cut);
             } else {
-                prop_assert!(find_valid_frame(&file[offset as usize..cut], read.len() as u64).is_none());
+                prop_assert!(find_valid_frame(&file[offset as usize..cut], &KVF3, read.len() as u64).is_none());
             }
         }
     }

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::dir::DataDir;
+use super::dir::{remove_if_present, DataDir};
+use super::format::{self, Format, Kind, FILE_HEADER_LEN};
 use super::frame::{find_valid_frame, FrameBuf, FrameReader, Next, HEADER_LEN};
 use super::record::{decode_all, Record};
 
@@ -50,25 +51,34 @@ pub(crate) struct Journal {
 }
 
 impl Journal {
-    /// Starts a new, empty journal of `generation`.
+    /// Starts a new journal of `generation`, holding only its file header: written and
+    /// synced under a temporary name, then renamed, so a journal under its final name
+    /// always begins with a whole header (a crash leaves at most a temporary, removed at
+    /// the next start).
     pub(crate) fn create(dir: &DataDir, generation: u64) -> io::Result<Self> {
-        let path = dir.journal(generation);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)?;
-        if let Err(e) = dir.sync() {
-            // Leave no half-created journal to block the next attempt.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        let temporary = dir.journal_in_progress(generation);
+        let created = write_header(&temporary).and_then(|file| {
+            std::fs::rename(&temporary, dir.journal(generation))?;
+            dir.sync()?;
+            Ok(file)
+        });
+        let file = match created {
+            Ok(file) => file,
+            Err(e) => {
+                // Leave nothing half-made to block the next attempt.
+                let _ = remove_if_present(&temporary);
+                let _ = remove_if_present(&dir.journal(generation));
+                return Err(e);
+            }
+        };
+        let len = FILE_HEADER_LEN as u64;
         Ok(Self {
             file,
             generation,
-            len: 0,
+            len,
             frames: 0,
             synced: 0,
-            allocated: 0,
+            allocated: len,
             dirty_tail: false,
             preallocate_after: Instant::now(),
         })
@@ -212,6 +222,25 @@ impl Journal {
     }
 }
 
+/// Creates `path` holding a journal's file header, synced.
+fn write_header(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().create_new(true).write(true).open(path)?;
+    file.write_all_at(&format::header(Kind::Journal), 0)?;
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// Cuts a journal of an earlier format version back to its whole frames before it is
+/// upgraded: once a newer journal follows it, a torn tail would read as damage.
+pub(crate) fn cut_legacy_tail(path: &Path, replayed: &Replayed) -> io::Result<()> {
+    if replayed.torn == 0 {
+        return Ok(());
+    }
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(replayed.len)?;
+    file.sync_all()
+}
+
 /// What [`replay`] found in a journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Replayed {
@@ -229,32 +258,32 @@ pub(crate) struct Replayed {
     pub(crate) file_len: u64,
 }
 
-/// Hands every record of the journal at `path` to `apply`, in order.
+/// Hands every record of the journal at `path`, of `format`, to `apply`, in order.
 ///
 /// After the last frame come zeros (preallocated space) or nothing. A journal ending
-/// instead in an incomplete or invalid frame after which no valid frame follows ended in a
-/// write that never finished, so never acknowledged: that is accepted in the newest
-/// journal (`newest`) only, and reported in [`Replayed::torn`]. Any other damage is an
-/// error: acknowledged writes would be lost by going on.
+/// instead in an incomplete or invalid frame of its own format after which no valid frame
+/// follows ended in a write that never finished, so never acknowledged: that is accepted
+/// in the newest journal (`newest`) only, and reported in [`Replayed::torn`]. Any other
+/// damage is an error: acknowledged writes would be lost by going on.
 pub(crate) fn replay(
     path: &Path,
+    format: &Format,
     newest: bool,
     mut apply: impl FnMut(Record<'_>),
 ) -> Result<Replayed, String> {
     let damaged = |offset: u64, reason: &str| {
         format!("{} is damaged at byte {offset} ({reason})", path.display())
     };
-    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .len();
-    let mut reader = FrameReader::new(BufReader::new(&mut file), file_len);
+    let cannot_read = |e: io::Error| format!("cannot read {}: {e}", path.display());
+    let (mut file, file_len) = format::open_frames(path, format).map_err(cannot_read)?;
+    let mut reader = FrameReader::new(
+        BufReader::new(&mut file),
+        format.layout,
+        format.frames_at,
+        file_len,
+    );
     let reason = loop {
-        let next = reader
-            .next()
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        match next {
+        match reader.next().map_err(cannot_read)? {
             Next::Frame => {
                 for record in decode_all(reader.payload()) {
                     match record {
@@ -285,7 +314,7 @@ pub(crate) fn replay(
     let mut rest = Vec::new();
     file.seek(SeekFrom::Start(len))
         .and_then(|_| file.read_to_end(&mut rest))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .map_err(cannot_read)?;
     let torn = rest
         .iter()
         .rposition(|&b| b != 0)
@@ -301,7 +330,7 @@ pub(crate) fn replay(
         return Ok(replayed); // preallocated zeros
     }
     let after = rest.get(search_from as usize..).unwrap_or_default();
-    if let Some((at, synced)) = find_valid_frame(after, frames) {
+    if let Some((at, synced)) = find_valid_frame(after, format.layout, frames) {
         // A later frame says the bad one was not yet on stable storage when it was written:
         // with `--fsync everysec` a power loss may keep the later and lose the earlier, and
         // dropping both is within what that mode allows. Otherwise it is damage.

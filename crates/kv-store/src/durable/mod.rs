@@ -18,11 +18,13 @@
 //! 0.65× Redis' `appendfsync always`; fjall appends like this journal does, but it opens a
 //! journal damaged in the middle without a word, dropping every write after the damage.
 //!
-//! Files: [`dir`] (lock and names), [`frame`] (checksummed frames), [`record`] (one
-//! write), [`journal`], [`snapshot`], [`recovery`], [`committer`].
+//! Files: [`dir`] (lock and names), [`format`] (file header, format versions, what is
+//! upgraded), [`frame`] (checksummed frames), [`record`] (one write), [`journal`],
+//! [`snapshot`], [`recovery`] (including upgrades), [`committer`].
 
 mod committer;
 mod dir;
+mod format;
 mod frame;
 mod journal;
 mod record;
@@ -68,6 +70,15 @@ pub enum FsyncPolicy {
 pub enum OpenError {
     /// Another running kv-server holds the directory.
     Locked(PathBuf),
+    /// A file in the directory was written in a format version this build does not read
+    /// (a newer kv-server's, or an old one with no upgrade path); `found` names the
+    /// version. The directory is left exactly as it was.
+    UnsupportedVersion {
+        /// The file whose version was found.
+        file: PathBuf,
+        /// The version found, in words.
+        found: String,
+    },
     /// The directory or a file in it cannot be read safely (damaged, missing, unreadable).
     Unusable(PathBuf, String),
 }
@@ -79,6 +90,12 @@ impl fmt::Display for OpenError {
                 f,
                 "data directory {} is in use by another running kv-server (its LOCK file is held)",
                 dir.display()
+            ),
+            OpenError::UnsupportedVersion { file, found } => write!(
+                f,
+                "{} is in {found}; refusing to start, the data directory is left untouched (run \
+                 the kv-server version that wrote it, or one that reads it)",
+                file.display()
             ),
             OpenError::Unusable(dir, reason) => write!(
                 f,
@@ -141,7 +158,13 @@ impl DurableStore {
     pub fn open_with(dir: &Path, options: DurableOptions) -> Result<Self, OpenError> {
         let data_dir = DataDir::open(dir)?;
         let mirror = MemoryStore::new();
-        let recovered = recovery::recover(&data_dir, &mirror)?;
+        let recovered = match recovery::recover(&data_dir, &mirror) {
+            Ok(recovered) => recovered,
+            Err(e) => {
+                data_dir.release_refused();
+                return Err(e);
+            }
+        };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let policy = match options.fsync {
             FsyncPolicy::EverySecond if !start_sync_ticker(tx.downgrade()) => FsyncPolicy::Always,

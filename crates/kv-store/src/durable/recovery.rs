@@ -1,13 +1,27 @@
-//! Start-up: rebuilding the in-memory state from the data directory.
+//! Start-up: rebuilding the in-memory state from the data directory, upgrading it from
+//! an earlier format version on the way.
 //!
 //! Load the newest snapshot (if any), then replay the journals of its generation and
 //! later, in order. Every file must be whole, except that the newest journal may end in a
-//! torn write, which is cut off. Missing files or damage anywhere else stop start-up.
+//! torn write of its own format, which is cut off. Missing files or damage anywhere else
+//! stop start-up.
+//!
+//! Nothing in the directory changes until every file has been read: a directory refused
+//! for its version ([`OpenError::UnsupportedVersion`]) or for damage is left as it was.
+//!
+//! **Upgrades.** Each file says its format version ([`super::format`]) and is read in it,
+//! so a directory may mix versions. If any file is of an earlier version, the state read
+//! is written out in the current one before any client is served: the newest journal is
+//! cut back to its whole frames, a new journal is started after it (unless the newest is
+//! already current), a snapshot of everything is written for that journal's generation,
+//! and the files it replaces are removed — the same steps as a compaction, so a crash at
+//! any point leaves a directory that the next start reads (and finishes upgrading).
 
 use tracing::{info, warn};
 
-use super::dir::{remove_if_present, DataDir};
-use super::journal::{self, Journal};
+use super::dir::{remove_if_present, Contents, DataDir};
+use super::format::{self, Format, FormatError, Kind, CURRENT};
+use super::journal::{self, Journal, Replayed};
 use super::record::Record;
 use super::{snapshot, OpenError};
 use crate::memory::{MemoryBucket, MemoryStore};
@@ -20,25 +34,78 @@ pub(crate) struct Recovered {
     pub(crate) snapshot_len: u64,
 }
 
+/// The files start-up reads, each with the format it is in.
+struct Plan {
+    /// The newest snapshot, if any.
+    base: Option<(u64, Format)>,
+    /// The journals from the snapshot's generation on, in order; never empty after a
+    /// snapshot.
+    journals: Vec<(u64, Format)>,
+}
+
+impl Plan {
+    /// The generation the state starts from.
+    fn first(&self) -> u64 {
+        self.base.map_or(0, |(generation, _)| generation)
+    }
+
+    /// The oldest format version among the files, if it is not the current one.
+    fn legacy_version(&self) -> Option<u32> {
+        let formats = self.base.iter().chain(&self.journals).map(|(_, f)| f);
+        formats.map(|f| f.version).min().filter(|&v| v < CURRENT)
+    }
+}
+
 /// Loads the directory's state into `mirror`.
 pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, OpenError> {
     let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
     let contents = dir
         .contents()
         .map_err(|e| unusable(format!("cannot list it: {e}")))?;
+    let plan = plan(dir, &contents)?;
+    let replayed = read(dir, &plan, mirror)?;
+
+    // Everything is read: from here on the directory changes.
     for temporary in &contents.temporaries {
-        // A snapshot that a crash interrupted: the journals it would have replaced remain.
+        // A snapshot or journal that a crash interrupted: what it would have replaced remains.
         remove_if_present(temporary)
             .map_err(|e| unusable(format!("cannot remove {}: {e}", temporary.display())))?;
     }
-
-    let base = contents.snapshots.last().copied();
-    let mut snapshot_len = 0;
-    if let Some(generation) = base {
-        let path = dir.snapshot(generation);
-        snapshot::load(&path, |record| apply(mirror, record)).map_err(unusable)?;
-        snapshot_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let journal = match (plan.journals.last(), replayed) {
+        (Some(&(generation, format)), Some(replayed)) => {
+            continue_journal(dir, generation, &format, &replayed).map_err(unusable)?
+        }
+        _ => Journal::create(dir, plan.first())
+            .map_err(|e| unusable(format!("cannot create its journal: {e}")))?,
+    };
+    let mut snapshot_len = match plan.base {
+        Some((generation, _)) => std::fs::metadata(dir.snapshot(generation)).map_or(0, |m| m.len()),
+        None => 0,
+    };
+    if let Some(version) = plan.legacy_version() {
+        snapshot_len = upgrade(dir, journal.generation(), mirror, version).map_err(unusable)?;
+    } else if contents.snapshots.len() > 1 || contents.journals.iter().any(|&g| g < plan.first()) {
+        // Left by a crash between a snapshot and the removal of what it replaced.
+        dir.remove_before(plan.first())
+            .map_err(|e| unusable(format!("cannot remove replaced files: {e}")))?;
     }
+    info!(
+        "data directory {}: snapshot {}, {} journal(s) replayed",
+        dir.path().display(),
+        plan.base.map_or("none".to_string(), |(g, _)| g.to_string()),
+        plan.journals.len()
+    );
+    Ok(Recovered {
+        journal,
+        snapshot_len,
+    })
+}
+
+/// Which files to read, and their formats (read-only). Refuses a missing journal and a
+/// file of a version this build does not read.
+fn plan(dir: &DataDir, contents: &Contents) -> Result<Plan, OpenError> {
+    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+    let base = contents.snapshots.last().copied();
     let first = base.unwrap_or(0);
     let journals: Vec<u64> = contents
         .journals
@@ -46,10 +113,11 @@ pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, 
         .copied()
         .filter(|&g| g >= first)
         .collect();
-    if let Some(missing) = (first..).zip(&journals).find(|(want, &have)| *want != have) {
+    let missing = (first..).zip(&journals).find(|(want, &have)| *want != have);
+    if let Some((want, _)) = missing {
         return Err(unusable(format!(
             "{} is missing",
-            dir.journal(missing.0).display()
+            dir.journal(want).display()
         )));
     }
     if base.is_some() && journals.is_empty() {
@@ -58,55 +126,108 @@ pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, 
             dir.journal(first).display()
         )));
     }
-
-    let mut journal = None;
-    for (i, &generation) in journals.iter().enumerate() {
-        let newest = i + 1 == journals.len();
-        let path = dir.journal(generation);
-        let replayed =
-            journal::replay(&path, newest, |record| apply(mirror, record)).map_err(unusable)?;
-        if newest {
-            if replayed.dropped_unsynced {
-                warn!(
-                    "{}: a write that was never synced is missing (power loss with --fsync \
-                     everysec); dropped it and the {} byte(s) after it, as that mode allows",
-                    path.display(),
-                    replayed.torn
-                );
-            } else if replayed.torn > 0 {
-                warn!(
-                    "{}: cut off {} byte(s) of a write that never completed (it was never \
-                     acknowledged)",
-                    path.display(),
-                    replayed.torn
-                );
-            }
-            journal = Some(
-                Journal::resume(dir, generation, &replayed)
-                    .map_err(|e| unusable(format!("cannot reopen {}: {e}", path.display())))?,
-            );
-        }
-    }
-    let journal = match journal {
-        Some(journal) => journal,
-        None => Journal::create(dir, first)
-            .map_err(|e| unusable(format!("cannot create its journal: {e}")))?,
+    let base = match base {
+        Some(g) => Some((g, probe(dir, &dir.snapshot(g), Kind::Snapshot)?)),
+        None => None,
     };
-    if contents.snapshots.len() > 1 || contents.journals.iter().any(|&g| g < first) {
-        // Left by a crash between a snapshot and the removal of what it replaced.
-        dir.remove_before(first)
-            .map_err(|e| unusable(format!("cannot remove replaced files: {e}")))?;
+    let journals = journals
+        .into_iter()
+        .map(|g| Ok((g, probe(dir, &dir.journal(g), Kind::Journal)?)))
+        .collect::<Result<_, OpenError>>()?;
+    Ok(Plan { base, journals })
+}
+
+/// The format of the file at `path`, or why it cannot be read.
+fn probe(dir: &DataDir, path: &std::path::Path, kind: Kind) -> Result<Format, OpenError> {
+    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+    match format::probe(path, kind) {
+        Ok(Ok(format)) => Ok(format),
+        Ok(Err(FormatError::Unsupported(found))) => Err(OpenError::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found,
+        }),
+        Ok(Err(FormatError::Foreign(reason))) => Err(unusable(format!(
+            "{} cannot be read: {reason}",
+            path.display()
+        ))),
+        Err(e) => Err(unusable(format!("cannot read {}: {e}", path.display()))),
     }
+}
+
+/// Loads the snapshot and replays the journals of `plan` into `mirror`, changing nothing
+/// on disk; returns what the newest journal held.
+fn read(dir: &DataDir, plan: &Plan, mirror: &MemoryStore) -> Result<Option<Replayed>, OpenError> {
+    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+    if let Some((generation, format)) = &plan.base {
+        snapshot::load(&dir.snapshot(*generation), format, |record| {
+            apply(mirror, record)
+        })
+        .map_err(unusable)?;
+    }
+    let mut newest = None;
+    for (i, (generation, format)) in plan.journals.iter().enumerate() {
+        let is_newest = i + 1 == plan.journals.len();
+        let path = dir.journal(*generation);
+        let replayed = journal::replay(&path, format, is_newest, |record| apply(mirror, record))
+            .map_err(unusable)?;
+        newest = Some(replayed);
+    }
+    Ok(newest)
+}
+
+/// The journal to append to after the newest one, `generation`, was `replayed`: itself
+/// with a torn tail cut off, or, if it is of an earlier format, the next one.
+fn continue_journal(
+    dir: &DataDir,
+    generation: u64,
+    format: &Format,
+    replayed: &Replayed,
+) -> Result<Journal, String> {
+    let path = dir.journal(generation);
+    if replayed.dropped_unsynced {
+        warn!(
+            "{}: a write that was never synced is missing (power loss with --fsync \
+             everysec); dropped it and the {} byte(s) after it, as that mode allows",
+            path.display(),
+            replayed.torn
+        );
+    } else if replayed.torn > 0 {
+        warn!(
+            "{}: cut off {} byte(s) of a write that never completed (it was never \
+             acknowledged)",
+            path.display(),
+            replayed.torn
+        );
+    }
+    if !format.is_legacy() {
+        return Journal::resume(dir, generation, replayed)
+            .map_err(|e| format!("cannot reopen {}: {e}", path.display()));
+    }
+    journal::cut_legacy_tail(&path, replayed)
+        .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
+    Journal::create(dir, generation + 1).map_err(|e| format!("cannot create its next journal: {e}"))
+}
+
+/// Rewrites the state read from files of format `version` in the current format: a
+/// snapshot for the journal of `generation`, then the files it replaces are removed.
+/// Returns the snapshot's size.
+fn upgrade(
+    dir: &DataDir,
+    generation: u64,
+    mirror: &MemoryStore,
+    version: u32,
+) -> Result<u64, String> {
+    let len = snapshot::write(dir, generation, mirror)
+        .map_err(|e| format!("cannot write the upgraded snapshot: {e}"))?;
+    dir.remove_before(generation)
+        .map_err(|e| format!("cannot remove the files the upgrade replaced: {e}"))?;
+    let (buckets, keys) = mirror.stats();
     info!(
-        "data directory {}: snapshot {}, {} journal(s) replayed",
-        dir.path().display(),
-        base.map_or("none".to_string(), |g| g.to_string()),
-        journals.len()
+        "data directory {}: upgraded from format version {version} to {CURRENT} ({buckets} \
+         bucket(s), {keys} key(s))",
+        dir.path().display()
     );
-    Ok(Recovered {
-        journal,
-        snapshot_len,
-    })
+    Ok(len)
 }
 
 /// Applies one stored write to the mirror.

@@ -8,14 +8,15 @@
 //! key no journaled write touched has not changed since the snapshot began.
 //!
 //! The file is written under a temporary name, synced, then renamed, so a snapshot file
-//! under its final name is always complete; it ends in a `SnapshotEnd` record with the
-//! record count. Any damage in it stops start-up.
+//! under its final name is always complete: its file header ([`super::format`]), frames,
+//! and last a `SnapshotEnd` record with the record count. Any damage in it stops start-up.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use super::dir::{remove_if_present, DataDir};
+use super::format::{self, Format, Kind};
 use super::frame::{FrameBuf, FrameReader, Next};
 use super::record::{decode_all, Record};
 use crate::memory::MemoryStore;
@@ -42,12 +43,15 @@ pub(crate) fn write(dir: &DataDir, generation: u64, mirror: &MemoryStore) -> io:
 }
 
 fn write_file(path: &Path, mirror: &MemoryStore) -> io::Result<u64> {
+    let mut file = BufWriter::new(File::create(path)?);
+    let header = format::header(Kind::Snapshot);
+    file.write_all(&header)?;
     let mut out = SnapshotWriter {
-        file: BufWriter::new(File::create(path)?),
+        file,
         frame: FrameBuf::default(),
         frames: 0,
         records: 0,
-        len: 0,
+        len: header.len() as u64,
     };
     out.frame.start();
     for (name, bucket) in mirror.buckets() {
@@ -111,16 +115,24 @@ impl SnapshotWriter {
     }
 }
 
-/// Hands every record of the snapshot at `path` to `apply`. The file must be whole: any
-/// damage, a missing end or a wrong count is an error.
-pub(crate) fn load(path: &Path, mut apply: impl FnMut(Record<'_>)) -> Result<(), String> {
+/// Hands every record of the snapshot at `path`, of `format`, to `apply`. The file must
+/// be whole: any damage, a missing end or a wrong count is an error.
+pub(crate) fn load(
+    path: &Path,
+    format: &Format,
+    mut apply: impl FnMut(Record<'_>),
+) -> Result<(), String> {
     let damaged = |offset: u64, reason: &str| {
         format!("{} is damaged at byte {offset} ({reason})", path.display())
     };
     let cannot_read = |e: io::Error| format!("cannot read {}: {e}", path.display());
-    let file = File::open(path).map_err(cannot_read)?;
-    let file_len = file.metadata().map_err(cannot_read)?.len();
-    let mut reader = FrameReader::new(BufReader::new(file), file_len);
+    let (file, file_len) = format::open_frames(path, format).map_err(cannot_read)?;
+    let mut reader = FrameReader::new(
+        BufReader::new(file),
+        format.layout,
+        format.frames_at,
+        file_len,
+    );
     let mut records = 0u64;
     let mut ended = false;
     loop {
