@@ -7,7 +7,7 @@
 //! buffers fill and TCP flow control pushes back, while our own buffers stay bounded.
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -186,26 +186,68 @@ impl<S: Session> Connection<S> {
                     self.linger_close().await?;
                     return Ok(Next::Stop);
                 }
-                // Shutting down: what was received has been answered; close now.
                 if self.shutdown.is_cancelled() {
-                    self.stream.shutdown().await?;
-                    return Ok(Next::Stop);
+                    return self.finish_for_shutdown().await;
                 }
                 return Ok(Next::Read);
             }
-            ReadOutcome::Eof => {
-                if !self.input.is_empty() {
-                    self.session
-                        .on_unterminated_eof(&self.input, &mut self.output);
-                    self.input.clear();
-                }
-                self.flush().await?;
-            }
+            ReadOutcome::Eof => self.answer_eof().await?,
             ReadOutcome::IdleTimeout => info!(peer = %self.peer, "closing idle connection"),
-            ReadOutcome::Shutdown => {}
+            ReadOutcome::Shutdown => return self.finish_for_shutdown().await,
         }
         self.stream.shutdown().await?;
         Ok(Next::Stop)
+    }
+
+    /// Shutting down: answers every complete line already received — also what still sits
+    /// in the socket's receive buffer, which the runtime may not have reported readable
+    /// yet, and what arrived while a command was running — then closes (SPEC §5). A client
+    /// that keeps sending is cut by the shutdown deadline.
+    async fn finish_for_shutdown(&mut self) -> io::Result<Next> {
+        loop {
+            match self.read_without_waiting()? {
+                None => break,
+                Some(0) => {
+                    self.answer_eof().await?;
+                    break;
+                }
+                Some(_) => {}
+            }
+            let flow = self.handle_buffered_lines().await?;
+            self.flush().await?;
+            if flow == Flow::Close {
+                self.linger_close().await?;
+                return Ok(Next::Stop);
+            }
+        }
+        self.stream.shutdown().await?;
+        Ok(Next::Stop)
+    }
+
+    /// The client closed its side: a protocol may still answer an unterminated last line.
+    async fn answer_eof(&mut self) -> io::Result<()> {
+        if !self.input.is_empty() {
+            self.session
+                .on_unterminated_eof(&self.input, &mut self.output);
+            self.input.clear();
+        }
+        self.flush().await
+    }
+
+    /// Reads what the kernel holds for this socket now, asking the socket itself: tokio's
+    /// `try_read` trusts the readiness it last saw and would not look. Returns the bytes
+    /// read (`Some(0)` at end of input), or `None` if nothing is there.
+    fn read_without_waiting(&mut self) -> io::Result<Option<usize>> {
+        let start = self.input.len();
+        self.input.resize(start + MAX_READ_SIZE, 0);
+        // The socket is non-blocking (tokio made it so): this never waits.
+        let read = (&*socket2::SockRef::from(&self.stream)).read(&mut self.input[start..]);
+        self.input.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Handles every complete line in `input`, in order, appending replies to `output`.

@@ -65,6 +65,22 @@ fn a_request_in_flight_is_answered_before_the_process_exits_zero() {
 }
 
 #[test]
+fn a_line_queued_behind_a_busy_command_is_answered_before_the_process_exits_zero() {
+    for _ in 0..3 {
+        let mut server = TestServer::start(&["--debug-commands"]);
+        let mut c = server.connect();
+        c.send(b"DEBUG SLEEP 250\r\n");
+        // The PING arrives on its own while the connection is busy sleeping.
+        std::thread::sleep(Duration::from_millis(50));
+        c.send(b"PING\r\n");
+        server.signal(libc::SIGTERM);
+        c.expect(b"OK\r\nPONG\r\n");
+        c.expect_eof();
+        assert!(server.expect_exit(PATIENCE).success());
+    }
+}
+
+#[test]
 fn new_connections_are_refused_once_shutdown_has_begun() {
     let mut server = debug_server(&[]);
     // A busy client keeps the process alive through the shutdown.
