@@ -122,21 +122,6 @@ impl MemoryBucket {
         }
     }
 
-    /// `put_now` for a key and value the caller already owns (no copy).
-    pub fn put_bytes(&self, key: Bytes, value: Bytes) {
-        let hash = self.hash(&key);
-        let mut shard = self
-            .shard(hash)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        match shard.entry(hash, |(k, _)| *k == key, |(k, _)| self.hash(k)) {
-            Entry::Occupied(mut slot) => *slot.get_mut() = (key, value),
-            Entry::Vacant(slot) => {
-                slot.insert((key, value));
-            }
-        }
-    }
-
     /// Synchronous `get`: a reference-count increment, no copy.
     pub fn get_now(&self, key: &[u8]) -> Option<Bytes> {
         let hash = self.hash(key);
@@ -312,7 +297,7 @@ mod tests {
             bucket.put_now(&key(i), &i.to_le_bytes());
         }
         for i in (0..20_000).step_by(2) {
-            bucket.put_bytes(Bytes::from(key(i)), Bytes::from_static(b"even"));
+            bucket.put_now(&key(i), b"even");
         }
         for i in (0..20_000).step_by(3) {
             bucket.delete_now(&key(i));

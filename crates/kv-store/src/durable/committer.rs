@@ -24,6 +24,7 @@ use tracing::{debug, error, info, warn};
 use super::dir::DataDir;
 use super::frame::FrameBuf;
 use super::journal::Journal;
+use super::mirror::apply;
 use super::record::Op;
 use super::{snapshot, FsyncPolicy};
 use crate::memory::MemoryStore;
@@ -185,7 +186,7 @@ impl Committer {
             Ok(()) => {
                 self.unsynced = !durable;
                 for (op, ack) in batch.drain(..) {
-                    self.apply(op);
+                    apply(&self.mirror, op.as_record());
                     let _ = ack.send(Ok(()));
                 }
             }
@@ -202,23 +203,6 @@ impl Committer {
             self.last_sync = Instant::now();
         }
         self.failures.succeeded();
-    }
-
-    fn apply(&self, op: Op) {
-        let mirror = &self.mirror;
-        match op {
-            Op::Create { bucket } => mirror.create_now(&bucket),
-            Op::Put { bucket, key, value } => {
-                if let Some(b) = mirror.bucket_now(&bucket) {
-                    b.put_bytes(key, value);
-                }
-            }
-            Op::Delete { bucket, key } => {
-                if let Some(b) = mirror.bucket_now(&bucket) {
-                    b.delete_now(&key);
-                }
-            }
-        }
     }
 
     /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the

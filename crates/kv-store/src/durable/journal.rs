@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use super::dir::{remove_if_present, DataDir};
+use super::error::RecoveryError;
 use super::format::{self, Format, Kind, FILE_HEADER_LEN};
 use super::frame::{find_valid_frame, FrameBuf, FrameReader, Next, HEADER_LEN};
 use super::record::{decode_all, Record};
@@ -270,12 +271,10 @@ pub(crate) fn replay(
     format: &Format,
     newest: bool,
     mut apply: impl FnMut(Record<'_>),
-) -> Result<Replayed, String> {
-    let damaged = |offset: u64, reason: &str| {
-        format!("{} is damaged at byte {offset} ({reason})", path.display())
-    };
-    let cannot_read = |e: io::Error| format!("cannot read {}: {e}", path.display());
-    let (mut file, file_len) = format::open_frames(path, format).map_err(cannot_read)?;
+) -> Result<Replayed, RecoveryError> {
+    let damaged = |offset: u64, reason: &str| RecoveryError::damaged(path, offset, reason);
+    let (mut file, file_len) =
+        format::open_frames(path, format).map_err(RecoveryError::io(path, "read"))?;
     let mut reader = FrameReader::new(
         BufReader::new(&mut file),
         format.layout,
@@ -283,7 +282,7 @@ pub(crate) fn replay(
         file_len,
     );
     let reason = loop {
-        match reader.next().map_err(cannot_read)? {
+        match reader.next().map_err(RecoveryError::io(path, "read"))? {
             Next::Frame => {
                 for record in decode_all(reader.payload()) {
                     match record {
@@ -314,7 +313,7 @@ pub(crate) fn replay(
     let mut rest = Vec::new();
     file.seek(SeekFrom::Start(len))
         .and_then(|_| file.read_to_end(&mut rest))
-        .map_err(cannot_read)?;
+        .map_err(RecoveryError::io(path, "read"))?;
     let torn = rest
         .iter()
         .rposition(|&b| b != 0)

@@ -19,14 +19,17 @@
 //! journal damaged in the middle without a word, dropping every write after the damage.
 //!
 //! Files: [`dir`] (lock and names), [`format`] (file header, format versions, what is
-//! upgraded), [`frame`] (checksummed frames), [`record`] (one write), [`journal`],
-//! [`snapshot`], [`recovery`] (including upgrades), [`committer`].
+//! upgraded), [`frame`] (checksummed frames), [`record`] (one write), [`mirror`] (what a
+//! write does in memory), [`journal`], [`snapshot`], [`recovery`] (including upgrades),
+//! [`error`] (why start-up refuses), [`committer`].
 
 mod committer;
 mod dir;
+mod error;
 mod format;
 mod frame;
 mod journal;
+mod mirror;
 mod record;
 mod recovery;
 mod snapshot;

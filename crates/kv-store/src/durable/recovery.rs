@@ -17,14 +17,17 @@
 //! and the files it replaces are removed — the same steps as a compaction, so a crash at
 //! any point leaves a directory that the next start reads (and finishes upgrading).
 
+use std::path::Path;
+
 use tracing::{info, warn};
 
 use super::dir::{remove_if_present, Contents, DataDir};
-use super::format::{self, Format, FormatError, Kind, CURRENT};
+use super::error::RecoveryError;
+use super::format::{self, Format, Kind, CURRENT};
 use super::journal::{self, Journal, Replayed};
-use super::record::Record;
+use super::mirror::apply;
 use super::{snapshot, OpenError};
-use crate::memory::{MemoryBucket, MemoryStore};
+use crate::memory::MemoryStore;
 
 /// What recovery hands the committer.
 pub(crate) struct Recovered {
@@ -58,36 +61,38 @@ impl Plan {
 
 /// Loads the directory's state into `mirror`.
 pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, OpenError> {
-    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+    recover_files(dir, mirror).map_err(|e| e.into_open_error(dir.path()))
+}
+
+fn recover_files(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, RecoveryError> {
     let contents = dir
         .contents()
-        .map_err(|e| unusable(format!("cannot list it: {e}")))?;
+        .map_err(RecoveryError::io(dir.path(), "list"))?;
     let plan = plan(dir, &contents)?;
     let replayed = read(dir, &plan, mirror)?;
 
     // Everything is read: from here on the directory changes.
     for temporary in &contents.temporaries {
         // A snapshot or journal that a crash interrupted: what it would have replaced remains.
-        remove_if_present(temporary)
-            .map_err(|e| unusable(format!("cannot remove {}: {e}", temporary.display())))?;
+        remove_if_present(temporary).map_err(RecoveryError::io(temporary, "remove"))?;
     }
     let journal = match (plan.journals.last(), replayed) {
         (Some(&(generation, format)), Some(replayed)) => {
-            continue_journal(dir, generation, &format, &replayed).map_err(unusable)?
+            continue_journal(dir, generation, &format, &replayed)?
         }
         _ => Journal::create(dir, plan.first())
-            .map_err(|e| unusable(format!("cannot create its journal: {e}")))?,
+            .map_err(RecoveryError::io(&dir.journal(plan.first()), "create"))?,
     };
     let mut snapshot_len = match plan.base {
         Some((generation, _)) => std::fs::metadata(dir.snapshot(generation)).map_or(0, |m| m.len()),
         None => 0,
     };
     if let Some(version) = plan.legacy_version() {
-        snapshot_len = upgrade(dir, journal.generation(), mirror, version).map_err(unusable)?;
+        snapshot_len = upgrade(dir, journal.generation(), mirror, version)?;
     } else if contents.snapshots.len() > 1 || contents.journals.iter().any(|&g| g < plan.first()) {
         // Left by a crash between a snapshot and the removal of what it replaced.
         dir.remove_before(plan.first())
-            .map_err(|e| unusable(format!("cannot remove replaced files: {e}")))?;
+            .map_err(RecoveryError::io(dir.path(), "remove replaced files from"))?;
     }
     info!(
         "data directory {}: snapshot {}, {} journal(s) replayed",
@@ -103,8 +108,7 @@ pub(crate) fn recover(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, 
 
 /// Which files to read, and their formats (read-only). Refuses a missing journal and a
 /// file of a version this build does not read.
-fn plan(dir: &DataDir, contents: &Contents) -> Result<Plan, OpenError> {
-    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+fn plan(dir: &DataDir, contents: &Contents) -> Result<Plan, RecoveryError> {
     let base = contents.snapshots.last().copied();
     let first = base.unwrap_or(0);
     let journals: Vec<u64> = contents
@@ -115,62 +119,48 @@ fn plan(dir: &DataDir, contents: &Contents) -> Result<Plan, OpenError> {
         .collect();
     let missing = (first..).zip(&journals).find(|(want, &have)| *want != have);
     if let Some((want, _)) = missing {
-        return Err(unusable(format!(
-            "{} is missing",
-            dir.journal(want).display()
-        )));
+        return Err(RecoveryError::Missing(dir.journal(want)));
     }
     if base.is_some() && journals.is_empty() {
-        return Err(unusable(format!(
-            "{} is missing",
-            dir.journal(first).display()
-        )));
+        return Err(RecoveryError::Missing(dir.journal(first)));
     }
     let base = match base {
-        Some(g) => Some((g, probe(dir, &dir.snapshot(g), Kind::Snapshot)?)),
+        Some(g) => Some((g, probe(&dir.snapshot(g), Kind::Snapshot)?)),
         None => None,
     };
     let journals = journals
         .into_iter()
-        .map(|g| Ok((g, probe(dir, &dir.journal(g), Kind::Journal)?)))
-        .collect::<Result<_, OpenError>>()?;
+        .map(|g| Ok((g, probe(&dir.journal(g), Kind::Journal)?)))
+        .collect::<Result<_, RecoveryError>>()?;
     Ok(Plan { base, journals })
 }
 
 /// The format of the file at `path`, or why it cannot be read.
-fn probe(dir: &DataDir, path: &std::path::Path, kind: Kind) -> Result<Format, OpenError> {
-    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
-    match format::probe(path, kind) {
-        Ok(Ok(format)) => Ok(format),
-        Ok(Err(FormatError::Unsupported(found))) => Err(OpenError::UnsupportedVersion {
-            file: path.to_path_buf(),
-            found,
-        }),
-        Ok(Err(FormatError::Foreign(reason))) => Err(unusable(format!(
-            "{} cannot be read: {reason}",
-            path.display()
-        ))),
-        Err(e) => Err(unusable(format!("cannot read {}: {e}", path.display()))),
-    }
+fn probe(path: &Path, kind: Kind) -> Result<Format, RecoveryError> {
+    format::probe(path, kind)
+        .map_err(RecoveryError::io(path, "read"))?
+        .map_err(|e| RecoveryError::format(path, e))
 }
 
 /// Loads the snapshot and replays the journals of `plan` into `mirror`, changing nothing
 /// on disk; returns what the newest journal held.
-fn read(dir: &DataDir, plan: &Plan, mirror: &MemoryStore) -> Result<Option<Replayed>, OpenError> {
-    let unusable = |reason: String| OpenError::Unusable(dir.path().to_path_buf(), reason);
+fn read(
+    dir: &DataDir,
+    plan: &Plan,
+    mirror: &MemoryStore,
+) -> Result<Option<Replayed>, RecoveryError> {
     if let Some((generation, format)) = &plan.base {
         snapshot::load(&dir.snapshot(*generation), format, |record| {
             apply(mirror, record)
-        })
-        .map_err(unusable)?;
+        })?;
     }
     let mut newest = None;
     for (i, (generation, format)) in plan.journals.iter().enumerate() {
         let is_newest = i + 1 == plan.journals.len();
         let path = dir.journal(*generation);
-        let replayed = journal::replay(&path, format, is_newest, |record| apply(mirror, record))
-            .map_err(unusable)?;
-        newest = Some(replayed);
+        newest = Some(journal::replay(&path, format, is_newest, |record| {
+            apply(mirror, record)
+        })?);
     }
     Ok(newest)
 }
@@ -182,7 +172,7 @@ fn continue_journal(
     generation: u64,
     format: &Format,
     replayed: &Replayed,
-) -> Result<Journal, String> {
+) -> Result<Journal, RecoveryError> {
     let path = dir.journal(generation);
     if replayed.dropped_unsynced {
         warn!(
@@ -201,11 +191,12 @@ fn continue_journal(
     }
     if !format.is_legacy() {
         return Journal::resume(dir, generation, replayed)
-            .map_err(|e| format!("cannot reopen {}: {e}", path.display()));
+            .map_err(RecoveryError::io(&path, "reopen"));
     }
     journal::cut_legacy_tail(&path, replayed)
-        .map_err(|e| format!("cannot cut the torn tail of {}: {e}", path.display()))?;
-    Journal::create(dir, generation + 1).map_err(|e| format!("cannot create its next journal: {e}"))
+        .map_err(RecoveryError::io(&path, "cut the torn tail of"))?;
+    Journal::create(dir, generation + 1)
+        .map_err(RecoveryError::io(&dir.journal(generation + 1), "create"))
 }
 
 /// Rewrites the state read from files of format `version` in the current format: a
@@ -216,11 +207,15 @@ fn upgrade(
     generation: u64,
     mirror: &MemoryStore,
     version: u32,
-) -> Result<u64, String> {
-    let len = snapshot::write(dir, generation, mirror)
-        .map_err(|e| format!("cannot write the upgraded snapshot: {e}"))?;
-    dir.remove_before(generation)
-        .map_err(|e| format!("cannot remove the files the upgrade replaced: {e}"))?;
+) -> Result<u64, RecoveryError> {
+    let len = snapshot::write(dir, generation, mirror).map_err(RecoveryError::io(
+        &dir.snapshot(generation),
+        "write the upgraded snapshot",
+    ))?;
+    dir.remove_before(generation).map_err(RecoveryError::io(
+        dir.path(),
+        "remove the files the upgrade replaced from",
+    ))?;
     let (buckets, keys) = mirror.stats();
     info!(
         "data directory {}: upgraded from format version {version} to {CURRENT} ({buckets} \
@@ -228,31 +223,4 @@ fn upgrade(
         dir.path().display()
     );
     Ok(len)
-}
-
-/// Applies one stored write to the mirror.
-pub(crate) fn apply(mirror: &MemoryStore, record: Record<'_>) {
-    match record {
-        Record::Create { bucket } => mirror.create_now(bucket),
-        Record::Put { bucket, key, value } => {
-            if let Some(bucket) = bucket_of(mirror, bucket) {
-                bucket.put_now(key, value);
-            }
-        }
-        Record::Delete { bucket, key } => {
-            if let Some(bucket) = bucket_of(mirror, bucket) {
-                bucket.delete_now(key);
-            }
-        }
-        Record::SnapshotEnd { .. } => {}
-    }
-}
-
-/// The bucket a stored write names. It was created before the write was acknowledged, so
-/// its creation was stored first; created again here only for robustness.
-fn bucket_of(mirror: &MemoryStore, name: &[u8]) -> Option<MemoryBucket> {
-    mirror.bucket_now(name).or_else(|| {
-        mirror.create_now(name);
-        mirror.bucket_now(name)
-    })
 }

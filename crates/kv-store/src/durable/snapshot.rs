@@ -16,6 +16,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::Path;
 
 use super::dir::{remove_if_present, DataDir};
+use super::error::RecoveryError;
 use super::format::{self, Format, Kind};
 use super::frame::{FrameBuf, FrameReader, Next};
 use super::record::{decode_all, Record};
@@ -121,12 +122,10 @@ pub(crate) fn load(
     path: &Path,
     format: &Format,
     mut apply: impl FnMut(Record<'_>),
-) -> Result<(), String> {
-    let damaged = |offset: u64, reason: &str| {
-        format!("{} is damaged at byte {offset} ({reason})", path.display())
-    };
-    let cannot_read = |e: io::Error| format!("cannot read {}: {e}", path.display());
-    let (file, file_len) = format::open_frames(path, format).map_err(cannot_read)?;
+) -> Result<(), RecoveryError> {
+    let damaged = |offset: u64, reason: &str| RecoveryError::damaged(path, offset, reason);
+    let (file, file_len) =
+        format::open_frames(path, format).map_err(RecoveryError::io(path, "read"))?;
     let mut reader = FrameReader::new(
         BufReader::new(file),
         format.layout,
@@ -136,7 +135,7 @@ pub(crate) fn load(
     let mut records = 0u64;
     let mut ended = false;
     loop {
-        match reader.next().map_err(cannot_read)? {
+        match reader.next().map_err(RecoveryError::io(path, "read"))? {
             Next::Frame if ended => return Err(damaged(reader.offset(), "data after its end")),
             Next::Frame => {
                 for record in decode_all(reader.payload()) {

@@ -1,0 +1,28 @@
+//! What a stored write does to the in-memory mirror: one definition for the committer (as
+//! it acknowledges a write) and for recovery (as it replays one), so that the state after a
+//! restart is exactly the state before it.
+
+use super::record::Record;
+use crate::memory::{MemoryBucket, MemoryStore};
+
+/// Applies one write, stored or about to be acknowledged, to the mirror.
+pub(crate) fn apply(mirror: &MemoryStore, record: Record<'_>) {
+    match record {
+        Record::Create { bucket } => mirror.create_now(bucket),
+        Record::Put { bucket, key, value } => bucket_of(mirror, bucket).put_now(key, value),
+        Record::Delete { bucket, key } => bucket_of(mirror, bucket).delete_now(key),
+        Record::SnapshotEnd { .. } => {}
+    }
+}
+
+/// The bucket a write names. Buckets are created before any write to them is accepted and
+/// are never removed, so it exists; were a record to say otherwise, both paths create it
+/// alike rather than diverge.
+fn bucket_of(mirror: &MemoryStore, name: &[u8]) -> MemoryBucket {
+    loop {
+        if let Some(bucket) = mirror.bucket_now(name) {
+            return bucket;
+        }
+        mirror.create_now(name);
+    }
+}
