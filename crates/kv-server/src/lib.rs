@@ -14,6 +14,7 @@
 //! - [`server`]: the supervision tree and its shutdown order.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`limits`]: raising the open-file limit.
+//! - [`log_writer`]: a log writer that a broken stderr cannot block or crash.
 //!
 //! Embedding: bind with [`listener::bind`], then run [`server::serve`] with a protocol and
 //! a `CancellationToken` you cancel to shut down.
@@ -27,6 +28,7 @@ pub mod framing;
 pub mod kv;
 pub mod limits;
 pub mod listener;
+pub mod log_writer;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

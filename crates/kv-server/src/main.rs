@@ -2,10 +2,13 @@
 
 mod cli;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use kv_server::log_writer::{self, LossyWriter};
 use kv_server::{echo::Echo, kv::Kv, limits, listener, serve, shutdown, Config, Mode};
 use kv_store::{DurableOptions, DurableStore, MemoryStore};
 use tokio_util::sync::CancellationToken;
@@ -19,11 +22,30 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// How long an exit waits for queued log lines to reach stderr: ample for a stderr that
+/// works, and a bound for one that does not drain (a reader that stopped reading).
+const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
+
 fn main() -> ExitCode {
     let config = cli::Cli::parse().into_config();
-    init_logging();
+    let logs = match init_logging() {
+        Ok(logs) => logs,
+        Err(message) => {
+            // No log writer to go through: straight to stderr, ignoring a failure there.
+            let _ = writeln!(std::io::stderr(), "kv-server: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = serve_until_done(config, &logs);
+    logs.flush_within(EXIT_LOG_FLUSH);
+    status
+}
+
+/// Everything after logging is set up; the runtime is gone when this returns, so every
+/// line it logged is queued by then.
+fn serve_until_done(config: Config, logs: &LossyWriter) -> ExitCode {
     if let Err(e) = config.validate() {
-        eprintln!("kv-server: invalid configuration: {e}");
+        fatal(logs, &format!("invalid configuration: {e}"));
         return ExitCode::from(2);
     }
     limits::raise_open_file_limit(config.max_connections);
@@ -34,34 +56,51 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("kv-server: cannot start the runtime: {e}");
+            fatal(logs, &format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, logs.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("kv-server: {message}");
+            fatal(logs, &message);
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` picks levels, `info` by default.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+/// The message a failing process ends with. It goes through the log queue rather than
+/// `eprintln!`: after the lines logged before it, and without panicking (which would turn
+/// the exit status into 101) or blocking when stderr is broken.
+fn fatal(logs: &LossyWriter, message: &str) {
+    logs.push(format!("kv-server: {message}\n").as_bytes());
 }
 
-async fn run(config: Config) -> Result<(), String> {
+/// Logs go to stderr through a [`LossyWriter`], so that a broken stderr loses log lines
+/// and changes nothing else (SPEC §13); `RUST_LOG` picks levels, `info` by default.
+fn init_logging() -> Result<LossyWriter, String> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let writer = LossyWriter::spawn(std::io::stderr(), log_writer::QUEUE_LINES)
+        .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer.clone())
+        .with_ansi(ansi)
+        // Its fallback for a failed write is `eprintln!`, which panics when stderr is
+        // broken; the writer never fails, and this keeps formatting errors quiet too.
+        .log_internal_errors(false)
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(writer)
+}
+
+async fn run(config: Config, logs: LossyWriter) -> Result<(), String> {
     let shutdown = CancellationToken::new();
-    shutdown::install(shutdown.clone())
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    shutdown::install(shutdown.clone(), move || {
+        logs.flush_within(EXIT_LOG_FLUSH);
+    })
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // Open storage before binding: a refused data dir must stop start-up before clients
     // are told the port is ready.
     let durable = match (&config.data_dir, config.mode) {

@@ -14,6 +14,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use crate::log_writer::log_regardless;
+
 /// Counts restarts in a sliding window, as OTP's `intensity`/`period` do.
 #[derive(Debug, Clone)]
 pub struct RestartIntensity {
@@ -98,7 +100,8 @@ where
                 max_restarts: intensity.max_restarts,
                 window: intensity.window,
             };
-            error!("{escalation}");
+            // The escalation must reach the caller even if logging it fails.
+            log_regardless(|| error!("{escalation}"));
             return Err(escalation);
         }
         warn!("restarting {child}");

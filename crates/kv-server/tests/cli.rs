@@ -317,9 +317,9 @@ fn thread_count(server: &TestServer) -> usize {
 fn workers_sets_the_number_of_runtime_threads() {
     let one = TestServer::start(&["--workers", "1"]);
     let three = TestServer::builder().env("KV_WORKERS", "3").start();
-    // The main thread plus the workers.
-    assert_eq!(thread_count(&one), 2);
-    assert_eq!(thread_count(&three), 4);
+    // The main thread and the log writer, plus the workers.
+    assert_eq!(thread_count(&one), 3);
+    assert_eq!(thread_count(&three), 5);
     for server in [&one, &three] {
         let mut c = server.connect();
         c.send(b"PING\r\n");

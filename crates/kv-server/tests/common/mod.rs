@@ -9,10 +9,13 @@
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,8 +42,13 @@ struct LogBuffer {
 }
 
 impl LogBuffer {
-    /// Reads `source` line by line until EOF (non-UTF-8 bytes are replaced, never fatal).
-    fn capture(self: Arc<Self>, source: impl Read + Send + 'static) -> thread::JoinHandle<()> {
+    /// Reads `source` line by line until EOF (non-UTF-8 bytes are replaced, never fatal),
+    /// or until a line for which `last` holds: then `source` is dropped at once.
+    fn capture(
+        self: Arc<Self>,
+        source: impl Read + Send + 'static,
+        last: fn(&str) -> bool,
+    ) -> thread::JoinHandle<()> {
         thread::spawn(move || {
             let mut reader = BufReader::new(source);
             let mut line = Vec::new();
@@ -51,11 +59,16 @@ impl LogBuffer {
                     Ok(_) => {
                         let text = String::from_utf8_lossy(&line);
                         let text = text.trim_end_matches(['\r', '\n']).to_owned();
+                        let stop = last(&text);
                         self.lines.lock().unwrap().push(text);
                         self.changed.notify_all();
+                        if stop {
+                            break;
+                        }
                     }
                 }
             }
+            drop(reader);
             self.changed.notify_all();
         })
     }
@@ -83,14 +96,47 @@ impl LogBuffer {
     }
 }
 
+/// Reads a file that another process appends to, as `tail -f` does: at its end it waits
+/// for more until `stop` is set, then reads what is left and ends.
+struct Follow {
+    file: File,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            // Checked before reading, so the last read comes after the stop.
+            let stopping = self.stop.load(Ordering::SeqCst);
+            let n = self.file.read(buf)?;
+            if n > 0 || stopping {
+                return Ok(n);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Where the server's stderr goes.
+#[derive(Debug, Clone)]
+enum Stderr {
+    /// A pipe the harness reads to the end.
+    Captured,
+    /// A pipe whose read end the harness closes once the port line is read.
+    ClosedAfterPortLine,
+    /// A file, appended to; the harness follows it.
+    AppendedTo(PathBuf),
+}
+
 /// How to start the server: arguments, environment, an optional wrapper command (such as
-/// `prlimit`), and whether to add `--port 0`.
+/// `prlimit`), whether to add `--port 0`, and where its stderr goes.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     wrapper: Vec<OsString>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     port_zero: bool,
+    stderr: Stderr,
 }
 
 impl ServerBuilder {
@@ -129,6 +175,22 @@ impl ServerBuilder {
             .into_iter()
             .map(|a| a.as_ref().to_owned())
             .collect();
+        self
+    }
+
+    /// Breaks the server's stderr as a reader that exits does (`kv-server | head -n 2`):
+    /// [`start`](Self::start) closes the read end of the stderr pipe once it has read the
+    /// port line, so every later write to stderr fails with `EPIPE`. No log line after the
+    /// port line is seen.
+    pub fn close_stderr_after_port_line(mut self) -> Self {
+        self.stderr = Stderr::ClosedAfterPortLine;
+        self
+    }
+
+    /// Sends the server's stderr to `path` (created if missing, appended to), as
+    /// `2>>path` does; log lines are read from the file as it grows.
+    pub fn stderr_to_file(mut self, path: &Path) -> Self {
+        self.stderr = Stderr::AppendedTo(path.to_path_buf());
         self
     }
 
@@ -178,29 +240,60 @@ impl ServerBuilder {
             .iter()
             .find_map(|l| parse_port_line(l))
             .unwrap();
+        if let Stderr::ClosedAfterPortLine = self.stderr {
+            // The reader stops at the port line and drops the pipe: once joined, the
+            // read end is closed.
+            if let Some(reader) = server.stderr_reader.take() {
+                reader.join().expect("stderr reader");
+            }
+        }
         server
     }
 
     /// Starts the process without waiting for anything (for runs expected to fail).
     pub fn spawn(&self) -> TestServer {
-        let mut child = self
-            .command()
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+        let mut command = self.command();
+        command.stdout(Stdio::piped());
+        match &self.stderr {
+            Stderr::Captured | Stderr::ClosedAfterPortLine => command.stderr(Stdio::piped()),
+            Stderr::AppendedTo(path) => command.stderr(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display())),
+            ),
+        };
+        let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BINARY}: {e}"));
         let logs = Arc::new(LogBuffer::default());
         let stdout = Arc::new(LogBuffer::default());
-        let readers = vec![
-            logs.clone().capture(child.stderr.take().unwrap()),
-            stdout.clone().capture(child.stdout.take().unwrap()),
-        ];
+        let stop_following = Arc::new(AtomicBool::new(false));
+        let never = |_: &str| false;
+        let stderr_reader = match &self.stderr {
+            Stderr::Captured => logs.clone().capture(child.stderr.take().unwrap(), never),
+            Stderr::ClosedAfterPortLine => {
+                logs.clone().capture(child.stderr.take().unwrap(), |line| {
+                    parse_port_line(line).is_some()
+                })
+            }
+            Stderr::AppendedTo(path) => {
+                let file = File::open(path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let stop = stop_following.clone();
+                logs.clone().capture(Follow { file, stop }, never)
+            }
+        };
         TestServer {
-            child,
             port: 0,
             logs,
-            stdout,
-            readers,
+            stdout: stdout.clone(),
+            stderr_reader: Some(stderr_reader),
+            stdout_reader: Some(stdout.capture(child.stdout.take().unwrap(), never)),
+            stop_following,
+            stderr_in_file: matches!(self.stderr, Stderr::AppendedTo(_)),
+            child,
             exit: None,
         }
     }
@@ -215,7 +308,10 @@ impl ServerBuilder {
             )
         });
         // stdout/stderr close when the process exits; let the readers drain them.
-        for reader in process.readers.drain(..) {
+        for reader in [process.stderr_reader.take(), process.stdout_reader.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = reader.join();
         }
         Finished {
@@ -247,7 +343,12 @@ pub struct TestServer {
     port: u16,
     logs: Arc<LogBuffer>,
     stdout: Arc<LogBuffer>,
-    readers: Vec<thread::JoinHandle<()>>,
+    stderr_reader: Option<thread::JoinHandle<()>>,
+    stdout_reader: Option<thread::JoinHandle<()>>,
+    /// Ends the reader that follows a stderr file (the file has no EOF to end it).
+    stop_following: Arc<AtomicBool>,
+    /// Whether stderr goes to a file: then dropping waits for its reader to close it.
+    stderr_in_file: bool,
     exit: Option<ExitStatus>,
 }
 
@@ -259,6 +360,7 @@ impl TestServer {
             args: Vec::new(),
             env: Vec::new(),
             port_zero: true,
+            stderr: Stderr::Captured,
         }
     }
 
@@ -371,6 +473,7 @@ impl TestServer {
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.exit = Some(status);
+                self.stop_following.store(true, Ordering::SeqCst);
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -407,6 +510,13 @@ impl TestServer {
             .expect("VmRSS in /proc/<pid>/status");
         kib * 1024
     }
+
+    /// How many file descriptors the server has open, from `/proc/<pid>/fd`.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("list /proc/<pid>/fd")
+            .count()
+    }
 }
 
 impl Drop for TestServer {
@@ -414,6 +524,13 @@ impl Drop for TestServer {
         if self.exit.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        self.stop_following.store(true, Ordering::SeqCst);
+        // So that the file's disk can be unmounted once the server is dropped.
+        if self.stderr_in_file {
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
         }
     }
 }
@@ -689,4 +806,60 @@ pub fn try_connect(addr: SocketAddr) -> Result<TcpStream, String> {
 pub fn ask(client: &mut Client, request: &[u8], reply: &[u8]) {
     client.send(request);
     client.expect(reply);
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "kv-test-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(unique);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Mounts a small tmpfs at `dir` (needs root); unmounted when dropped.
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, size: &str) -> SmallDisk {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "this test simulates a full disk with a small tmpfs and needs root to mount it"
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }

@@ -188,8 +188,12 @@ impl DurableStore {
                 if std::panic::catch_unwind(run).is_err() {
                     // Without its writer the store would answer every write ERROR forever,
                     // and unwinding has released the directory's lock: stop (fail-stop), so
-                    // a supervisor restarts the server from what is on disk.
-                    error!("the durable store's committer thread panicked; aborting");
+                    // a supervisor restarts the server from what is on disk. The log line
+                    // is caught too: if logging panicked (as it did on a broken stderr),
+                    // this thread would end here with the lock released and no abort.
+                    let _ = std::panic::catch_unwind(|| {
+                        error!("the durable store's committer thread panicked; aborting");
+                    });
                     std::process::abort();
                 }
             })
