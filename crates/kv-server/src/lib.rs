@@ -14,6 +14,7 @@
 //! - [`server`]: the supervision tree and its shutdown order.
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`limits`]: raising the open-file limit.
+//! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
 //!
 //! Embedding: bind with [`listener::bind`], then run [`server::serve`] with a protocol and
 //! a `CancellationToken` you cancel to shut down.
@@ -31,6 +32,7 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod supervisor;
+pub mod throttle;
 
 pub use config::{Config, Mode};
 pub use server::{serve, ServeError};
