@@ -15,6 +15,7 @@
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`limits`]: raising the open-file limit.
 //! - [`log_writer`]: a log writer that a broken stderr cannot block or crash.
+//! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
 //!
 //! Embedding: bind with [`listener::bind`], then run [`server::serve`] with a protocol and
 //! a `CancellationToken` you cancel to shut down.
@@ -33,6 +34,7 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod supervisor;
+pub mod throttle;
 
 pub use config::{Config, Mode};
 pub use server::{serve, ServeError};

@@ -35,10 +35,11 @@ impl<S: Store> Kv<S> {
 impl<S: Store> Protocol for Kv<S> {
     type Session = KvSession<S>;
 
-    fn open_session(&self, _peer: SocketAddr) -> KvSession<S> {
+    fn open_session(&self, peer: SocketAddr) -> KvSession<S> {
         KvSession {
             store: self.store.clone(),
             last_bucket: None,
+            peer,
         }
     }
 }
@@ -49,6 +50,8 @@ pub struct KvSession<S: Store> {
     /// The bucket used last, by name: most clients work in one bucket, so this saves a
     /// registry lookup per request. Safe because buckets are never removed.
     last_bucket: Option<(Bytes, S::Bucket)>,
+    /// The client's address, for the cross-protocol warning (SPEC §4), which must name it.
+    peer: SocketAddr,
 }
 
 impl<S: Store> KvSession<S> {
@@ -63,6 +66,11 @@ impl<S: Store> KvSession<S> {
             }
         }
         Ok(self.last_bucket.as_ref().map(|(_, bucket)| bucket))
+    }
+
+    /// The client's address, for logs.
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// The store itself, for commands that act on the registry.
@@ -117,19 +125,25 @@ mod tests {
     }
 
     proptest! {
-        /// Any line at all gets exactly one reply, and never a panic.
+        /// Any line at all gets exactly one reply, or none and the connection is closed
+        /// (a line of HTTP, SPEC §4); never a panic.
         #[test]
-        fn any_line_gets_exactly_one_reply(line in proptest::collection::vec(
+        fn any_line_gets_exactly_one_reply_or_a_silent_close(line in proptest::collection::vec(
             prop_oneof![Just(b' '), Just(b'\t'), Just(b'\r'), any::<u8>()], 0..48,
-        ), verb in prop_oneof![Just(&b""[..]), Just(&b"PUT b "[..]), Just(&b"GET b "[..]), Just(&b"DELETE b "[..]), Just(&b"CREATE "[..])]) {
+        ), verb in prop_oneof![Just(&b""[..]), Just(&b"PUT b "[..]), Just(&b"GET b "[..]), Just(&b"DELETE b "[..]), Just(&b"CREATE "[..]), Just(&b"POST "[..]), Just(&b"host: "[..])],
+           version in prop_oneof![Just(&b""[..]), Just(&b" HTTP/1.1"[..])]) {
             let mut s = session();
-            let line = [verb, &line, b"\n"].concat();
+            let line = [verb, &line, version, b"\n"].concat();
             let line = match line.iter().position(|b| *b == b'\n') {
                 Some(end) => line[..=end].to_vec(),
                 None => line,
             };
-            let (reply, _) = run(&mut s, &line);
-            prop_assert!(is_one_reply(&reply), "{:?} -> {:?}", String::from_utf8_lossy(&line), String::from_utf8_lossy(&reply));
+            let (reply, flow) = run(&mut s, &line);
+            let cross_protocol = Command::parse(trim_terminator(&line)) == Some(Command::CrossProtocol);
+            prop_assert!(
+                if cross_protocol { reply.is_empty() && flow == Flow::Close } else { is_one_reply(&reply) },
+                "{:?} -> {:?}", String::from_utf8_lossy(&line), String::from_utf8_lossy(&reply)
+            );
         }
 
         /// What PUT stores, GET returns, for arbitrary whitespace-free bytes.
@@ -149,6 +163,23 @@ mod tests {
     fn quit_closes_after_its_ok() {
         let (reply, flow) = run(&mut session(), b"QUIT\r\n");
         assert_eq!((reply.as_slice(), flow), (&b"OK\r\n"[..], Flow::Close));
+    }
+
+    #[test]
+    fn a_line_of_http_closes_without_a_reply() {
+        let mut s = session();
+        assert_eq!(
+            run(&mut s, b"GET / HTTP/1.1\r\n"),
+            (b"NOT FOUND\r\n".to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            run(&mut s, b"Host: 127.0.0.1:4040\r\n"),
+            (Vec::new(), Flow::Close)
+        );
+        assert_eq!(
+            run(&mut session(), b"POST / HTTP/1.1\r\n"),
+            (Vec::new(), Flow::Close)
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub enum Reply {
     Pong,
     /// `ERROR <reason>`: the store failed; the write did not happen.
     Error(StoreError),
+    /// No reply at all: the connection is closed without a word (a cross-protocol line,
+    /// SPEC §4: an HTTP client gets nothing it could show to the page that sent it).
+    Hangup,
 }
 
 impl Reply {
@@ -43,6 +46,7 @@ impl Reply {
                 out.put_slice(e.message().as_bytes());
                 out.put_slice(b"\r\n");
             }
+            Reply::Hangup => {}
         }
     }
 }
@@ -73,5 +77,6 @@ mod tests {
             encoded(Reply::Error(StoreError::new("disk full\nreally"))),
             b"ERROR disk full really\r\n"
         );
+        assert_eq!(encoded(Reply::Hangup), b"");
     }
 }
