@@ -14,13 +14,13 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::connection::{Connection, ConnectionSettings};
 use crate::protocol::{replies, Protocol};
+use crate::throttle::Throttle;
 
 /// First pause after running out of descriptors; doubles up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
@@ -98,42 +98,13 @@ fn classify(e: &io::Error) -> AcceptError {
     }
 }
 
-/// Logs repeated accept errors at most once per interval, counting the rest, so that a
-/// descriptor shortage cannot flood the log.
-struct ThrottledLog {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl ThrottledLog {
-    fn warn(&mut self, e: &io::Error, backoff: Duration) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < ERROR_LOG_INTERVAL)
-        {
-            self.suppressed += 1;
-            return;
-        }
-        warn!(
-            "accept failed: {e}; backing off {} ms ({} similar errors not logged)",
-            backoff.as_millis(),
-            self.suppressed
-        );
-        self.last = Some(now);
-        self.suppressed = 0;
-    }
-}
-
 impl<P: Protocol> Acceptor<P> {
     /// Accepts until shutdown (`Ok`) or a fatal accept error (`Err`). Panics when a
     /// client sends `DEBUG ACCEPTOR-PANIC` (fault injection).
     pub async fn run(self) -> io::Result<()> {
         let mut backoff = MIN_BACKOFF;
-        let mut log = ThrottledLog {
-            last: None,
-            suppressed: 0,
-        };
+        // Out of descriptors is logged at most once per interval, not once per attempt.
+        let log = Throttle::new(ERROR_LOG_INTERVAL);
         loop {
             let accepted = tokio::select! {
                 biased;
@@ -151,7 +122,13 @@ impl<P: Protocol> Acceptor<P> {
                 Err(e) => match classify(&e) {
                     AcceptError::ClientGone => debug!("client vanished before accept: {e}"),
                     AcceptError::OutOfResources => {
-                        log.warn(&e, backoff);
+                        if let Some(not_logged) = log.allow() {
+                            warn!(
+                                "accept failed: {e}; backing off {} ms ({not_logged} similar \
+                                 errors not logged)",
+                                backoff.as_millis()
+                            );
+                        }
                         tokio::select! {
                             () = self.shutdown.cancelled() => return Ok(()),
                             () = tokio::time::sleep(backoff) => {}
