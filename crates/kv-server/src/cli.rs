@@ -1,13 +1,22 @@
-//! The command line: clap maps flags and environment variables onto [`Config`].
+//! The command line: clap maps flags and environment variables onto [`Settings`]. Every
+//! default is taken from the libraries' `Default`s ([`ServerConfig`], [`DurableOptions`])
+//! or from `settings.rs`, so each is written once.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Parser, ValueEnum};
-use kv_server::config::FsyncPolicy;
-use kv_server::{Config, Mode};
+use kv_store::{DurableOptions, FsyncPolicy};
+use line_server::ServerConfig;
+
+use crate::settings::{Mode, Settings, DEFAULT_BIND, DEFAULT_PORT};
+
+/// The machinery's defaults, shown by `--help` and used when a flag is absent.
+static SERVER: LazyLock<ServerConfig> = LazyLock::new(ServerConfig::default);
+static DURABLE: LazyLock<DurableOptions> = LazyLock::new(DurableOptions::default);
 
 /// A supervised, fault-tolerant line-protocol key-value server.
 ///
@@ -17,44 +26,47 @@ use kv_server::{Config, Mode};
 #[command(name = "kv-server", version, about, long_about)]
 pub struct Cli {
     /// TCP port to listen on; 0 picks a free port (the log line tells which).
-    #[arg(long, env = "PORT", default_value_t = 4040)]
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     port: u16,
 
     /// Address to listen on. Loopback by default: there is no authentication, so expose
     /// it (0.0.0.0 or ::) only on purpose.
-    #[arg(long, env = "KV_BIND", default_value = "127.0.0.1")]
+    #[arg(long, env = "KV_BIND", default_value_t = DEFAULT_BIND)]
     bind: IpAddr,
 
     /// Protocol to serve.
-    #[arg(long, env = "KV_MODE", value_enum, default_value_t = CliMode::Kv)]
+    #[arg(long, env = "KV_MODE", value_enum, default_value_t = CliMode::from(Mode::default()))]
     mode: CliMode,
 
     /// Concurrent clients; the next one gets `ERROR too many connections` and is closed.
-    #[arg(long, env = "KV_MAX_CONNECTIONS", default_value_t = 10_000,
+    #[arg(long, env = "KV_MAX_CONNECTIONS", default_value_t = SERVER.max_connections as u64,
           value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: u64,
 
     /// Longest line accepted, counting its `\r\n`; a longer one gets
     /// `ERROR line too long` and the connection is closed.
-    #[arg(long, env = "KV_MAX_LINE_BYTES", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u64).range(Config::MIN_LINE_BYTES as u64..))]
+    #[arg(long, env = "KV_MAX_LINE_BYTES", default_value_t = SERVER.max_line_bytes as u64,
+          value_parser = clap::value_parser!(u64).range(ServerConfig::MIN_LINE_BYTES as u64..))]
     max_line_bytes: u64,
 
     /// Close a client that has sent no byte for this many seconds; 0 disables.
-    #[arg(long, env = "KV_IDLE_TIMEOUT_SECS", default_value_t = 0)]
+    #[arg(long, env = "KV_IDLE_TIMEOUT_SECS",
+          default_value_t = SERVER.idle_timeout.map_or(0, |t| t.as_secs()))]
     idle_timeout_secs: u64,
 
     /// How long a graceful shutdown (SIGINT/SIGTERM) waits for busy connections.
-    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT_SECS",
+          default_value_t = SERVER.shutdown_timeout.as_secs())]
     shutdown_timeout_secs: u64,
 
     /// Acceptor restarts allowed within --max-restart-window-secs before the server
     /// exits non-zero (OTP's restart intensity).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = SERVER.max_restarts)]
     max_restarts: u32,
 
     /// The window for --max-restarts, in seconds.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = SERVER.max_restart_window.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     max_restart_window_secs: u64,
 
     /// Enable the fault-injection commands DEBUG PANIC, DEBUG ACCEPTOR-PANIC and
@@ -71,13 +83,13 @@ pub struct Cli {
     /// With --data-dir: `always` sends OK for a write only once it is on stable storage
     /// (concurrent writes share one sync); `everysec` syncs once a second, so a crash may
     /// lose the last second of acknowledged writes.
-    #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::Always)]
+    #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::from(DURABLE.fsync))]
     fsync: CliFsync,
 
     /// With --data-dir: compact (write a snapshot, delete old journals) once the journal
     /// exceeds this many MiB and the size of the last snapshot. 0 compacts as soon as the
     /// journal outgrows the snapshot (for testing).
-    #[arg(long, env = "KV_COMPACT_AFTER_MIB", default_value_t = 64,
+    #[arg(long, env = "KV_COMPACT_AFTER_MIB", default_value_t = DURABLE.compact_after_bytes >> 20,
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     compact_after_mib: u64,
 
@@ -87,7 +99,7 @@ pub struct Cli {
     workers: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CliFsync {
     /// Sync before acknowledging (group commit).
     Always,
@@ -95,7 +107,7 @@ enum CliFsync {
     Everysec,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CliMode {
     /// Every line comes back unchanged.
     Echo,
@@ -103,29 +115,51 @@ enum CliMode {
     Kv,
 }
 
+impl From<FsyncPolicy> for CliFsync {
+    fn from(policy: FsyncPolicy) -> Self {
+        match policy {
+            FsyncPolicy::Always => CliFsync::Always,
+            FsyncPolicy::EverySecond => CliFsync::Everysec,
+        }
+    }
+}
+
+impl From<Mode> for CliMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Echo => CliMode::Echo,
+            Mode::Kv => CliMode::Kv,
+        }
+    }
+}
+
 impl Cli {
-    /// The configuration these flags describe.
-    pub fn into_config(self) -> Config {
-        Config {
+    /// The settings these flags describe.
+    pub fn into_settings(self) -> Settings {
+        Settings {
             bind: self.bind,
             port: self.port,
             mode: match self.mode {
                 CliMode::Echo => Mode::Echo,
                 CliMode::Kv => Mode::Kv,
             },
-            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
-            max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
-            idle_timeout: (self.idle_timeout_secs > 0)
-                .then(|| Duration::from_secs(self.idle_timeout_secs)),
-            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
-            max_restarts: self.max_restarts,
-            max_restart_window: Duration::from_secs(self.max_restart_window_secs),
+            server: ServerConfig {
+                max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+                max_line_bytes: usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX),
+                idle_timeout: (self.idle_timeout_secs > 0)
+                    .then(|| Duration::from_secs(self.idle_timeout_secs)),
+                shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+                max_restarts: self.max_restarts,
+                max_restart_window: Duration::from_secs(self.max_restart_window_secs),
+            },
             debug_commands: self.debug_commands,
             data_dir: self.data_dir,
-            compact_after_bytes: self.compact_after_mib << 20,
-            fsync: match self.fsync {
-                CliFsync::Always => FsyncPolicy::Always,
-                CliFsync::Everysec => FsyncPolicy::EverySecond,
+            durable: DurableOptions {
+                fsync: match self.fsync {
+                    CliFsync::Always => FsyncPolicy::Always,
+                    CliFsync::Everysec => FsyncPolicy::EverySecond,
+                },
+                compact_after_bytes: self.compact_after_mib << 20,
             },
             workers: self.workers.and_then(|n| usize::try_from(n).ok()),
         }
@@ -140,5 +174,17 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn without_flags_the_settings_are_the_libraries_defaults() {
+        let settings = Cli::try_parse_from(["kv-server"])
+            .expect("parse")
+            .into_settings();
+        assert_eq!(settings.server, ServerConfig::default());
+        assert_eq!(settings.durable, DurableOptions::default());
+        assert_eq!((settings.port, settings.bind), (DEFAULT_PORT, DEFAULT_BIND));
+        assert_eq!(settings.mode, Mode::Kv);
+        assert!(!settings.debug_commands);
     }
 }

@@ -1,40 +1,30 @@
-//! kv-server: a supervised, concurrent, line-oriented TCP server — the server that the
-//! Elixir "Mix and OTP" guide builds in "Task and gen_tcp", production-grade.
+//! kv-server's KV mode as a library: the bucket protocol ([`kv::Kv`]) over any
+//! `kv_store::Store`, served by the `line-server` machinery. The `kv-server` binary
+//! (`main.rs`) adds flags, logging and signals.
 //!
 //! # Layout
-//! - [`config`]: every setting with its default, validated in one place.
-//! - [`listener`]: binding the socket (reuseaddr, deep backlog).
-//! - [`supervisor`]: OTP restart intensity for the acceptor.
-//! - [`acceptor`]: accept loop, connection limit, accept-error handling.
-//! - [`connection`]: one client: framing, limits, idle timeout, batched writes.
-//! - [`framing`]: the pure line decoder.
-//! - [`protocol`]: the seam a protocol implements; [`echo`] is one.
-//! - [`kv`]: KV mode — typed commands (one file each) and replies over a `kv_store::Store`.
-//! - [`fault`]: `--debug-commands` fault injection.
-//! - [`server`]: the supervision tree and its shutdown order.
-//! - [`shutdown`]: SIGINT/SIGTERM handling.
-//! - [`limits`]: raising the open-file limit.
-//! - [`log_writer`]: a log writer that a broken stderr cannot block or crash.
-//! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
+//! - [`kv`]: the session that ties a connection to the store (`kv/mod.rs`), one file per
+//!   command (`kv/command/`), and the reply encoder (`kv/reply.rs`).
 //!
-//! Embedding: bind with [`listener::bind`], then run [`server::serve`] with a protocol and
-//! a `CancellationToken` you cancel to shut down.
+//! The binary, not part of the library:
+//! - `main.rs`: settings → logging → signals → storage → [`line_server::serve`].
+//! - `cli.rs` and `settings.rs`: flags and environment onto the binary's settings; every
+//!   default comes from the libraries' `Default`s.
+//! - `log_writer.rs`: a log writer that a broken stderr cannot block or crash.
+//! - `signals.rs`: SIGINT/SIGTERM into a graceful shutdown; a second signal exits.
+//!
+//! # Embedding
+//! ```no_run
+//! use kv_server::kv::Kv;
+//! use kv_store::MemoryStore;
+//! use line_server::{bind, serve, ServerConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = bind(([127, 0, 0, 1], 0).into())?;
+//! let shutdown = CancellationToken::new(); // cancel it to shut down gracefully
+//! serve(listener, &ServerConfig::default(), Kv::new(MemoryStore::new()), shutdown).await?;
+//! # Ok(()) }
+//! ```
 
-pub mod acceptor;
-pub mod config;
-pub mod connection;
-pub mod echo;
-pub mod fault;
-pub mod framing;
 pub mod kv;
-pub mod limits;
-pub mod listener;
-pub mod log_writer;
-pub mod protocol;
-pub mod server;
-pub mod shutdown;
-pub mod supervisor;
-pub mod throttle;
-
-pub use config::{Config, Mode};
-pub use server::{serve, ServeError};

@@ -1,6 +1,9 @@
-//! The `kv-server` binary: flags → [`Config`], logging, signals, then [`serve`].
+//! The `kv-server` binary: flags → [`Settings`], logging, signals, then [`serve`].
 
 mod cli;
+mod log_writer;
+mod settings;
+mod signals;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -8,12 +11,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use kv_server::log_writer::{self, LossyWriter};
-use kv_server::{echo::Echo, kv::Kv, limits, listener, serve, shutdown, Config, Mode};
-use kv_store::{DurableOptions, DurableStore, MemoryStore};
+use kv_server::kv::Kv;
+use kv_store::{DurableStore, MemoryStore};
+use line_server::{bind, limits, serve, Echo, Faulty, Protocol, ServeError, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
+
+use log_writer::LossyWriter;
+use settings::{Mode, Settings};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
 /// with it, and small allocations are faster (BENCHMARKS.md). The `jemalloc` feature (on
@@ -27,7 +33,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let config = cli::Cli::parse().into_config();
+    let settings = cli::Cli::parse().into_settings();
     let logs = match init_logging() {
         Ok(logs) => logs,
         Err(message) => {
@@ -36,21 +42,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let status = serve_until_done(config, &logs);
+    let status = serve_until_done(settings, &logs);
     logs.flush_within(EXIT_LOG_FLUSH);
     status
 }
 
 /// Everything after logging is set up; the runtime is gone when this returns, so every
 /// line it logged is queued by then.
-fn serve_until_done(config: Config, logs: &LossyWriter) -> ExitCode {
-    if let Err(e) = config.validate() {
+fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
+    if let Err(e) = settings.server.validate() {
         fatal(logs, &format!("invalid configuration: {e}"));
         return ExitCode::from(2);
     }
-    limits::raise_open_file_limit(config.max_connections);
+    limits::raise_open_file_limit(settings.server.max_connections);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = config.workers {
+    if let Some(workers) = settings.workers {
         builder.worker_threads(workers);
     }
     let runtime = match builder.enable_all().build() {
@@ -60,7 +66,7 @@ fn serve_until_done(config: Config, logs: &LossyWriter) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, logs.clone())) {
+    match runtime.block_on(run(settings, logs.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             fatal(logs, &message);
@@ -95,21 +101,18 @@ fn init_logging() -> Result<LossyWriter, String> {
     Ok(writer)
 }
 
-async fn run(config: Config, logs: LossyWriter) -> Result<(), String> {
+async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let shutdown = CancellationToken::new();
-    shutdown::install(shutdown.clone(), move || {
+    signals::install(shutdown.clone(), move || {
         logs.flush_within(EXIT_LOG_FLUSH);
     })
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // Open storage before binding: a refused data dir must stop start-up before clients
     // are told the port is ready.
-    let durable = match (&config.data_dir, config.mode) {
+    let durable = match (&settings.data_dir, settings.mode) {
         (Some(dir), Mode::Kv) => {
-            let options = DurableOptions {
-                fsync: config.fsync,
-                compact_after_bytes: config.compact_after_bytes,
-            };
-            let store = DurableStore::open_with(dir, options).map_err(|e| e.to_string())?;
+            let store =
+                DurableStore::open_with(dir, settings.durable).map_err(|e| e.to_string())?;
             let (buckets, keys) = store.stats();
             info!(
                 "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
@@ -123,13 +126,17 @@ async fn run(config: Config, logs: LossyWriter) -> Result<(), String> {
         }
         (None, _) => None,
     };
-    let addr = SocketAddr::new(config.bind, config.port);
-    let listener = listener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let served = match (config.mode, durable) {
-        (Mode::Echo, _) => serve(listener, &config, Echo, shutdown).await,
-        (Mode::Kv, None) => serve(listener, &config, Kv::new(MemoryStore::new()), shutdown).await,
+    let addr = SocketAddr::new(settings.bind, settings.port);
+    let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let served = match (settings.mode, durable) {
+        (Mode::Echo, _) => serve_with(listener, &settings, Echo, shutdown).await,
+        (Mode::Kv, None) => {
+            let kv = Kv::new(MemoryStore::new());
+            serve_with(listener, &settings, kv, shutdown).await
+        }
         (Mode::Kv, Some(store)) => {
-            let served = serve(listener, &config, Kv::new(store.clone()), shutdown).await;
+            let kv = Kv::new(store.clone());
+            let served = serve_with(listener, &settings, kv, shutdown).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.
             store.close().await;
@@ -137,4 +144,19 @@ async fn run(config: Config, logs: LossyWriter) -> Result<(), String> {
         }
     };
     served.map_err(|e| e.to_string())
+}
+
+/// Serves `protocol`, wrapped with fault injection if `--debug-commands` asks for it.
+async fn serve_with<P: Protocol>(
+    listener: tokio::net::TcpListener,
+    settings: &Settings,
+    protocol: P,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let config: &ServerConfig = &settings.server;
+    if settings.debug_commands {
+        serve(listener, config, Faulty::new(protocol), shutdown).await
+    } else {
+        serve(listener, config, protocol, shutdown).await
+    }
 }

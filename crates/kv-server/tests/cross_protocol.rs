@@ -136,7 +136,7 @@ fn the_warning_names_the_peer_and_a_second_offender_within_the_minute_is_not_log
     // Debug level: the "connection closed" line that follows a warning in the same task
     // shows when the second offender has been fully handled.
     let server = TestServer::builder()
-        .env("RUST_LOG", "info,kv_server=debug")
+        .env("RUST_LOG", "info,line_server=debug")
         .start();
     let mut first = server.connect();
     let first_addr = first.local_addr().to_string();

@@ -110,7 +110,7 @@ fn a_half_closed_client_with_nothing_pending_just_gets_eof() {
 fn a_client_quitting_mid_session_does_not_disturb_others_and_is_not_an_error() {
     let server = TestServer::builder()
         .args(["--mode", "echo"])
-        .env("RUST_LOG", "kv_server=debug")
+        .env("RUST_LOG", "info,line_server=debug")
         .start();
     let mut other = server.connect();
     other.echo(b"before\r\n");
@@ -132,7 +132,7 @@ fn a_client_quitting_mid_session_does_not_disturb_others_and_is_not_an_error() {
 fn a_client_resetting_its_connection_does_not_disturb_others_and_is_not_an_error() {
     let server = TestServer::builder()
         .args(["--mode", "echo"])
-        .env("RUST_LOG", "kv_server=debug")
+        .env("RUST_LOG", "info,line_server=debug")
         .start();
     let mut other = server.connect();
     other.echo(b"before\r\n");
@@ -155,7 +155,7 @@ fn a_client_resetting_its_connection_does_not_disturb_others_and_is_not_an_error
 fn a_client_resetting_right_after_connecting_is_an_ordinary_event() {
     let server = TestServer::builder()
         .args(["--mode", "echo"])
-        .env("RUST_LOG", "kv_server=debug")
+        .env("RUST_LOG", "info,line_server=debug")
         .start();
     for _ in 0..50 {
         server.connect().reset();

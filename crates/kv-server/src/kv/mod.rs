@@ -16,8 +16,7 @@ use kv_store::{Store, StoreError};
 pub use command::Command;
 pub use reply::Reply;
 
-use crate::framing::trim_terminator;
-use crate::protocol::{Flow, Protocol, Session};
+use line_server::{trim_terminator, Flow, Protocol, Session};
 
 /// The KV protocol over a store shared by every connection.
 #[derive(Clone)]

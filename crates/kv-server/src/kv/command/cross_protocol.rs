@@ -14,8 +14,8 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::kv::Reply;
-use crate::protocol::Flow;
-use crate::throttle::Throttle;
+use line_server::Flow;
+use line_server::Throttle;
 
 /// Process-wide, as Redis' `logged_time` is: each offending connection is cheap to open,
 /// so a per-connection limit would still let a flood of them flood the log.

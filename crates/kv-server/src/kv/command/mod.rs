@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use kv_store::Store;
 
 use super::{KvSession, Reply};
-use crate::protocol::Flow;
+use line_server::Flow;
 
 /// Most words any request has (`PUT bucket key value`).
 const MAX_WORDS: usize = 4;

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use kv_server::echo::Echo;
-use kv_server::{listener, serve, Config};
+use line_server::{bind, serve, Echo, Faulty, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -14,20 +13,24 @@ use tokio_util::sync::CancellationToken;
 const ROUNDS: usize = 300;
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// An echo server on a free loopback port, and the token that shuts it down.
+/// An echo server with fault injection on a free loopback port, and the token that shuts
+/// it down.
 async fn start(
-    config: Config,
+    config: ServerConfig,
 ) -> (
     std::net::SocketAddr,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
-    let listener = listener::bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
-        serve(listener, &config, Echo, token).await.expect("serve");
+        let protocol = Faulty::new(Echo);
+        serve(listener, &config, protocol, token)
+            .await
+            .expect("serve");
     });
     (addr, shutdown, server)
 }
@@ -55,7 +58,7 @@ async fn rest_of(mut client: TcpStream) -> Vec<u8> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_line_that_reached_an_idle_connection_before_shutdown_is_always_answered() {
     for round in 0..ROUNDS {
-        let (addr, shutdown, server) = start(Config::default()).await;
+        let (addr, shutdown, server) = start(ServerConfig::default()).await;
         let mut client = served_client(addr).await;
         // On loopback the line is in the server's receive buffer once the write returns;
         // the shutdown follows before the server's task has run again.
@@ -69,7 +72,7 @@ async fn a_line_that_reached_an_idle_connection_before_shutdown_is_always_answer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_sent_at_the_instant_of_shutdown_is_answered_on_a_multi_threaded_runtime() {
     for round in 0..ROUNDS {
-        let (addr, shutdown, server) = start(Config::default()).await;
+        let (addr, shutdown, server) = start(ServerConfig::default()).await;
         let mut client = served_client(addr).await;
         client.write_all(b"last\n").await.expect("write");
         shutdown.cancel();
@@ -80,10 +83,7 @@ async fn a_line_sent_at_the_instant_of_shutdown_is_answered_on_a_multi_threaded_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_queued_behind_a_busy_command_at_shutdown_is_answered() {
-    let config = Config {
-        debug_commands: true,
-        ..Config::default()
-    };
+    let config = ServerConfig::default();
     for round in 0..5 {
         let (addr, shutdown, server) = start(config.clone()).await;
         let mut client = served_client(addr).await;

@@ -32,19 +32,21 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything an acceptor needs; cheap to clone, so a restarted acceptor gets the same
 /// listener (same port) and the same connection bookkeeping.
-pub struct Acceptor<P> {
+pub(crate) struct Acceptor<P> {
     /// The listening socket, shared across restarts.
-    pub listener: Arc<TcpListener>,
+    pub(crate) listener: Arc<TcpListener>,
     /// Makes a session for each client.
-    pub protocol: Arc<P>,
-    /// One permit per allowed concurrent client (`--max-connections`).
-    pub connection_slots: Arc<Semaphore>,
+    pub(crate) protocol: Arc<P>,
+    /// One permit per allowed concurrent client (`max_connections`).
+    pub(crate) connection_slots: Arc<Semaphore>,
     /// Tracks client tasks so shutdown can wait for them.
-    pub tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
     /// Cancelled when the server shuts down.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled at the shutdown deadline: connections stop wherever they are.
+    pub(crate) hard_stop: CancellationToken,
     /// Limits every connection enforces.
-    pub settings: Arc<ConnectionSettings>,
+    pub(crate) settings: Arc<ConnectionSettings>,
 }
 
 impl<P> Clone for Acceptor<P> {
@@ -55,6 +57,7 @@ impl<P> Clone for Acceptor<P> {
             connection_slots: self.connection_slots.clone(),
             tracker: self.tracker.clone(),
             shutdown: self.shutdown.clone(),
+            hard_stop: self.hard_stop.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -99,19 +102,19 @@ fn classify(e: &io::Error) -> AcceptError {
 }
 
 impl<P: Protocol> Acceptor<P> {
-    /// Accepts until shutdown (`Ok`) or a fatal accept error (`Err`). Panics when a
-    /// client sends `DEBUG ACCEPTOR-PANIC` (fault injection).
-    pub async fn run(self) -> io::Result<()> {
+    /// Accepts until shutdown (`Ok`) or a fatal accept error (`Err`). Fails too (by
+    /// panicking, or with an error) when the protocol's [`Protocol::acceptor_hook`] does.
+    pub(crate) async fn run(self) -> io::Result<()> {
         let mut backoff = MIN_BACKOFF;
         // Out of descriptors is logged at most once per interval, not once per attempt.
         let log = Throttle::new(ERROR_LOG_INTERVAL);
+        let hook = self.protocol.acceptor_hook();
+        tokio::pin!(hook);
         loop {
             let accepted = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Ok(()),
-                () = self.settings.faults.acceptor_panic_requested() => {
-                    panic!("DEBUG ACCEPTOR-PANIC");
-                }
+                () = &mut hook => return Err(io::Error::other("the protocol's acceptor hook fired")),
                 accepted = self.listener.accept() => accepted,
             };
             match accepted {
@@ -159,7 +162,7 @@ impl<P: Protocol> Acceptor<P> {
             peer,
             session,
             self.settings.clone(),
-            self.shutdown.clone(),
+            (self.shutdown.clone(), self.hard_stop.clone()),
             slot,
         );
         // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A

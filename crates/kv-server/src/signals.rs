@@ -1,4 +1,4 @@
-//! Turning SIGINT/SIGTERM into a graceful shutdown.
+//! Turning SIGINT/SIGTERM into a graceful shutdown; a second signal exits at once.
 
 use std::io;
 

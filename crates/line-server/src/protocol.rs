@@ -25,6 +25,14 @@ pub trait Protocol: Send + Sync + 'static {
 
     /// Called once per accepted client, on the connection's own task.
     fn open_session(&self, peer: SocketAddr) -> Self::Session;
+
+    /// A future each acceptor polls beside `accept`: if it panics, the acceptor has
+    /// failed and its supervisor restarts it. Never resolves by default. It is how
+    /// [`crate::Faulty`] crashes the acceptor on request without a test-only branch in
+    /// the acceptor itself.
+    fn acceptor_hook(&self) -> impl Future<Output = ()> + Send + '_ {
+        std::future::pending()
+    }
 }
 
 /// One client's conversation.
@@ -44,10 +52,8 @@ pub trait Session: Send + 'static {
 
 /// Lines the machinery itself sends, whatever the protocol.
 pub mod replies {
-    /// Sent to a client that arrives when `--max-connections` are already served.
+    /// Sent to a client that arrives when `max_connections` are already served.
     pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR too many connections\r\n";
-    /// Sent when a line passes `--max-line-bytes`; the connection is closed after it.
+    /// Sent when a line passes `max_line_bytes`; the connection is closed after it.
     pub const LINE_TOO_LONG: &[u8] = b"ERROR line too long\r\n";
-    /// Acknowledges a `DEBUG` fault-injection command.
-    pub const OK: &[u8] = b"OK\r\n";
 }

@@ -24,7 +24,6 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::fault::{Fault, FaultHooks};
 use crate::framing::{LineDecoder, LineTooLong};
 use crate::protocol::{replies, Flow, Session};
 use crate::supervisor::panic_message;
@@ -42,15 +41,11 @@ const LINGER_BYTES: usize = 1024 * 1024;
 
 /// Settings shared by every connection (one allocation, not one per client).
 #[derive(Debug)]
-pub struct ConnectionSettings {
+pub(crate) struct ConnectionSettings {
     /// Longest accepted line, terminator included.
-    pub max_line_bytes: usize,
+    pub(crate) max_line_bytes: usize,
     /// Close a client silent for this long.
-    pub idle_timeout: Option<Duration>,
-    /// Whether `DEBUG ...` lines inject faults.
-    pub debug_commands: bool,
-    /// How a `DEBUG ACCEPTOR-PANIC` reaches the acceptor.
-    pub faults: FaultHooks,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// Why the read side stopped waiting.
@@ -75,7 +70,7 @@ enum Next {
 }
 
 /// The state of one served client.
-pub struct Connection<S> {
+pub(crate) struct Connection<S> {
     /// The client's socket.
     stream: TcpStream,
     /// For logs.
@@ -90,8 +85,10 @@ pub struct Connection<S> {
     output: BytesMut,
     /// Limits and hooks common to all connections.
     settings: Arc<ConnectionSettings>,
-    /// Cancelled when the server shuts down.
+    /// Cancelled when the server shuts down: finish what was received, then close.
     shutdown: CancellationToken,
+    /// Cancelled at the shutdown deadline: stop at once, whatever is running.
+    hard_stop: CancellationToken,
     /// Fires when the client has sent nothing for the idle timeout, if one is set;
     /// pushed back by every received byte. One timer for the connection's life, and no
     /// timer at all when the timeout is off.
@@ -104,12 +101,12 @@ pub struct Connection<S> {
 
 impl<S: Session> Connection<S> {
     /// Wraps an accepted socket.
-    pub fn new(
+    pub(crate) fn new(
         stream: TcpStream,
         peer: SocketAddr,
         session: S,
         settings: Arc<ConnectionSettings>,
-        shutdown: CancellationToken,
+        (shutdown, hard_stop): (CancellationToken, CancellationToken),
         slot: OwnedSemaphorePermit,
     ) -> Self {
         let idle = settings
@@ -124,22 +121,25 @@ impl<S: Session> Connection<S> {
             output: BytesMut::new(),
             settings,
             shutdown,
+            hard_stop,
             idle,
             _slot: slot,
             read_size: MIN_READ_SIZE,
         }
     }
 
-    /// Serves the client until it leaves, misbehaves, or the server shuts down.
-    /// A client vanishing is an ordinary event, logged at debug level only. A panic while
-    /// serving ends this connection only and is logged with the peer address.
+    /// Serves the client until it leaves, misbehaves, or the server shuts down; at the
+    /// shutdown deadline it stops wherever it is (Thousand Island's connection does the
+    /// same with its `shutdown_timeout`). A client vanishing is an ordinary event, logged
+    /// at debug level only. A panic while serving ends this connection only and is logged
+    /// with the peer address.
     ///
     /// Not an `async fn`: that would keep a second copy of `self` in the future, and the
     /// future's size is most of what an idle connection costs. For the same reason the
     /// panic is caught here, where `self` (and so the peer address) is at hand, rather
     /// than by a wrapper around this future that would keep its own copy of the address.
     #[allow(clippy::manual_async_fn)] // deliberate: see above (rust-lang/rust#62958)
-    pub fn run(mut self) -> impl Future<Output = ()> + Send {
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send {
         async move {
             match AssertUnwindSafe(self.serve()).catch_unwind().await {
                 Ok(Ok(())) => debug!(peer = %self.peer, "connection closed"),
@@ -170,8 +170,22 @@ impl<S: Session> Connection<S> {
     async fn serve(&mut self) -> io::Result<()> {
         loop {
             let outcome = self.read_more().await?;
-            if Box::pin(self.act_on(outcome)).await? == Next::Stop {
+            if Box::pin(self.act_on_unless_stopped(outcome)).await? == Next::Stop {
                 return Ok(());
+            }
+        }
+    }
+
+    /// [`Self::act_on`], unless the shutdown deadline passes first: then the connection
+    /// stops wherever it is. Waiting for input needs no such check (shutdown ends that at
+    /// once), so the check lives here, off the idle connection's future.
+    async fn act_on_unless_stopped(&mut self, outcome: ReadOutcome) -> io::Result<Next> {
+        let hard_stop = self.hard_stop.clone();
+        match hard_stop.run_until_cancelled(self.act_on(outcome)).await {
+            Some(next) => next,
+            None => {
+                debug!(peer = %self.peer, "connection cut at the shutdown deadline");
+                Ok(Next::Stop)
             }
         }
     }
@@ -259,7 +273,6 @@ impl<S: Session> Connection<S> {
             decoder,
             input,
             output,
-            settings,
             idle,
             ..
         } = self;
@@ -276,7 +289,7 @@ impl<S: Session> Connection<S> {
             };
             let line = &input[consumed..consumed + line_len];
             consumed += line_len;
-            let flow = dispatch(session, line, output, settings, *peer).await;
+            let flow = session.on_line(line, output).await;
             if flow == Flow::Close {
                 break flow;
             }
@@ -367,42 +380,6 @@ impl<S: Session> Connection<S> {
     }
 }
 
-/// Routes a line to fault injection (if enabled and it is a `DEBUG` command) or to the
-/// protocol.
-async fn dispatch<S: Session>(
-    session: &mut S,
-    line: &[u8],
-    output: &mut BytesMut,
-    settings: &ConnectionSettings,
-    peer: SocketAddr,
-) -> Flow {
-    if settings.debug_commands {
-        if let Some(fault) = Fault::parse(line) {
-            return inject(fault, output, settings, peer).await;
-        }
-    }
-    session.on_line(line, output).await
-}
-
-/// Carries out a `DEBUG` command.
-async fn inject(
-    fault: Fault,
-    output: &mut BytesMut,
-    settings: &ConnectionSettings,
-    peer: SocketAddr,
-) -> Flow {
-    match fault {
-        Fault::PanicConnection => panic!("DEBUG PANIC requested by {peer}"),
-        Fault::PanicAcceptor => {
-            warn!(peer = %peer, "DEBUG ACCEPTOR-PANIC requested");
-            settings.faults.request_acceptor_panic();
-        }
-        Fault::Sleep(duration) => tokio::time::sleep(duration).await,
-    }
-    output.extend_from_slice(replies::OK);
-    Flow::Continue
-}
-
 /// Writes `output` in full and empties it. A client that stops reading while also
 /// sending nothing is cut at the idle timeout, so it cannot pin a task forever.
 async fn write_out(
@@ -442,10 +419,8 @@ fn is_disconnect(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::FaultHooks;
-    use crate::kv::Kv;
+    use crate::echo::Echo;
     use crate::protocol::Protocol;
-    use kv_store::MemoryStore;
     use tokio::net::TcpListener;
     use tokio::sync::Semaphore;
 
@@ -460,21 +435,13 @@ mod tests {
         let settings = Arc::new(ConnectionSettings {
             max_line_bytes: 1024,
             idle_timeout: None,
-            debug_commands: false,
-            faults: FaultHooks::default(),
         });
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a free slot");
-        let session = Kv::new(MemoryStore::new()).open_session(peer);
-        let connection = Connection::new(
-            stream,
-            peer,
-            session,
-            settings,
-            CancellationToken::new(),
-            slot,
-        );
+        let session = Echo.open_session(peer);
+        let tokens = (CancellationToken::new(), CancellationToken::new());
+        let connection = Connection::new(stream, peer, session, settings, tokens, slot);
         let size = std::mem::size_of_val(&connection.run());
         assert!(
             size <= 512,

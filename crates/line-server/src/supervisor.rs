@@ -14,11 +14,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
-use crate::log_writer::log_regardless;
-
 /// Counts restarts in a sliding window, as OTP's `intensity`/`period` do.
 #[derive(Debug, Clone)]
-pub struct RestartIntensity {
+pub(crate) struct RestartIntensity {
     max_restarts: u32,
     window: Duration,
     /// When recent restarts happened, oldest first; none older than `window`.
@@ -27,7 +25,7 @@ pub struct RestartIntensity {
 
 impl RestartIntensity {
     /// Allows `max_restarts` restarts within any `window`.
-    pub fn new(max_restarts: u32, window: Duration) -> Self {
+    pub(crate) fn new(max_restarts: u32, window: Duration) -> Self {
         Self {
             max_restarts,
             window,
@@ -36,7 +34,7 @@ impl RestartIntensity {
     }
 
     /// Records a failure at `now`; `false` means one restart too many: escalate.
-    pub fn allow_restart(&mut self, now: Instant) -> bool {
+    pub(crate) fn allow_restart(&mut self, now: Instant) -> bool {
         while self
             .recent
             .front()
@@ -54,7 +52,9 @@ impl RestartIntensity {
 pub struct Escalation {
     /// Name of the child, for the log line.
     pub child: &'static str,
+    /// The restart intensity it exceeded: restarts...
     pub max_restarts: u32,
+    /// ...within this window.
     pub window: Duration,
 }
 
@@ -75,7 +75,7 @@ impl std::error::Error for Escalation {}
 /// Runs the child made by `start` on its own task (so a panic is contained) and starts it
 /// again whenever it fails — returns an error or panics — until it returns `Ok(())` or
 /// fails too often.
-pub async fn supervise<F, Fut, E>(
+pub(crate) async fn supervise<F, Fut, E>(
     child: &'static str,
     mut intensity: RestartIntensity,
     mut start: F,
@@ -100,8 +100,9 @@ where
                 max_restarts: intensity.max_restarts,
                 window: intensity.window,
             };
-            // The escalation must reach the caller even if logging it fails.
-            log_regardless(|| error!("{escalation}"));
+            // The escalation must be returned even if the log call panics (a subscriber
+            // whose writer panics on a broken stderr): logging never changes behaviour.
+            let _ = std::panic::catch_unwind(|| error!("{escalation}"));
             return Err(escalation);
         }
         warn!("restarting {child}");
@@ -109,7 +110,7 @@ where
 }
 
 /// The message of a panic payload, for logs.
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {

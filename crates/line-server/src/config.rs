@@ -1,0 +1,123 @@
+//! [`ServerConfig`]: every setting of the machinery, its default, and `validate()`.
+//!
+//! Only what [`crate::serve`] uses: where to listen is the caller's (it binds), and what
+//! to serve is the protocol's. [`crate::serve`] refuses a config that cannot work.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Limits, timeouts and restart intensity of one server. `Default` gives the documented
+/// defaults; an embedder changes what it needs with struct update syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Concurrent clients; the next one is sent `ERROR too many connections` and closed
+    /// (as Redis and memcached do). Default 10,000.
+    pub max_connections: usize,
+    /// Longest accepted line in bytes, counting its `\r\n` or `\n`; a longer one is answered
+    /// `ERROR line too long` and the connection closed. Default 65,536.
+    pub max_line_bytes: usize,
+    /// Close a client that sent nothing for this long; `None` (the default) never does.
+    pub idle_timeout: Option<Duration>,
+    /// How long a graceful shutdown waits for busy connections before it stops them.
+    /// Default 10 s.
+    pub shutdown_timeout: Duration,
+    /// Acceptor restarts allowed within `max_restart_window` before [`crate::serve`] gives
+    /// up (OTP's supervisor `intensity`; default 3).
+    pub max_restarts: u32,
+    /// The window of `max_restarts` (OTP's `period`; default 5 s).
+    pub max_restart_window: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_line_bytes: 65_536,
+            idle_timeout: None,
+            shutdown_timeout: Duration::from_secs(10),
+            // OTP's supervisor defaults: intensity 3 within a period of 5 seconds.
+            max_restarts: 3,
+            max_restart_window: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration value that cannot work; says which and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ServerConfig {
+    /// Smallest line limit that still fits a short request (`PING\r\n`) and the error line
+    /// logic.
+    pub const MIN_LINE_BYTES: usize = 8;
+
+    /// Checks the values that the types alone do not rule out.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |message: String| Err(ConfigError(message));
+        if self.max_connections == 0 {
+            return fail("max-connections must be at least 1".into());
+        }
+        if self.max_line_bytes < Self::MIN_LINE_BYTES {
+            return fail(format!(
+                "max-line-bytes must be at least {}",
+                Self::MIN_LINE_BYTES
+            ));
+        }
+        if self.max_restart_window.is_zero() {
+            return fail("max-restart-window must be positive".into());
+        }
+        if self.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return fail("idle timeout must be positive (None disables it)".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_documented_ones_and_valid() {
+        let c = ServerConfig::default();
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_line_bytes, 65_536);
+        assert_eq!(c.idle_timeout, None);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!((c.max_restarts, c.max_restart_window.as_secs()), (3, 5));
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_refused() {
+        let bad = [
+            ServerConfig {
+                max_connections: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                max_line_bytes: 2,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                max_restart_window: Duration::ZERO,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                idle_timeout: Some(Duration::ZERO),
+                ..ServerConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(config.validate().is_err(), "{config:?}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! line-server: a supervised, concurrent, line-oriented TCP server — the server that the
+//! Elixir "Mix and OTP" guide builds in "Task and gen_tcp", as a library: protocols plug in
+//! through [`Protocol`] and [`Session`], the machinery does the rest. It knows nothing of
+//! any particular protocol but [`Echo`], its reference.
+//!
+//! # Layout
+//! The supervision tree, one module per node, then the pieces it is made of:
+//! - [`server`]: [`serve`] — the tree and its shutdown order, with a deadline it keeps.
+//! - `supervisor`: OTP restart intensity for the acceptor; escalation.
+//! - `acceptor`: accept loop, connection limit, accept-error classes and back-off.
+//! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
+//!   shutdown.
+//! - `framing`: the pure line decoder (unit and property tested).
+//! - [`protocol`]: the seam a protocol implements; [`echo`] is the reference one.
+//! - [`fault`]: fault injection as a wrapper around any protocol ([`Faulty`]).
+//! - [`config`]: [`ServerConfig`], every default and `validate()`.
+//! - [`listener`]: binding the socket (reuseaddr, deep backlog).
+//! - [`limits`]: raising the open-file limit.
+//! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
+//!
+//! # Embedding
+//! ```no_run
+//! use line_server::{bind, serve, Echo, ServerConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = bind(([127, 0, 0, 1], 4040).into())?;
+//! let shutdown = CancellationToken::new(); // cancel it to shut down gracefully
+//! serve(listener, &ServerConfig::default(), Echo, shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod acceptor;
+pub mod config;
+mod connection;
+pub mod echo;
+pub mod fault;
+mod framing;
+pub mod limits;
+pub mod listener;
+pub mod protocol;
+pub mod server;
+mod supervisor;
+pub mod throttle;
+
+pub use config::{ConfigError, ServerConfig};
+pub use echo::Echo;
+pub use fault::Faulty;
+pub use framing::trim_terminator;
+pub use listener::bind;
+pub use protocol::{Flow, Protocol, Session};
+pub use server::{serve, ServeError};
+pub use supervisor::Escalation;
+pub use throttle::Throttle;
