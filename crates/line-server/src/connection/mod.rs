@@ -7,7 +7,7 @@
 //! buffers fill and TCP flow control pushes back, while our own buffers stay bounded.
 
 use std::future::{poll_fn, Future};
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::framing::{LineDecoder, LineTooLong};
+
+mod closing;
 use crate::protocol::{replies, Flow, Session};
 use crate::supervisor::panic_message;
 
@@ -34,11 +36,6 @@ const MAX_READ_SIZE: usize = 64 * 1024;
 /// Replies beyond this are written out before more lines are handled, so a burst of
 /// requests with large replies cannot grow the output buffer without bound.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
-/// After the server decides to close (QUIT, line too long), how long and how much unread
-/// input it drains so the close is a FIN, not an RST that could destroy the last reply.
-const LINGER_TIME: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 1024 * 1024;
-
 /// Settings shared by every connection (one allocation, not one per client).
 #[derive(Debug)]
 pub(crate) struct ConnectionSettings {
@@ -213,57 +210,6 @@ impl<S: Session> Connection<S> {
         Ok(Next::Stop)
     }
 
-    /// Shutting down: answers every complete line already received — also what still sits
-    /// in the socket's receive buffer, which the runtime may not have reported readable
-    /// yet, and what arrived while a command was running — then closes (SPEC §5). A client
-    /// that keeps sending is cut by the shutdown deadline.
-    async fn finish_for_shutdown(&mut self) -> io::Result<Next> {
-        loop {
-            match self.read_without_waiting()? {
-                None => break,
-                Some(0) => {
-                    self.answer_eof().await?;
-                    break;
-                }
-                Some(_) => {}
-            }
-            let flow = self.handle_buffered_lines().await?;
-            self.flush().await?;
-            if flow == Flow::Close {
-                self.linger_close().await?;
-                return Ok(Next::Stop);
-            }
-        }
-        self.stream.shutdown().await?;
-        Ok(Next::Stop)
-    }
-
-    /// The client closed its side: a protocol may still answer an unterminated last line.
-    async fn answer_eof(&mut self) -> io::Result<()> {
-        if !self.input.is_empty() {
-            self.session
-                .on_unterminated_eof(&self.input, &mut self.output);
-            self.input.clear();
-        }
-        self.flush().await
-    }
-
-    /// Reads what the kernel holds for this socket now, asking the socket itself: tokio's
-    /// `try_read` trusts the readiness it last saw and would not look. Returns the bytes
-    /// read (`Some(0)` at end of input), or `None` if nothing is there.
-    fn read_without_waiting(&mut self) -> io::Result<Option<usize>> {
-        let start = self.input.len();
-        self.input.resize(start + MAX_READ_SIZE, 0);
-        // The socket is non-blocking (tokio made it so): this never waits.
-        let read = (&*socket2::SockRef::from(&self.stream)).read(&mut self.input[start..]);
-        self.input.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Handles every complete line in `input`, in order, appending replies to `output`.
     async fn handle_buffered_lines(&mut self) -> io::Result<Flow> {
         let Self {
@@ -357,26 +303,6 @@ impl<S: Session> Connection<S> {
         } else if read < self.read_size / 4 {
             self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
         }
-    }
-
-    /// Closes after the server chose to: send FIN, then drain (bounded) what the client
-    /// is still sending, so the kernel does not answer it with an RST that could make the
-    /// client lose our last reply.
-    async fn linger_close(&mut self) -> io::Result<()> {
-        self.stream.shutdown().await?;
-        // On the heap: an array here would sit in every connection's future, idle or not.
-        let mut scratch = vec![0u8; 4096];
-        let mut drained = 0;
-        let drain = async {
-            while drained < LINGER_BYTES {
-                match self.stream.read(&mut scratch).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => drained += n,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-        Ok(())
     }
 }
 
