@@ -83,7 +83,7 @@ fn fatal(logs: &LossyWriter, message: &str) {
 }
 
 /// Logs go to stderr through a [`LossyWriter`], so that a broken stderr loses log lines
-/// and changes nothing else (SPEC §13); `RUST_LOG` picks levels, `info` by default.
+/// and changes nothing else; `RUST_LOG` picks levels, `info` by default.
 fn init_logging() -> Result<LossyWriter, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -1,7 +1,7 @@
 //! A process-wide "at most once per interval" gate for log lines that clients can trigger.
 //!
 //! A warning that any client can provoke must not let a flood of such clients flood the
-//! log (SPEC §4: "at most once a minute"). Redis keeps a `static time_t logged_time` in
+//! log (PROTOCOL.md, "Cross-protocol requests": "at most once a minute"). Redis keeps a `static time_t logged_time` in
 //! `securityWarningCommand` (src/networking.c) for the same reason; this is that, made safe
 //! to share between threads: two atomics, no lock, no allocation.
 

@@ -18,7 +18,7 @@ const LINGER_BYTES: usize = 1024 * 1024;
 impl<S: Session> Connection<S> {
     /// Shutting down: answers every complete line already received — also what still sits
     /// in the socket's receive buffer, which the runtime may not have reported readable
-    /// yet, and what arrived while a command was running — then closes (SPEC §5). A client
+    /// yet, and what arrived while a command was running — then closes (PROTOCOL.md, "Shutdown"). A client
     /// that keeps sending is cut by the shutdown deadline.
     pub(super) async fn finish_for_shutdown(&mut self) -> io::Result<Next> {
         loop {
