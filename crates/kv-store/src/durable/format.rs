@@ -12,8 +12,9 @@
 //! non-ASCII first byte, then line endings that a text-mode copy would mangle, so a
 //! damaged copy is recognised as such. After the header come the frames ([`super::frame`]).
 //!
-//! The versions released so far, and what this build does with each (README, "Format versions and upgrades": upgrade
-//! without losing a write, or refuse naming the version, never read as damage):
+//! The versions released so far, and what this build does with each (README, "Format
+//! versions and upgrades": upgrade without losing a write, or refuse naming the version,
+//! never read as damage):
 //!
 //! | version | how it is recognised | here |
 //! |---|---|---|
