@@ -3,6 +3,7 @@
 //! # Layout
 //! - this file: the seam — [`Store`] and [`Bucket`] — that the protocol code is written
 //!   against, and [`StoreError`];
+//! - [`pipeline`]: the seam's batch: writes that arrived together travel together;
 //! - [`memory`]: the in-memory engine (the default);
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
 //!   commit and background snapshots, read through an in-memory mirror.
@@ -13,6 +14,7 @@
 
 pub mod durable;
 pub mod memory;
+pub mod pipeline;
 
 use std::fmt;
 use std::future::Future;
@@ -21,11 +23,18 @@ use bytes::{Bytes, BytesMut};
 
 pub use durable::{DurableOptions, DurableStore, FsyncPolicy, OpenError};
 pub use memory::MemoryStore;
+pub use pipeline::Pipeline;
 
 /// A registry of named buckets, shared by all connections (cheap to clone).
 pub trait Store: Clone + Send + Sync + 'static {
     /// A handle to one existing bucket.
     type Bucket: Bucket;
+
+    /// One connection's queue of writes that travel together.
+    type Pipeline: Pipeline<Bucket = Self::Bucket>;
+
+    /// A new, empty pipeline for one connection.
+    fn pipeline(&self) -> Self::Pipeline;
 
     /// Creates the bucket if it does not exist yet; succeeds if it does.
     fn create(&self, name: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
-use crate::{Bucket, Store, StoreError};
+use crate::{Bucket, Pipeline, Store, StoreError};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
 /// collisions between concurrent requests are rare.
@@ -62,6 +62,11 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     type Bucket = MemoryBucket;
+    type Pipeline = MemoryPipeline;
+
+    fn pipeline(&self) -> MemoryPipeline {
+        MemoryPipeline
+    }
 
     async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
         self.create_now(name);
@@ -196,6 +201,38 @@ impl Bucket for MemoryBucket {
     async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
         self.delete_now(key);
         Ok(())
+    }
+}
+
+/// The in-memory engine gains nothing from batching: every write is carried out at once,
+/// so nothing is ever queued and pipelined requests cost what single ones do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoryPipeline;
+
+impl Pipeline for MemoryPipeline {
+    type Bucket = MemoryBucket;
+
+    fn put(
+        &mut self,
+        bucket: &MemoryBucket,
+        key: &[u8],
+        value: &[u8],
+    ) -> Option<Result<(), StoreError>> {
+        bucket.put_now(key, value);
+        Some(Ok(()))
+    }
+
+    fn delete(&mut self, bucket: &MemoryBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
+        bucket.delete_now(key);
+        Some(Ok(()))
+    }
+
+    fn queued(&self) -> usize {
+        0
+    }
+
+    async fn flush(&mut self) -> &[Result<(), StoreError>] {
+        &[]
     }
 }
 

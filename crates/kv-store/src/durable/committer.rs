@@ -26,6 +26,7 @@ use super::frame::FrameBuf;
 use super::journal::Journal;
 use super::mirror::apply;
 use super::record::Op;
+use super::stats::Counters;
 use super::{snapshot, FsyncPolicy};
 use crate::memory::MemoryStore;
 use crate::StoreError;
@@ -44,10 +45,13 @@ const COMPACTION_RETRY: Duration = Duration::from_secs(10);
 /// A frame buffer grown past this by a large group is shrunk back afterwards.
 const FRAME_BUF_KEEP: usize = 1 << 20;
 
-pub(crate) type Ack = oneshot::Sender<Result<(), StoreError>>;
+/// The answer to one [`Message::Writes`]: its writes' common fate (they share one frame),
+/// and the vector back, emptied, for the sender to reuse.
+pub(crate) type Ack = oneshot::Sender<(Result<(), StoreError>, Vec<Op>)>;
 
 pub(crate) enum Message {
-    Write(Op, Ack),
+    /// Writes of one connection that arrived together: appended in order, in one group.
+    Writes(Vec<Op>, Ack),
     /// Time to sync buffered commits (`FsyncPolicy::EverySecond`).
     Tick,
     /// Finish what is queued, sync, wait for a running snapshot, then say so.
@@ -72,6 +76,8 @@ pub(crate) struct Committer {
     /// When appended frames were last made durable.
     last_sync: Instant,
     failures: FailureLog,
+    /// Commits and syncs, for [`super::DurableStore::stats`].
+    stats: Arc<Counters>,
 }
 
 /// Logs failing writes once, then a count every [`FAILURE_LOG_INTERVAL`], then the
@@ -117,6 +123,7 @@ impl Committer {
         policy: FsyncPolicy,
         compact_after: u64,
         snapshot_len: u64,
+        stats: Arc<Counters>,
     ) -> Self {
         Self {
             dir,
@@ -131,27 +138,30 @@ impl Committer {
             next_compaction_attempt: Instant::now(),
             last_sync: Instant::now(),
             failures: FailureLog::default(),
+            stats,
         }
     }
 
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
-        let mut batch: Vec<(Op, Ack)> = Vec::new();
+        let mut batch: Vec<(Vec<Op>, Ack)> = Vec::new();
         while let Some(first) = next_message(&mut queue) {
             let mut close = None;
             let mut sync_due = false;
             let mut next = Some(first);
-            let mut bytes = 0;
-            // Take everything queued (up to a bound): this is the group in group commit.
+            let (mut writes, mut bytes) = (0, 0);
+            // Take everything queued (up to a bound): this is the group in group commit. A
+            // message is never split: its writes share a frame, so they share a fate.
             while let Some(message) = next.take() {
                 match message {
-                    Message::Write(op, ack) => {
-                        bytes += op.size();
-                        batch.push((op, ack));
+                    Message::Writes(ops, ack) => {
+                        writes += ops.len();
+                        bytes += ops.iter().map(Op::size).sum::<usize>();
+                        batch.push((ops, ack));
                     }
                     Message::Tick => sync_due = true,
                     Message::Close(done) => close = Some(done),
                 }
-                if close.is_none() && batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                if close.is_none() && writes < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     next = queue.try_recv().ok();
                 }
             }
@@ -175,34 +185,39 @@ impl Committer {
     }
 
     /// Appends `batch` as one frame (synced if `durable`), applies it and answers it.
-    fn commit(&mut self, batch: &mut Vec<(Op, Ack)>, durable: bool) {
+    fn commit(&mut self, batch: &mut Vec<(Vec<Op>, Ack)>, durable: bool) {
         self.frame.start();
-        for (op, _) in batch.iter() {
+        for op in batch.iter().flat_map(|(ops, _)| ops) {
             op.as_record().encode(self.frame.payload());
         }
         let appended = self.journal.append(&mut self.frame, durable);
         self.frame.shrink_to(FRAME_BUF_KEEP);
-        match appended {
+        let verdict = match appended {
             Ok(()) => {
                 self.unsynced = !durable;
-                for (op, ack) in batch.drain(..) {
+                self.stats.record_commit(durable);
+                for op in batch.iter().flat_map(|(ops, _)| ops) {
                     apply(&self.mirror, op.as_record());
-                    let _ = ack.send(Ok(()));
                 }
+                Ok(())
             }
             Err(e) => {
-                let error = StoreError::new(describe(&e));
-                self.failures.failed(batch.len(), &e);
-                for (_, ack) in batch.drain(..) {
-                    let _ = ack.send(Err(error.clone()));
-                }
-                return;
+                let writes = batch.iter().map(|(ops, _)| ops.len()).sum();
+                self.failures.failed(writes, &e);
+                Err(StoreError::new(describe(&e)))
             }
+        };
+        // One wake-up per connection's message, not per write.
+        for (mut ops, ack) in batch.drain(..) {
+            ops.clear();
+            let _ = ack.send((verdict.clone(), ops));
         }
-        if durable {
-            self.last_sync = Instant::now();
+        if verdict.is_ok() {
+            if durable {
+                self.last_sync = Instant::now();
+            }
+            self.failures.succeeded();
         }
-        self.failures.succeeded();
     }
 
     /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the
@@ -210,6 +225,7 @@ impl Committer {
     fn sync(&mut self) -> bool {
         match self.journal.sync() {
             Ok(()) => {
+                self.stats.record_sync();
                 self.unsynced = false;
                 self.last_sync = Instant::now();
                 true

@@ -30,9 +30,11 @@ mod format;
 mod frame;
 mod journal;
 mod mirror;
+mod pipeline;
 mod record;
 mod recovery;
 mod snapshot;
+mod stats;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -48,9 +50,14 @@ use crate::memory::{MemoryBucket, MemoryStore};
 use crate::{Bucket, Store, StoreError};
 use committer::{Committer, Message};
 use dir::DataDir;
+pub use pipeline::DurablePipeline;
 use record::Op;
+use stats::Counters;
+pub use stats::DurableStats;
 
-/// Writes queued beyond this make writers wait (backpressure instead of unbounded memory).
+/// Messages queued beyond this make writers wait (backpressure instead of unbounded
+/// memory). A connection has at most one message in flight, holding at most what one read
+/// of it brought.
 const QUEUE_DEPTH: usize = 16 * 1024;
 /// With `FsyncPolicy::EverySecond`, how often buffered commits are made durable.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -136,6 +143,7 @@ impl Default for DurableOptions {
 pub struct DurableStore {
     mirror: MemoryStore,
     committer: mpsc::Sender<Message>,
+    counters: Arc<Counters>,
 }
 
 /// A handle to one durable bucket.
@@ -169,6 +177,7 @@ impl DurableStore {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let counters = Arc::new(Counters::default());
         let policy = match options.fsync {
             FsyncPolicy::EverySecond if !start_sync_ticker(tx.downgrade()) => FsyncPolicy::Always,
             policy => policy,
@@ -180,6 +189,7 @@ impl DurableStore {
             policy,
             options.compact_after_bytes,
             recovered.snapshot_len,
+            Arc::clone(&counters),
         );
         thread::Builder::new()
             .name("kv-committer".into())
@@ -206,6 +216,7 @@ impl DurableStore {
         Ok(Self {
             mirror,
             committer: tx,
+            counters,
         })
     }
 
@@ -221,6 +232,11 @@ impl DurableStore {
     /// Number of buckets and keys loaded, for the start-up log.
     pub fn stats(&self) -> (usize, usize) {
         self.mirror.stats()
+    }
+
+    /// Commits and syncs since the store was opened.
+    pub fn counters(&self) -> DurableStats {
+        self.counters.snapshot()
     }
 }
 
@@ -245,31 +261,25 @@ fn start_sync_ticker(committer: mpsc::WeakSender<Message>) -> bool {
     spawned.is_ok()
 }
 
-/// Sends `op` to the committer and waits for its verdict.
-async fn submit(committer: &mpsc::Sender<Message>, op: Op) -> Result<(), StoreError> {
-    let (ack, verdict) = oneshot::channel();
-    let stopped = || StoreError::new("the store is shutting down");
-    committer
-        .send(Message::Write(op, ack))
-        .await
-        .map_err(|_| stopped())?;
-    verdict.await.map_err(|_| stopped())?
+/// Sends one write to the committer and waits for its verdict (a pipeline of one).
+async fn submit_one(committer: &mpsc::Sender<Message>, op: Op) -> Result<(), StoreError> {
+    pipeline::submit(committer, vec![op]).await.0
 }
 
 impl Store for DurableStore {
     type Bucket = DurableBucket;
+    type Pipeline = DurablePipeline;
+
+    fn pipeline(&self) -> DurablePipeline {
+        DurablePipeline::new(self.committer.clone())
+    }
 
     async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
         if self.mirror.bucket_now(name).is_some() {
             return Ok(());
         }
-        submit(
-            &self.committer,
-            Op::Create {
-                bucket: Bytes::copy_from_slice(name),
-            },
-        )
-        .await
+        let bucket = Bytes::copy_from_slice(name);
+        submit_one(&self.committer, Op::Create { bucket }).await
     }
 
     async fn bucket(&self, name: &[u8]) -> Result<Option<DurableBucket>, StoreError> {
@@ -288,7 +298,7 @@ impl Bucket for DurableBucket {
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
         };
-        submit(&self.committer, op).await
+        submit_one(&self.committer, op).await
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
@@ -304,6 +314,6 @@ impl Bucket for DurableBucket {
             bucket: self.name.clone(),
             key: Bytes::copy_from_slice(key),
         };
-        submit(&self.committer, op).await
+        submit_one(&self.committer, op).await
     }
 }

@@ -1,0 +1,88 @@
+//! Sending writes to the committer: one message per batch of a connection's writes, so
+//! writes that arrived together share one group commit and one wake-up.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::committer::Message;
+use super::record::Op;
+use super::DurableBucket;
+use crate::{Pipeline, StoreError};
+
+/// Sends `ops` to the committer as one message and waits for their common verdict; hands
+/// the vector back, emptied, for reuse (or a new one if the committer is gone).
+pub(super) async fn submit(
+    committer: &mpsc::Sender<Message>,
+    ops: Vec<Op>,
+) -> (Result<(), StoreError>, Vec<Op>) {
+    let stopped = || StoreError::new("the store is shutting down");
+    let (ack, verdict) = oneshot::channel();
+    if committer.send(Message::Writes(ops, ack)).await.is_err() {
+        return (Err(stopped()), Vec::new());
+    }
+    verdict
+        .await
+        .unwrap_or_else(|_| (Err(stopped()), Vec::new()))
+}
+
+/// A connection's queued durable writes: flushed as one message, so they are appended in
+/// one frame with one sync (shared with whatever other connections sent meanwhile).
+pub struct DurablePipeline {
+    committer: mpsc::Sender<Message>,
+    /// Writes queued since the last flush; the allocation travels to the committer and back.
+    ops: Vec<Op>,
+    /// The last flush's results, one per write.
+    results: Vec<Result<(), StoreError>>,
+}
+
+impl DurablePipeline {
+    pub(super) fn new(committer: mpsc::Sender<Message>) -> Self {
+        Self {
+            committer,
+            ops: Vec::new(),
+            results: Vec::new(),
+        }
+    }
+}
+
+impl Pipeline for DurablePipeline {
+    type Bucket = DurableBucket;
+
+    fn put(
+        &mut self,
+        bucket: &DurableBucket,
+        key: &[u8],
+        value: &[u8],
+    ) -> Option<Result<(), StoreError>> {
+        self.ops.push(Op::Put {
+            bucket: bucket.name.clone(),
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        });
+        None
+    }
+
+    fn delete(&mut self, bucket: &DurableBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
+        self.ops.push(Op::Delete {
+            bucket: bucket.name.clone(),
+            key: Bytes::copy_from_slice(key),
+        });
+        None
+    }
+
+    fn queued(&self) -> usize {
+        self.ops.len()
+    }
+
+    async fn flush(&mut self) -> &[Result<(), StoreError>] {
+        self.results.clear();
+        let writes = self.ops.len();
+        if writes > 0 {
+            let ops = std::mem::take(&mut self.ops);
+            let (verdict, ops) = submit(&self.committer, ops).await;
+            self.ops = ops;
+            self.results.resize(writes, verdict);
+        }
+        &self.results
+    }
+}
