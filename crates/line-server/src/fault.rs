@@ -114,6 +114,8 @@ impl<S: Session> Session for FaultySession<S> {
         let Some(fault) = Fault::parse(line) else {
             return self.inner.on_line(line, out).await;
         };
+        // The inner session's deferred replies come before this command's.
+        self.inner.on_batch_end(out).await;
         match fault {
             Fault::PanicConnection => panic!("DEBUG PANIC requested by {}", self.peer),
             Fault::PanicAcceptor => {
@@ -124,6 +126,10 @@ impl<S: Session> Session for FaultySession<S> {
         }
         out.extend_from_slice(OK);
         Flow::Continue
+    }
+
+    async fn on_batch_end(&mut self, out: &mut BytesMut) {
+        self.inner.on_batch_end(out).await;
     }
 
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {

@@ -43,6 +43,18 @@ pub trait Session: Send + 'static {
     /// returns a future that is ready at once, which costs nothing after inlining.
     fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> impl Future<Output = Flow> + Send;
 
+    /// Called once the lines that arrived together (the complete lines one read brought,
+    /// at least one) have all been through [`on_line`](Self::on_line), before their
+    /// replies are written; also before
+    /// the machinery appends a line of its own (`ERROR line too long`). A session that
+    /// defers work (writes queued to travel to the store together) finishes it here and
+    /// appends its replies, so replies stay in request order. A session that returns
+    /// [`Flow::Close`] from `on_line` must have finished its deferred work first.
+    fn on_batch_end(&mut self, out: &mut BytesMut) -> impl Future<Output = ()> + Send {
+        let _ = out;
+        std::future::ready(())
+    }
+
     /// The client closed its side leaving `rest`, a non-empty line with no terminator.
     /// Dropped unanswered unless the protocol says otherwise.
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {

@@ -210,7 +210,8 @@ impl<S: Session> Connection<S> {
         Ok(Next::Stop)
     }
 
-    /// Handles every complete line in `input`, in order, appending replies to `output`.
+    /// Handles every complete line in `input`, in order, appending replies to `output`;
+    /// they arrived together, so the session hears when the last one has been handed over.
     async fn handle_buffered_lines(&mut self) -> io::Result<Flow> {
         let Self {
             stream,
@@ -226,9 +227,18 @@ impl<S: Session> Connection<S> {
         let flow = loop {
             let line_len = match decoder.next_line(&input[consumed..]) {
                 Ok(Some(len)) => len,
-                Ok(None) => break Flow::Continue,
+                Ok(None) => {
+                    if consumed > 0 {
+                        session.on_batch_end(output).await;
+                    }
+                    break Flow::Continue;
+                }
                 Err(LineTooLong) => {
                     debug!(peer = %peer, "line too long; closing");
+                    // The replies to the lines before it come first.
+                    if consumed > 0 {
+                        session.on_batch_end(output).await;
+                    }
                     output.extend_from_slice(replies::LINE_TOO_LONG);
                     break Flow::Close;
                 }
