@@ -4,6 +4,8 @@
 //! needs the protocol's framing rules, to find where the wrong reply ends so that the
 //! replies after it can still be checked (and counted) instead of all failing.
 
+use kv_protocol::{Decoded, Reply};
+
 use crate::workload::{Op, Proto};
 
 /// The outcome of looking at the front of the receive buffer.
@@ -39,16 +41,13 @@ pub fn frame_len(buf: &[u8], proto: Proto, op: Op) -> Option<usize> {
     let first = line_len(buf)?;
     let line = &buf[..first];
     match (proto, op) {
-        (Proto::Echo, _) | (Proto::Kv, Op::Put) | (Proto::Memcached, Op::Put) => Some(first),
-        (Proto::Kv, Op::Get) => {
-            // `value\r\nOK\r\n`, unless the first line is one of the one-line failures.
-            const FAILURES: [&[u8]; 3] = [b"NOT FOUND", b"UNKNOWN COMMAND", b"ERROR"];
-            if FAILURES.iter().any(|f| line.starts_with(f)) {
-                Some(first)
-            } else {
-                Some(first + line_len(&buf[first..])?)
-            }
-        }
+        (Proto::Echo, _) | (Proto::Memcached, Op::Put) => Some(first),
+        // kv-server's own grammar says where each of its replies ends (a GET's spans two
+        // lines, unless it is a one-line failure).
+        (Proto::Kv, _) => match Reply::decode(buf, op.kv_verb()) {
+            Decoded::Reply { len, .. } | Decoded::Unexpected { len, .. } => Some(len),
+            Decoded::Incomplete => None,
+        },
         (Proto::Redis, _) => match line.strip_prefix(b"$") {
             Some(rest) => match parse_len(trim_crlf(rest)) {
                 Some(n) => {

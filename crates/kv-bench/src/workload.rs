@@ -4,9 +4,15 @@
 //! A PUT always writes the key's own fixed value (the one the preload wrote), so every
 //! GET has exactly one right answer even while other connections write concurrently:
 //! that is what lets the generator check every reply byte for byte.
+//!
+//! KV requests and replies are written by `kv-protocol`, the grammar kv-server itself
+//! parses and answers with; the tables are built once, before the run, so the hot loop
+//! only copies bytes.
 
 use std::fmt;
 use std::str::FromStr;
+
+use kv_protocol::{Reply, Request, Verb};
 
 /// The bucket kv mode benchmarks in.
 pub const KV_BUCKET: &str = "bench";
@@ -85,6 +91,16 @@ pub enum Op {
     Put,
 }
 
+impl Op {
+    /// The KV verb of this operation: what a KV reply must be read as.
+    pub fn kv_verb(self) -> Verb {
+        match self {
+            Op::Get => Verb::Get,
+            Op::Put => Verb::Put,
+        }
+    }
+}
+
 /// One request's bytes and the reply it must get.
 #[derive(Debug, Clone)]
 pub struct Exchange {
@@ -135,8 +151,8 @@ impl Workload {
         match self.proto {
             Proto::Echo => return steps,
             Proto::Kv => steps.push(Exchange {
-                request: format!("CREATE {KV_BUCKET}\r\n").into_bytes().into(),
-                reply: b"OK\r\n"[..].into(),
+                request: kv_request(Request::create(KV_BUCKET)).into(),
+                reply: kv_reply(Reply::Ok).into(),
             }),
             Proto::Redis | Proto::Memcached => {}
         }
@@ -158,14 +174,29 @@ pub fn value_for(index: usize, size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A KV request's line, as kv-protocol writes it.
+fn kv_request(request: Request<'_>) -> Vec<u8> {
+    let mut line = Vec::new();
+    request.encode(&mut line);
+    line
+}
+
+/// A KV reply's bytes, as kv-protocol writes them.
+fn kv_reply(reply: Reply<'_>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    reply.encode(&mut bytes);
+    bytes
+}
+
 fn get_exchange(proto: Proto, key: &str, value: &[u8]) -> Exchange {
     let (request, reply) = match proto {
         Proto::Kv => (
-            format!("GET {KV_BUCKET} {key}\r\n").into_bytes(),
-            [value, b"\r\nOK\r\n"].concat(),
+            kv_request(Request::get(KV_BUCKET, key)),
+            kv_reply(Reply::Value(Some(value))),
         ),
+        // Echo is sent the KV lines, and must send them back.
         Proto::Echo => {
-            let line = format!("GET {KV_BUCKET} {key}\r\n").into_bytes();
+            let line = kv_request(Request::get(KV_BUCKET, key));
             (line.clone(), line)
         }
         Proto::Redis => (
@@ -191,11 +222,11 @@ fn get_exchange(proto: Proto, key: &str, value: &[u8]) -> Exchange {
 fn put_exchange(proto: Proto, key: &str, value: &[u8]) -> Exchange {
     let (request, reply): (Vec<u8>, Vec<u8>) = match proto {
         Proto::Kv => (
-            [format!("PUT {KV_BUCKET} {key} ").as_bytes(), value, b"\r\n"].concat(),
-            b"OK\r\n".to_vec(),
+            kv_request(Request::put(KV_BUCKET, key, value)),
+            kv_reply(Reply::Ok),
         ),
         Proto::Echo => {
-            let line = [format!("PUT {KV_BUCKET} {key} ").as_bytes(), value, b"\r\n"].concat();
+            let line = kv_request(Request::put(KV_BUCKET, key, value));
             (line.clone(), line)
         }
         Proto::Redis => (
@@ -274,5 +305,33 @@ mod tests {
         for i in 0..1000 {
             assert!(value_for(i, 16).iter().all(|b| b.is_ascii_alphanumeric()));
         }
+    }
+
+    #[test]
+    fn kv_requests_are_words_kv_protocol_reads_back() {
+        let key = "key:0042";
+        let value = value_for(42, 16);
+        for request in [
+            Request::create(KV_BUCKET),
+            Request::get(KV_BUCKET, key),
+            Request::put(KV_BUCKET, key, &value),
+        ] {
+            assert_eq!(request.validate(), Ok(()));
+        }
+        let w = Workload::new(Proto::Kv, 100, 16);
+        assert_eq!(
+            &*w.exchange(Op::Put, 42).request,
+            [b"PUT bench key:42 ", &value_for(42, 16)[..], b"\r\n"].concat()
+        );
+    }
+
+    #[test]
+    fn the_kv_ping_is_kv_protocols_ping() {
+        let (ping, check) = Proto::Kv.ping();
+        assert_eq!(ping, kv_request(Request::Ping));
+        let ReplyCheck::Exact(pong) = check else {
+            panic!("a PING has one right reply")
+        };
+        assert_eq!(pong, kv_reply(Reply::Pong));
     }
 }

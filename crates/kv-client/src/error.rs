@@ -1,6 +1,8 @@
 use std::fmt;
 use std::io;
 
+use kv_protocol::InvalidWord;
+
 /// What can go wrong with a request.
 #[derive(Debug)]
 pub enum Error {
@@ -64,5 +66,14 @@ impl std::error::Error for Error {}
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+impl From<InvalidWord> for Error {
+    fn from(e: InvalidWord) -> Self {
+        Error::InvalidArgument(match e {
+            InvalidWord::Empty => "empty bucket, key or value",
+            InvalidWord::Whitespace => "whitespace in bucket, key or value",
+        })
     }
 }

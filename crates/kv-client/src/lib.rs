@@ -1,4 +1,6 @@
-//! A small async client for kv-server's KV protocol.
+//! A small async client for kv-server's KV protocol. Requests are encoded and replies
+//! decoded by `kv-protocol`, the grammar the server itself parses and answers with;
+//! [`Request`] is that crate's type.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), kv_client::Error> {
@@ -32,22 +34,23 @@
 //! ```
 
 mod error;
-mod request;
 mod response;
 
 pub use error::Error;
-pub use request::Request;
-pub use response::{read_response, Response};
+pub use kv_protocol::Request;
+pub use response::Response;
 
-use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufReader};
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 /// A connection to a kv-server.
 pub struct Client {
-    stream: BufReader<TcpStream>,
+    stream: TcpStream,
     /// Encoded requests waiting to be written (reused between calls).
     out: Vec<u8>,
+    /// Bytes read and not yet decoded: the start of the next reply (reused).
+    input: BytesMut,
 }
 
 impl Client {
@@ -56,33 +59,36 @@ impl Client {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
-            stream: BufReader::new(stream),
+            stream,
             out: Vec::new(),
+            input: BytesMut::new(),
         })
     }
 
     /// Creates a bucket (succeeds if it exists).
-    pub async fn create(&mut self, bucket: impl Into<Bytes>) -> Result<(), Error> {
-        self.call(Request::create(bucket)).await.map(drop)
+    pub async fn create(&mut self, bucket: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.call(Request::create(&bucket)).await.map(drop)
     }
 
     /// Sets `key` to `value` in `bucket`.
     pub async fn put(
         &mut self,
-        bucket: impl Into<Bytes>,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        bucket: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.call(Request::put(bucket, key, value)).await.map(drop)
+        self.call(Request::put(&bucket, &key, &value))
+            .await
+            .map(drop)
     }
 
     /// The value of `key` in `bucket`, `None` if the key is missing.
     pub async fn get(
         &mut self,
-        bucket: impl Into<Bytes>,
-        key: impl Into<Bytes>,
+        bucket: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
     ) -> Result<Option<Bytes>, Error> {
-        match self.call(Request::get(bucket, key)).await? {
+        match self.call(Request::get(&bucket, &key)).await? {
             Response::Value(value) => Ok(value),
             other => Err(Error::UnexpectedReply(format!("{other:?}"))),
         }
@@ -91,10 +97,10 @@ impl Client {
     /// Removes `key` from `bucket` (succeeds if it was missing).
     pub async fn delete(
         &mut self,
-        bucket: impl Into<Bytes>,
-        key: impl Into<Bytes>,
+        bucket: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
     ) -> Result<(), Error> {
-        self.call(Request::delete(bucket, key)).await.map(drop)
+        self.call(Request::delete(&bucket, &key)).await.map(drop)
     }
 
     /// Checks the server answers.
@@ -103,26 +109,28 @@ impl Client {
     }
 
     /// Sends one request and reads its reply.
-    pub async fn call(&mut self, request: Request) -> Result<Response, Error> {
+    pub async fn call(&mut self, request: Request<'_>) -> Result<Response, Error> {
         let mut replies = self.pipeline(std::slice::from_ref(&request)).await?;
         replies.pop().unwrap_or(Err(Error::Closed))
     }
 
     /// Sends every request in one write, then reads the replies in order. The outer
-    /// error is a connection failure; each inner result is that request's reply.
+    /// error is a connection failure, or a word the protocol cannot carry (then nothing
+    /// was sent); each inner result is that request's reply.
     pub async fn pipeline(
         &mut self,
-        requests: &[Request],
+        requests: &[Request<'_>],
     ) -> Result<Vec<Result<Response, Error>>, Error> {
         self.out.clear();
         for request in requests {
             request.validate()?;
             request.encode(&mut self.out);
         }
-        self.stream.get_mut().write_all(&self.out).await?;
+        self.stream.write_all(&self.out).await?;
         let mut replies = Vec::with_capacity(requests.len());
         for request in requests {
-            match read_response(&mut self.stream, request).await {
+            let asked = request.verb();
+            match response::read_reply(&mut self.stream, &mut self.input, asked).await {
                 Err(e) if e.is_connection_error() => return Err(e),
                 reply => replies.push(reply),
             }
@@ -130,10 +138,8 @@ impl Client {
         Ok(replies)
     }
 
-    /// Says `QUIT` and waits for the server to close.
+    /// Says `QUIT` and reads its `OK`; the server closes the connection after it.
     pub async fn quit(mut self) -> Result<(), Error> {
-        self.stream.get_mut().write_all(b"QUIT\r\n").await?;
-        let _ = response::read_line(&mut self.stream).await?;
-        Ok(())
+        self.call(Request::Quit).await.map(drop)
     }
 }

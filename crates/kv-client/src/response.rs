@@ -1,15 +1,24 @@
-use bytes::Bytes;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+//! Reading replies: the bytes come off the socket here; what they mean is decided by
+//! `kv_protocol`'s [`Reply::decode`].
 
-use crate::{Error, Request};
+use bytes::{Buf, Bytes, BytesMut};
+use kv_protocol::{Decoded, Reply, Verb};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Longest reply line this client accepts (the server's default line limit).
-const MAX_REPLY_LINE: u64 = 64 * 1024;
+use crate::Error;
+
+/// Longest reply this client accepts: a GET's value line and its `OK`, each within the
+/// server's default line limit (64 KiB). A longer one is a server gone wrong, and is not
+/// buffered further.
+const MAX_REPLY_BYTES: usize = 2 * 64 * 1024;
+
+/// Room reserved per read.
+const READ_CHUNK: usize = 4096;
 
 /// A successful reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// `OK` to CREATE, PUT or DELETE.
+    /// `OK` to CREATE, PUT, DELETE or QUIT.
     Ok,
     /// The reply to GET: the value, or `None` for a missing key.
     Value(Option<Bytes>),
@@ -17,78 +26,63 @@ pub enum Response {
     Pong,
 }
 
-/// Reads the reply to `request` from `reader`.
-pub async fn read_response<R: AsyncBufRead + Unpin>(
+/// Reads the reply to a request that `asked` from the front of `input`, reading more from
+/// `reader` into it as needed, and consumes it. Bytes after it (replies to later
+/// pipelined requests) stay in `input`.
+pub(crate) async fn read_reply<R: AsyncRead + Unpin>(
     reader: &mut R,
-    request: &Request,
+    input: &mut BytesMut,
+    asked: Verb,
 ) -> Result<Response, Error> {
-    let line = read_line(reader).await?;
-    if let Some(error) = error_reply(&line) {
-        return Err(error);
-    }
-    match request {
-        Request::Get { .. } => {
-            let ok = read_line(reader).await?;
-            expect(&ok, b"OK")?;
-            Ok(Response::Value(
-                (!line.is_empty()).then(|| Bytes::from(line)),
-            ))
-        }
-        Request::Ping => expect(&line, b"PONG").map(|()| Response::Pong),
-        _ => expect(&line, b"OK").map(|()| Response::Ok),
-    }
-}
-
-/// Recognises the replies that mean failure. None of them can be a value: values hold
-/// no spaces.
-fn error_reply(line: &[u8]) -> Option<Error> {
-    match line {
-        b"NOT FOUND" => Some(Error::NotFound),
-        b"UNKNOWN COMMAND" => Some(Error::UnknownCommand),
-        _ => line
-            .strip_prefix(b"ERROR ")
-            .map(|reason| Error::Server(String::from_utf8_lossy(reason).into_owned())),
+    loop {
+        let (outcome, len) = match Reply::decode(input, asked) {
+            Decoded::Reply { reply, len } => (response(reply), len),
+            Decoded::Unexpected { line, len } => (Err(unexpected(line)), len),
+            Decoded::Incomplete => {
+                // `input` holds only the start of this reply: decoding starts at its front.
+                if input.len() >= MAX_REPLY_BYTES {
+                    return Err(Error::UnexpectedReply("reply too long".into()));
+                }
+                input.reserve(READ_CHUNK);
+                if reader.read_buf(input).await? == 0 {
+                    return Err(if input.is_empty() {
+                        Error::Closed
+                    } else {
+                        Error::UnexpectedReply("reply cut off".into())
+                    });
+                }
+                continue;
+            }
+        };
+        input.advance(len);
+        return outcome;
     }
 }
 
-fn expect(line: &[u8], wanted: &[u8]) -> Result<(), Error> {
-    if line == wanted {
-        Ok(())
-    } else {
-        Err(Error::UnexpectedReply(
-            String::from_utf8_lossy(line).into_owned(),
-        ))
+/// A decoded reply as this client's result: failures are errors.
+fn response(reply: Reply<'_>) -> Result<Response, Error> {
+    match reply {
+        Reply::Ok => Ok(Response::Ok),
+        Reply::Value(value) => Ok(Response::Value(value.map(Bytes::copy_from_slice))),
+        Reply::Pong => Ok(Response::Pong),
+        Reply::NotFound => Err(Error::NotFound),
+        Reply::UnknownCommand => Err(Error::UnknownCommand),
+        Reply::Error(reason) => Err(Error::Server(String::from_utf8_lossy(reason).into_owned())),
     }
 }
 
-/// Reads one `\r\n`-terminated line, without its terminator.
-pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, Error> {
-    let mut line = Vec::new();
-    let n = reader
-        .take(MAX_REPLY_LINE)
-        .read_until(b'\n', &mut line)
-        .await?;
-    if n == 0 {
-        return Err(Error::Closed);
-    }
-    if line.pop() != Some(b'\n') {
-        return Err(Error::UnexpectedReply(
-            "reply line too long or cut off".into(),
-        ));
-    }
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    Ok(line)
+fn unexpected(line: &[u8]) -> Error {
+    Error::UnexpectedReply(String::from_utf8_lossy(line).into_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kv_protocol::Request;
 
-    async fn parse(wire: &[u8], request: Request) -> Result<Response, Error> {
+    async fn parse(wire: &[u8], request: Request<'_>) -> Result<Response, Error> {
         let mut reader = wire;
-        read_response(&mut reader, &request).await
+        read_reply(&mut reader, &mut BytesMut::new(), request.verb()).await
     }
 
     #[tokio::test]
@@ -122,5 +116,39 @@ mod tests {
             parse(b"WHAT\r\n", Request::Ping).await,
             Err(Error::UnexpectedReply(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_reply_cut_off_by_the_close_is_unexpected() {
+        assert_eq!(
+            parse(b"1\r\nO", Request::get("b", "k")).await,
+            Err(Error::UnexpectedReply("reply cut off".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_is_refused_not_buffered() {
+        let endless = vec![b'x'; MAX_REPLY_BYTES + READ_CHUNK];
+        assert_eq!(
+            parse(&endless, Request::get("b", "k")).await,
+            Err(Error::UnexpectedReply("reply too long".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn pipelined_replies_are_read_one_at_a_time() {
+        let mut reader = &b"OK\r\nv\r\nOK\r\nPONG\r\n"[..];
+        let mut input = BytesMut::new();
+        for (asked, expected) in [
+            (Verb::Put, Response::Ok),
+            (Verb::Get, Response::Value(Some("v".into()))),
+            (Verb::Ping, Response::Pong),
+        ] {
+            assert_eq!(
+                read_reply(&mut reader, &mut input, asked).await,
+                Ok(expected)
+            );
+        }
+        assert!(input.is_empty());
     }
 }

@@ -3,8 +3,10 @@
 //! (`main.rs`) adds flags, logging and signals.
 //!
 //! # Layout
-//! - [`kv`]: the session that ties a connection to the store (`kv/mod.rs`), one file per
-//!   command (`kv/command/`), and the reply encoder (`kv/reply.rs`).
+//! - [`kv`]: the session that ties a connection to the store (`kv/mod.rs`), running each
+//!   request against the store (`kv/apply.rs`), and closing on a line of HTTP
+//!   (`kv/cross_protocol.rs`). The grammar — parsing requests, encoding replies — is the
+//!   `kv-protocol` crate's, shared with `kv-client` and `kv-bench`.
 //!
 //! The binary, not part of the library:
 //! - `main.rs`: settings → logging → signals → storage → [`line_server::serve`].

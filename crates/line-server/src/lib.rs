@@ -48,7 +48,7 @@ pub mod throttle;
 pub use config::{ConfigError, ServerConfig};
 pub use echo::Echo;
 pub use fault::Faulty;
-pub use framing::trim_terminator;
+pub use framing::{trim_terminator, LineDecoder, LineTooLong};
 pub use listener::bind;
 pub use protocol::{Flow, Protocol, Session};
 pub use server::{serve, ServeError};

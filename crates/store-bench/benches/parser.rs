@@ -1,11 +1,11 @@
-//! kv-server's hot-path parsing: the line decoder over a pipelined read, and the
-//! command parser over the requests the benchmark sends.
+//! kv-server's hot-path parsing: line-server's line decoder over a pipelined read, and
+//! kv-protocol's request parser over the requests the benchmark sends.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kv_server::framing::{trim_terminator, LineDecoder};
-use kv_server::kv::Command;
+use kv_protocol::{Parsed, Request};
+use line_server::{trim_terminator, LineDecoder};
 
 /// 32 pipelined requests, 90% GET, as kv-bench sends them at `--pipeline 32`.
 fn pipelined_batch() -> Vec<u8> {
@@ -40,8 +40,8 @@ fn bench_decoder(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_command_parse(c: &mut Criterion) {
-    let mut group = c.benchmark_group("Command::parse");
+fn bench_request_parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("Request::parse");
     group.throughput(Throughput::Elements(1));
     for (name, line) in [
         ("GET", &b"GET bench key:0042\r\n"[..]),
@@ -49,11 +49,16 @@ fn bench_command_parse(c: &mut Criterion) {
         ("unknown", b"FROB a b c d e\r\n"),
     ] {
         group.bench_function(name, |b| {
-            b.iter(|| Command::parse(trim_terminator(black_box(line))).is_some())
+            b.iter(|| {
+                matches!(
+                    Request::parse(trim_terminator(black_box(line))),
+                    Parsed::Request(_)
+                )
+            })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_decoder, bench_command_parse);
+criterion_group!(benches, bench_decoder, bench_request_parse);
 criterion_main!(benches);

@@ -1,20 +1,20 @@
 //! KV mode: the bucket protocol of SPEC §4 over any [`Store`].
 //!
-//! A line is parsed into a typed [`Command`] before anything is looked up, the command is
-//! applied to the store, and the resulting [`Reply`] is encoded — in that order, each in
-//! its own place: `command/` (one file per command), `reply.rs` (the only code that writes
-//! reply bytes), and this file (the session that ties them to a connection).
+//! A line is parsed into a typed request before anything is looked up, the request is
+//! applied to the store, and its reply is encoded. The grammar — parsing, the cross-protocol
+//! classification, every reply's bytes — is `kv_protocol`'s, shared with the client and the
+//! bench; the server's half is here: this file (the session that ties a connection to the
+//! store), `apply.rs` (running each request against the store) and `cross_protocol.rs`
+//! (closing on a line of HTTP, with a warning).
 
-pub mod command;
-pub mod reply;
+mod apply;
+mod cross_protocol;
 
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use kv_protocol::{Parsed, Reply, Request};
 use kv_store::{Store, StoreError};
-
-pub use command::Command;
-pub use reply::Reply;
 
 use line_server::{trim_terminator, Flow, Protocol, Session};
 
@@ -67,11 +67,6 @@ impl<S: Store> KvSession<S> {
         Ok(self.last_bucket.as_ref().map(|(_, bucket)| bucket))
     }
 
-    /// The client's address, for logs.
-    pub(crate) fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// The store itself, for commands that act on the registry.
     pub(crate) fn store(&self) -> &S {
         &self.store
@@ -80,12 +75,14 @@ impl<S: Store> KvSession<S> {
 
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
-        let (reply, flow) = match Command::parse(trim_terminator(line)) {
-            Some(command) => command.apply(self, out).await,
-            None => (Reply::UnknownCommand, Flow::Continue),
-        };
-        reply.encode(out);
-        flow
+        match Request::parse(trim_terminator(line)) {
+            Parsed::Request(request) => self.apply(request, out).await,
+            Parsed::Unknown => {
+                Reply::UnknownCommand.encode(out);
+                Flow::Continue
+            }
+            Parsed::CrossProtocol => cross_protocol::hang_up(self.peer),
+        }
     }
 }
 
@@ -123,6 +120,14 @@ mod tests {
         }
     }
 
+    /// A non-empty byte string without spaces, tabs or line ends: any key or value.
+    fn word() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            any::<u8>().prop_filter("no separators", |b| !b" \t\r\n".contains(b)),
+            1..24,
+        )
+    }
+
     proptest! {
         /// Any line at all gets exactly one reply, or none and the connection is closed
         /// (a line of HTTP, SPEC §4); never a panic.
@@ -138,7 +143,7 @@ mod tests {
                 None => line,
             };
             let (reply, flow) = run(&mut s, &line);
-            let cross_protocol = Command::parse(trim_terminator(&line)) == Some(Command::CrossProtocol);
+            let cross_protocol = Request::parse(trim_terminator(&line)) == Parsed::CrossProtocol;
             prop_assert!(
                 if cross_protocol { reply.is_empty() && flow == Flow::Close } else { is_one_reply(&reply) },
                 "{:?} -> {:?}", String::from_utf8_lossy(&line), String::from_utf8_lossy(&reply)
@@ -148,7 +153,7 @@ mod tests {
         /// What PUT stores, GET returns, for arbitrary whitespace-free bytes.
         #[test]
         fn get_returns_what_put_stored(
-            key in command::tests::word(), value in command::tests::word(),
+            key in word(), value in word(),
         ) {
             let mut s = session();
             let (reply, _) = run(&mut s, &[&b"PUT b "[..], &key, b" ", &value, b"\r\n"].concat());
@@ -178,6 +183,30 @@ mod tests {
         assert_eq!(
             run(&mut session(), b"POST / HTTP/1.1\r\n"),
             (Vec::new(), Flow::Close)
+        );
+    }
+
+    #[test]
+    fn a_store_error_is_answered_error_on_one_line() {
+        let mut out = BytesMut::new();
+        Reply::Error(StoreError::new("disk full\nreally").message().as_bytes()).encode(&mut out);
+        assert_eq!(&out[..], b"ERROR disk full really\r\n");
+    }
+
+    #[test]
+    fn the_machinerys_error_lines_are_kv_error_replies() {
+        let encoded = |reply: Reply<'_>| {
+            let mut out = BytesMut::new();
+            reply.encode(&mut out);
+            out
+        };
+        assert_eq!(
+            encoded(Reply::TOO_MANY_CONNECTIONS),
+            line_server::protocol::replies::TOO_MANY_CONNECTIONS
+        );
+        assert_eq!(
+            encoded(Reply::LINE_TOO_LONG),
+            line_server::protocol::replies::LINE_TOO_LONG
         );
     }
 

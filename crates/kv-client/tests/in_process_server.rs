@@ -1,0 +1,169 @@
+//! kv-client against a real kv-server running in this process (line-server's `serve` with
+//! KV mode over the in-memory store, on a free loopback port): the README's example, then
+//! each error reply as the client's error.
+
+use std::net::SocketAddr;
+
+use kv_client::{Client, Error, Request, Response};
+use kv_server::kv::Kv;
+use kv_store::MemoryStore;
+use line_server::{bind, serve, ServeError, ServerConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A kv-server served by a task of this test's runtime.
+struct Server {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    serving: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Server {
+    /// Starts serving an empty in-memory store on 127.0.0.1, port 0.
+    fn start(config: ServerConfig) -> Self {
+        let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind a free port");
+        let addr = listener.local_addr().expect("the bound address");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let serving = tokio::spawn(async move {
+            serve(listener, &config, Kv::new(MemoryStore::new()), token).await
+        });
+        Self {
+            addr,
+            shutdown,
+            serving,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        Client::connect(self.addr).await.expect("connect")
+    }
+
+    /// Shuts the server down and waits until it has stopped.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.serving
+            .await
+            .expect("serve does not panic")
+            .expect("serve stops cleanly when cancelled");
+    }
+}
+
+#[tokio::test]
+async fn the_readmes_example_creates_puts_gets_and_pipelines() {
+    let server = Server::start(ServerConfig::default());
+    let mut client = server.connect().await;
+
+    client.create("shopping").await.expect("create");
+    client.put("shopping", "milk", "1").await.expect("put");
+    assert_eq!(
+        client
+            .get("shopping", "milk")
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(&b"1"[..])
+    );
+    // Many requests in one write, replies in order:
+    let replies = client
+        .pipeline(&[
+            Request::put("shopping", "eggs", "12"),
+            Request::get("shopping", "eggs"),
+        ])
+        .await
+        .expect("pipeline");
+    assert_eq!(
+        replies,
+        [Ok(Response::Ok), Ok(Response::Value(Some("12".into())))]
+    );
+
+    client.quit().await.expect("quit");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_key_reads_back_as_none_and_ping_is_answered() {
+    let server = Server::start(ServerConfig::default());
+    let mut client = server.connect().await;
+
+    client.create(b"b").await.expect("create");
+    client.put(b"b", b"k", b"v").await.expect("put");
+    client.delete(b"b", b"k").await.expect("delete");
+    assert_eq!(client.get(b"b", b"k").await, Ok(None));
+    client
+        .delete(b"b", b"k")
+        .await
+        .expect("deleting a missing key is fine");
+    client.ping().await.expect("ping");
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_not_found_and_the_connection_goes_on() {
+    let server = Server::start(ServerConfig::default());
+    let mut client = server.connect().await;
+
+    assert_eq!(client.put("nowhere", "k", "v").await, Err(Error::NotFound));
+    assert_eq!(client.get("nowhere", "k").await, Err(Error::NotFound));
+    assert_eq!(client.delete("nowhere", "k").await, Err(Error::NotFound));
+    let replies = client
+        .pipeline(&[
+            Request::get("nowhere", "k"),
+            Request::create("somewhere"),
+            Request::get("somewhere", "k"),
+        ])
+        .await
+        .expect("a NOT FOUND inside a pipeline is that request's reply");
+    assert_eq!(
+        replies,
+        [
+            Err(Error::NotFound),
+            Ok(Response::Ok),
+            Ok(Response::Value(None))
+        ]
+    );
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn words_the_protocol_cannot_carry_are_refused_before_anything_is_sent() {
+    let server = Server::start(ServerConfig::default());
+    let mut client = server.connect().await;
+    client.create("b").await.expect("create");
+
+    assert!(matches!(
+        client.put("b", "k", "two words").await,
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client
+            .pipeline(&[Request::put("b", "k", "1"), Request::get("b", "")])
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
+    // Nothing of the refused pipeline was sent: the PUT in it did not happen.
+    assert_eq!(client.get("b", "k").await, Ok(None));
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_line_too_long_is_a_server_error_and_then_the_connection_is_closed() {
+    let server = Server::start(ServerConfig {
+        max_line_bytes: 64,
+        ..ServerConfig::default()
+    });
+    let mut client = server.connect().await;
+    client.create("b").await.expect("create");
+
+    assert_eq!(
+        client.put("b", "k", "x".repeat(64)).await,
+        Err(Error::Server("line too long".into()))
+    );
+    let after = client.ping().await.expect_err("the server has closed");
+    assert!(after.is_connection_error(), "{after:?}");
+
+    server.stop().await;
+}
