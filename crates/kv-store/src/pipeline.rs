@@ -13,7 +13,8 @@ use std::future::Future;
 use crate::{Bucket, StoreError};
 
 /// One connection's queue of writes; made by [`crate::Store::pipeline`], reused for the
-/// connection's life.
+/// connection's life. An engine queues every write or none (replies are answered in order
+/// on that promise).
 pub trait Pipeline: Send + 'static {
     /// The engine's bucket handle.
     type Bucket: Bucket;

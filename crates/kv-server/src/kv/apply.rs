@@ -5,17 +5,26 @@
 //! straight into the output. A store failure is answered `ERROR <reason>` in one place;
 //! a failed store operation appends nothing (`Bucket::get_into` promises so too), so the
 //! `ERROR` line is the whole reply.
+//!
+//! Writes that arrived together travel together (PROTOCOL.md, "Pipelining"): `PUT` and
+//! `DELETE` go into the store's [`Pipeline`], which the durable engine sends as one group
+//! commit; the queue is flushed — and the queued writes answered, in order — before any
+//! other request (so a `GET` sees the writes before it) and at the end of the batch.
 
 use bytes::BytesMut;
 use kv_protocol::{Create, Delete, Get, Put, Reply, Request};
-use kv_store::{Bucket, Store, StoreError};
+use kv_store::{Bucket, Pipeline, Store, StoreError};
 use line_server::Flow;
 
-use super::KvSession;
+use super::{cached_bucket, KvSession};
 
 impl<S: Store> KvSession<S> {
-    /// Runs `request` and appends its reply to `out`.
+    /// Runs `request` and appends its reply to `out` (or queues a write, whose reply comes
+    /// with the flush).
     pub(super) async fn apply(&mut self, request: Request<'_>, out: &mut BytesMut) -> Flow {
+        if !matches!(request, Request::Put(_) | Request::Delete(_)) {
+            self.flush_queued(out).await;
+        }
         let done = match request {
             Request::Create(create) => self.create(create, out).await,
             Request::Put(put) => self.put(put, out).await,
@@ -43,17 +52,16 @@ impl<S: Store> KvSession<S> {
         Ok(())
     }
 
-    /// `PUT bucket key value` → `OK`, or `NOT FOUND` without the bucket.
+    /// `PUT bucket key value` → `OK` (now or at the flush), or `NOT FOUND` without the bucket.
     async fn put(&mut self, put: Put<'_>, out: &mut BytesMut) -> Result<(), StoreError> {
-        let reply = match self.bucket(put.bucket).await? {
-            Some(bucket) => {
-                bucket.put(put.key, put.value).await?;
-                Reply::Ok
+        let lookup = match cached_bucket(&self.store, &mut self.last_bucket, put.bucket).await {
+            Ok(Some(bucket)) => {
+                return answer_now(self.pipeline.put(bucket, put.key, put.value), out)
             }
-            None => Reply::NotFound,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
-        reply.encode(out);
-        Ok(())
+        self.answer_unqueued(lookup, out).await
     }
 
     /// `GET bucket key` → `value\r\nOK`, `\r\nOK` for a missing key, `NOT FOUND` without the
@@ -71,16 +79,47 @@ impl<S: Store> KvSession<S> {
         Ok(())
     }
 
-    /// `DELETE bucket key` → `OK` (also for a missing key), `NOT FOUND` without the bucket.
+    /// `DELETE bucket key` → `OK` (also for a missing key; now or at the flush), `NOT FOUND`
+    /// without the bucket.
     async fn delete(&mut self, delete: Delete<'_>, out: &mut BytesMut) -> Result<(), StoreError> {
-        let reply = match self.bucket(delete.bucket).await? {
-            Some(bucket) => {
-                bucket.delete(delete.key).await?;
-                Reply::Ok
-            }
-            None => Reply::NotFound,
+        let lookup = match cached_bucket(&self.store, &mut self.last_bucket, delete.bucket).await {
+            Ok(Some(bucket)) => return answer_now(self.pipeline.delete(bucket, delete.key), out),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
         };
-        reply.encode(out);
-        Ok(())
+        self.answer_unqueued(lookup, out).await
+    }
+
+    /// A write that cannot be queued — its bucket does not exist (`Ok`: `NOT FOUND`) or the
+    /// lookup failed (`Err`) — is answered after the writes queued before it.
+    async fn answer_unqueued(
+        &mut self,
+        lookup: Result<(), StoreError>,
+        out: &mut BytesMut,
+    ) -> Result<(), StoreError> {
+        self.flush_queued(out).await;
+        lookup.map(|()| Reply::NotFound.encode(out))
+    }
+
+    /// Carries out the queued writes and appends their replies, in order.
+    pub(super) async fn flush_queued(&mut self, out: &mut BytesMut) {
+        if self.pipeline.queued() == 0 {
+            return;
+        }
+        for result in self.pipeline.flush().await {
+            match result {
+                Ok(()) => Reply::Ok.encode(out),
+                Err(e) => Reply::Error(e.message().as_bytes()).encode(out),
+            }
+        }
+    }
+}
+
+/// A write the engine carried out at once is answered now; a queued one (`None`) is
+/// answered at the flush.
+fn answer_now(done: Option<Result<(), StoreError>>, out: &mut BytesMut) -> Result<(), StoreError> {
+    match done {
+        Some(result) => result.map(|()| Reply::Ok.encode(out)),
+        None => Ok(()),
     }
 }

@@ -36,6 +36,7 @@ impl<S: Store> Protocol for Kv<S> {
 
     fn open_session(&self, peer: SocketAddr) -> KvSession<S> {
         KvSession {
+            pipeline: self.store.pipeline(),
             store: self.store.clone(),
             last_bucket: None,
             peer,
@@ -49,22 +50,16 @@ pub struct KvSession<S: Store> {
     /// The bucket used last, by name: most clients work in one bucket, so this saves a
     /// registry lookup per request. Safe because buckets are never removed.
     last_bucket: Option<(Bytes, S::Bucket)>,
+    /// Writes of this batch on their way to the store together (`apply.rs`).
+    pipeline: S::Pipeline,
     /// The client's address, for the cross-protocol warning (SPEC §4), which must name it.
     peer: SocketAddr,
 }
 
 impl<S: Store> KvSession<S> {
-    /// The named bucket, if it exists. Lent from the cache, not cloned: a clone would cost
-    /// two atomic operations per request on the hot path.
+    /// The named bucket, if it exists; see [`cached_bucket`].
     pub(crate) async fn bucket(&mut self, name: &[u8]) -> Result<Option<&S::Bucket>, StoreError> {
-        let cached = matches!(&self.last_bucket, Some((cached, _)) if cached == name);
-        if !cached {
-            match self.store.bucket(name).await? {
-                Some(bucket) => self.last_bucket = Some((Bytes::copy_from_slice(name), bucket)),
-                None => return Ok(None),
-            }
-        }
-        Ok(self.last_bucket.as_ref().map(|(_, bucket)| bucket))
+        cached_bucket(&self.store, &mut self.last_bucket, name).await
     }
 
     /// The store itself, for commands that act on the registry.
@@ -73,16 +68,44 @@ impl<S: Store> KvSession<S> {
     }
 }
 
+/// The named bucket, if it exists, through a one-entry cache: most clients work in one
+/// bucket, so this saves a registry lookup per request. Lent from the cache, not cloned (a
+/// clone would cost two atomic operations per request on the hot path). A free function
+/// over the two fields, so a caller can hold the bucket and use the session's other fields.
+pub(crate) async fn cached_bucket<'c, S: Store>(
+    store: &S,
+    cache: &'c mut Option<(Bytes, S::Bucket)>,
+    name: &[u8],
+) -> Result<Option<&'c S::Bucket>, StoreError> {
+    let cached = matches!(cache, Some((cached, _)) if cached == name);
+    if !cached {
+        match store.bucket(name).await? {
+            Some(bucket) => *cache = Some((Bytes::copy_from_slice(name), bucket)),
+            None => return Ok(None),
+        }
+    }
+    Ok(cache.as_ref().map(|(_, bucket)| bucket))
+}
+
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
             Parsed::Unknown => {
+                self.flush_queued(out).await;
                 Reply::UnknownCommand.encode(out);
                 Flow::Continue
             }
-            Parsed::CrossProtocol => cross_protocol::hang_up(self.peer),
+            Parsed::CrossProtocol => {
+                // What came before the line of HTTP is answered; nothing after it runs.
+                self.flush_queued(out).await;
+                cross_protocol::hang_up(self.peer)
+            }
         }
+    }
+
+    async fn on_batch_end(&mut self, out: &mut BytesMut) {
+        self.flush_queued(out).await;
     }
 }
 
