@@ -2,7 +2,7 @@
 //! its file's disk is full — log lines are lost and nothing else changes: signals, the
 //! acceptor's back-off, durable writes and replies work as they do with a working stderr.
 
-mod common;
+pub mod common;
 
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ask, Client, SmallDisk, TempDir, TestServer, PATIENCE};
+use common::{ask, proc, temp_dir, Client, SmallDisk, TestServer, PATIENCE};
 
 #[test]
 fn with_its_stderr_reader_gone_the_server_answers_and_sigterm_exits_zero() {
@@ -68,7 +68,7 @@ fn with_its_stderr_reader_gone_running_out_of_descriptors_backs_off_and_recovers
     let deadline = Instant::now() + PATIENCE;
     let mut ran_out = false;
     while !ran_out && server.is_running() && Instant::now() < deadline {
-        ran_out = server.open_fds() >= NOFILE;
+        ran_out = proc::open_fds(server.pid()) >= NOFILE;
         thread::sleep(Duration::from_millis(20));
     }
     // Several rounds of back-off (10 ms doubling).
@@ -92,7 +92,7 @@ fn with_its_stderr_reader_gone_running_out_of_descriptors_backs_off_and_recovers
 
 #[test]
 fn with_stderr_on_the_disk_that_fills_a_durable_write_gets_disk_full_and_writes_recover() {
-    let dir = TempDir::new("log-on-full-disk");
+    let dir = temp_dir("log-on-full-disk");
     let disk = SmallDisk::mount(dir.path(), "4m");
     let data = dir.path().join("data");
     let log = dir.path().join("stderr.log");
@@ -128,7 +128,7 @@ fn with_stderr_on_the_disk_that_fills_a_durable_write_gets_disk_full_and_writes_
 
 #[test]
 fn with_its_stderr_reader_gone_a_durable_write_gets_disk_full_and_the_store_keeps_its_lock() {
-    let dir = TempDir::new("log-reader-gone-full-disk");
+    let dir = temp_dir("log-reader-gone-full-disk");
     let disk = SmallDisk::mount(dir.path(), "4m");
     let data = dir.path().join("data");
     let filler = dir.path().join("filler");

@@ -1,11 +1,11 @@
 //! Running it (SPEC §2): flags, environment variables, the bind log line, and refusing
 //! to start on bad input.
 
-mod common;
+pub mod common;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
-use common::{free_port, Client, TestServer, PATIENCE};
+use common::{proc, Client, TestServer, PATIENCE};
 
 #[test]
 fn the_bind_log_line_names_the_real_port_when_started_on_port_0() {
@@ -276,6 +276,15 @@ fn the_bind_flag_accepts_ipv6_loopback() {
     client.echo(b"hello over IPv6\r\n");
 }
 
+/// A port that was free a moment ago (bound to port 0, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// An address of this machine that is not loopback (no packet is sent: connecting a UDP
 /// socket only picks the route).
 fn non_loopback_ipv4() -> Option<IpAddr> {
@@ -303,23 +312,13 @@ fn assert_refused_to_start(run: &common::Finished, case: &str, setting: &str) {
     );
 }
 
-/// Threads of the server process, from `/proc/<pid>/status`.
-fn thread_count(server: &TestServer) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("Threads: in /proc/<pid>/status")
-}
-
 #[test]
 fn workers_sets_the_number_of_runtime_threads() {
     let one = TestServer::start(&["--workers", "1"]);
     let three = TestServer::builder().env("KV_WORKERS", "3").start();
     // The main thread and the log writer, plus the workers.
-    assert_eq!(thread_count(&one), 3);
-    assert_eq!(thread_count(&three), 5);
+    assert_eq!(proc::threads(one.pid()), 3);
+    assert_eq!(proc::threads(three.pid()), 5);
     for server in [&one, &three] {
         let mut c = server.connect();
         c.send(b"PING\r\n");

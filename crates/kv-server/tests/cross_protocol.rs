@@ -1,7 +1,7 @@
 //! Cross-protocol requests (SPEC §4) over the real binary: a web page that makes a browser
 //! `POST` kv requests to the kv port gets the connection closed before its body runs.
 
-mod common;
+pub mod common;
 
 use std::io::Write;
 use std::thread;

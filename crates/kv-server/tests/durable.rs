@@ -1,36 +1,28 @@
 //! Durable mode (SPEC §7): `--data-dir` keeps every acknowledged write, across clean
-//! restarts, `kill -9` at any instant, and a full disk.
+//! restarts, `kill -9` at any instant, and a full disk. Directories of other format
+//! versions are in `format_versions.rs`.
 
-mod common;
+pub mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{ask, SmallDisk, TempDir, TestServer, PATIENCE};
+use common::disk::arg;
+use common::{ask, temp_dir, SmallDisk, TestServer, PATIENCE};
+use tempfile::TempDir;
 
 fn durable(dir: &TempDir) -> TestServer {
-    TestServer::start(&["--data-dir", dir.arg()])
-}
-
-/// Stops the server gracefully and checks it exits 0.
-fn stop(mut server: TestServer) {
-    server.signal(libc::SIGTERM);
-    assert!(
-        server.expect_exit(PATIENCE).success(),
-        "logs:\n{}",
-        server.logs().join("\n")
-    );
+    TestServer::start(&["--data-dir", arg(dir.path())])
 }
 
 #[test]
 fn keys_and_buckets_survive_a_clean_restart() {
-    let dir = TempDir::new("restart");
+    let dir = temp_dir("restart");
     let server = durable(&dir);
     let mut c = server.connect();
     ask(&mut c, b"CREATE shopping\r\n", b"OK\r\n");
@@ -39,7 +31,7 @@ fn keys_and_buckets_survive_a_clean_restart() {
     ask(&mut c, b"PUT shopping eggs 3\r\n", b"OK\r\n");
     ask(&mut c, b"PUT shopping milk 2\r\n", b"OK\r\n");
     ask(&mut c, b"DELETE shopping eggs\r\n", b"OK\r\n");
-    stop(server);
+    server.stop();
 
     let server = durable(&dir);
     let mut c = server.connect();
@@ -52,7 +44,7 @@ fn keys_and_buckets_survive_a_clean_restart() {
 
 #[test]
 fn an_empty_or_missing_data_dir_starts_an_empty_store() {
-    let dir = TempDir::new("empty");
+    let dir = temp_dir("empty");
     let nested = dir.path().join("not/yet/there");
     let server = TestServer::start(&["--data-dir", nested.to_str().expect("utf-8")]);
     ask(&mut server.connect(), b"GET b k\r\n", b"NOT FOUND\r\n");
@@ -62,22 +54,24 @@ fn an_empty_or_missing_data_dir_starts_an_empty_store() {
 
 #[test]
 fn the_data_dir_env_var_enables_durable_mode() {
-    let dir = TempDir::new("env");
-    let server = TestServer::builder().env("KV_DATA_DIR", dir.arg()).start();
+    let dir = temp_dir("env");
+    let server = TestServer::builder()
+        .env("KV_DATA_DIR", arg(dir.path()))
+        .start();
     let mut c = server.connect();
     ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
     ask(&mut c, b"PUT b k v\r\n", b"OK\r\n");
-    stop(server);
+    server.stop();
     let server = durable(&dir);
     ask(&mut server.connect(), b"GET b k\r\n", b"v\r\nOK\r\n");
 }
 
 #[test]
 fn a_data_dir_held_by_another_server_is_refused_at_start() {
-    let dir = TempDir::new("lock");
+    let dir = temp_dir("lock");
     let _holder = durable(&dir);
     let second = TestServer::builder()
-        .args(["--data-dir", dir.arg()])
+        .args(["--data-dir", arg(dir.path())])
         .run_to_exit(PATIENCE);
     assert!(!second.status.success());
     assert!(
@@ -96,7 +90,7 @@ fn a_data_dir_held_by_another_server_is_refused_at_start() {
 
 #[test]
 fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
-    let dir = TempDir::new("corrupt");
+    let dir = temp_dir("corrupt");
     let server = durable(&dir);
     let mut c = server.connect();
     ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
@@ -107,7 +101,7 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
             b"OK\r\n",
         );
     }
-    stop(server);
+    server.stop();
     // Damage in the middle of the journal: acknowledged writes follow it.
     let journal = std::fs::read_dir(dir.path())
         .expect("list the data dir")
@@ -122,7 +116,7 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
     std::fs::write(&journal, &bytes).expect("damage the journal");
 
     let run = TestServer::builder()
-        .args(["--data-dir", dir.arg()])
+        .args(["--data-dir", arg(dir.path())])
         .run_to_exit(PATIENCE);
     assert!(!run.status.success());
     assert!(
@@ -135,111 +129,6 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
         bytes,
         "left as found"
     );
-}
-
-/// A copy of a data directory written by an earlier release (kv-store's committed
-/// samples, `crates/kv-store/tests/samples/README.md`), journals extended with the zeros
-/// that release preallocated.
-fn released_sample(name: &str) -> TempDir {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../kv-store/tests/samples")
-        .join(name);
-    let dir = TempDir::new(name);
-    for entry in std::fs::read_dir(&from).expect("list the sample") {
-        let path = entry.expect("sample entry").path();
-        let to = dir.path().join(path.file_name().expect("a file name"));
-        std::fs::copy(&path, &to).expect("copy the sample");
-        if to.extension().is_some_and(|e| e == "log") {
-            let len = std::fs::metadata(&to).expect("stat").len();
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&to)
-                .expect("open");
-            file.set_len(len + (4 << 20)).expect("preallocate");
-        }
-    }
-    dir
-}
-
-#[test]
-fn a_data_dir_of_the_kvf2_release_is_upgraded_with_every_write() {
-    // The field report: KVf2 frames read as a torn tail, the journal cut to 0 bytes.
-    let dir = released_sample("kvf2-journal");
-    let server = durable(&dir);
-    server.wait_for_log("upgraded from format version 2 to 4", PATIENCE);
-    let mut c = server.connect();
-    ask(&mut c, b"GET shop milk\r\n", b"1\r\nOK\r\n");
-    ask(&mut c, b"GET shop eggs\r\n", b"12\r\nOK\r\n");
-    ask(&mut c, b"PUT shop tea 3\r\n", b"OK\r\n");
-    assert!(
-        server.logs_at("WARN").is_empty(),
-        "an upgrade is not damage: {:?}",
-        server.logs_at("WARN")
-    );
-    stop(server);
-
-    let server = durable(&dir);
-    let mut c = server.connect();
-    ask(&mut c, b"GET shop milk\r\n", b"1\r\nOK\r\n");
-    ask(&mut c, b"GET shop tea\r\n", b"3\r\nOK\r\n");
-}
-
-#[test]
-fn a_data_dir_of_a_newer_version_stops_start_up_naming_it_and_is_left_untouched() {
-    let dir = released_sample("kvf3-journal");
-    let journal = dir.path().join(format!("journal-{:020}.log", 0));
-    // A header as a future version 7 would write it: magic, kind, version, CRC-32.
-    let mut bytes = b"\x89KVS\r\n\x1a\nJRNL".to_vec();
-    bytes.extend_from_slice(&7u32.to_le_bytes());
-    let crc = crc32_ieee(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    bytes.extend_from_slice(&std::fs::read(&journal).expect("read"));
-    std::fs::write(&journal, &bytes).expect("write");
-
-    let run = TestServer::builder()
-        .args(["--data-dir", dir.arg()])
-        .run_to_exit(PATIENCE);
-    assert!(!run.status.success());
-    assert!(
-        run.stderr.contains("format version 7") && run.stderr.contains("newer kv-server"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        !run.stderr.contains("Accepting connections"),
-        "{}",
-        run.stderr
-    );
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|e| e.expect("entry").file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![journal.file_name().expect("name").to_owned()],
-        "no LOCK left"
-    );
-    assert_eq!(
-        std::fs::read(&journal).expect("reread"),
-        bytes,
-        "left as found"
-    );
-}
-
-/// CRC-32 (IEEE), bit by bit: a test's own check of the documented header layout.
-fn crc32_ieee(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// One writer of the crash test: PUTs distinct keys until the connection dies, recording
@@ -328,9 +217,9 @@ fn no_acknowledged_write_is_lost_when_the_server_is_killed_while_compacting() {
 /// Three rounds: 8 writers PUT distinct keys, the server is SIGKILLed at a random moment,
 /// then restarted and checked.
 fn kill_rounds(label: &str, extra_args: &[&str]) {
-    let dir = TempDir::new(label);
+    let dir = temp_dir(label);
     let start = || {
-        let mut args = vec!["--data-dir", dir.arg()];
+        let mut args = vec!["--data-dir", arg(dir.path())];
         args.extend_from_slice(extra_args);
         TestServer::start(&args)
     };
@@ -396,7 +285,7 @@ fn kill_rounds(label: &str, extra_args: &[&str]) {
 
 #[test]
 fn a_full_disk_is_answered_with_error_and_the_server_recovers_when_space_returns() {
-    let dir = TempDir::new("enospc");
+    let dir = temp_dir("enospc");
     let disk = SmallDisk::mount(dir.path(), "4m");
     let data = dir.path().join("data");
     let filler = dir.path().join("filler");

@@ -1,7 +1,7 @@
 //! KV mode (SPEC §4) over the real binary: the guide's session, every reply, pipelining,
 //! and what concurrent and crashing clients may not break.
 
-mod common;
+pub mod common;
 
 use std::thread;
 

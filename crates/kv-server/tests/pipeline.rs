@@ -2,7 +2,7 @@
 //! sees every earlier request of its connection, replies keep their order, and durable
 //! writes that arrive together share one sync.
 
-mod common;
+pub mod common;
 
 use std::path::Path;
 
