@@ -117,7 +117,11 @@ fn a_disk_that_fills_in_a_pipeline_keeps_the_replies_in_order_and_only_the_ok_wr
                 assert_eq!(get, format!("{value}\r\n").into_bytes(), "{key}");
                 assert_eq!(client.read_line(), b"OK\r\n");
             } else {
-                assert_eq!(String::from_utf8_lossy(&put), "ERROR disk full\r\n", "{key}");
+                assert_eq!(
+                    String::from_utf8_lossy(&put),
+                    "ERROR disk full\r\n",
+                    "{key}"
+                );
                 // The GET after a failed PUT finds no value.
                 assert_eq!(get, b"\r\n");
                 assert_eq!(client.read_line(), b"OK\r\n");

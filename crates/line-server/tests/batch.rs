@@ -1,14 +1,13 @@
 //! The lines that arrived together are one batch: a session hears when the batch ends, so
 //! it can finish deferred work (queued writes) and still answer in request order.
 
+pub mod common;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::BytesMut;
-use line_server::{bind, serve, Flow, Protocol, ServerConfig, Session};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
+use common::start;
+use line_server::{Flow, Protocol, ServerConfig, Session};
 
 /// Answers nothing per line; at the end of each batch, how many lines it held.
 struct Counting;
@@ -37,33 +36,14 @@ impl Session for CountingSession {
     }
 }
 
-async fn counting_server(config: ServerConfig) -> (SocketAddr, CancellationToken) {
-    let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move { serve(listener, &config, Counting, token).await });
-    (addr, shutdown)
-}
-
-async fn read_exactly(client: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut reply = vec![0; n];
-    tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut reply))
-        .await
-        .expect("a reply in time")
-        .expect("read");
-    reply
-}
-
 #[tokio::test]
 async fn lines_sent_in_one_write_end_in_one_batch() {
-    let (addr, shutdown) = counting_server(ServerConfig::default()).await;
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    client.write_all(b"a\nb\nc\n").await.expect("write");
-    assert_eq!(read_exactly(&mut client, 2).await, b"3\n");
-    client.write_all(b"d\n").await.expect("write");
-    assert_eq!(read_exactly(&mut client, 2).await, b"1\n");
-    shutdown.cancel();
+    let server = start(Counting, ServerConfig::default());
+    let mut client = server.connect().await;
+    client.send(b"a\nb\nc\n").await;
+    client.expect(b"3\n").await;
+    client.send(b"d\n").await;
+    client.expect(b"1\n").await;
 }
 
 #[tokio::test]
@@ -72,19 +52,10 @@ async fn a_batch_ends_before_the_line_too_long_error() {
         max_line_bytes: 16,
         ..ServerConfig::default()
     };
-    let (addr, shutdown) = counting_server(config).await;
-    let mut client = TcpStream::connect(addr).await.expect("connect");
-    client.write_all(b"a\nb\n").await.expect("write");
-    client.write_all(&[b'x'; 64]).await.expect("write");
-    let mut replies = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut replies))
-        .await
-        .expect("closed in time")
-        .expect("read");
+    let server = start(Counting, config);
+    let mut client = server.connect().await;
+    client.send(b"a\nb\n").await;
+    client.send(&[b'x'; 64]).await;
     // Whether or not "a" and "b" arrive in the same read as the long line.
-    assert_eq!(
-        String::from_utf8_lossy(&replies),
-        "2\nERROR line too long\r\n"
-    );
-    shutdown.cancel();
+    assert_eq!(client.read_to_end().await, b"2\nERROR line too long\r\n");
 }
