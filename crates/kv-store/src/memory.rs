@@ -39,7 +39,7 @@ impl MemoryStore {
     }
 
     /// Synchronous `create`, for callers outside async code.
-    pub fn create_now(&self, name: &[u8]) {
+    pub(crate) fn create_now(&self, name: &[u8]) {
         if self.bucket_now(name).is_some() {
             return;
         }
@@ -54,7 +54,7 @@ impl MemoryStore {
     }
 
     /// Synchronous `bucket`.
-    pub fn bucket_now(&self, name: &[u8]) -> Option<MemoryBucket> {
+    pub(crate) fn bucket_now(&self, name: &[u8]) -> Option<MemoryBucket> {
         let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
         buckets.get(name).cloned()
     }
@@ -112,7 +112,7 @@ impl MemoryBucket {
 
     /// Synchronous `put`. Key and value are copied into their own allocations, so they
     /// never pin the connection's read buffer.
-    pub fn put_now(&self, key: &[u8], value: &[u8]) {
+    pub(crate) fn put_now(&self, key: &[u8], value: &[u8]) {
         let value = Bytes::copy_from_slice(value);
         let hash = self.hash(key);
         let mut shard = self
@@ -128,7 +128,7 @@ impl MemoryBucket {
     }
 
     /// Synchronous `get`: a reference-count increment, no copy.
-    pub fn get_now(&self, key: &[u8]) -> Option<Bytes> {
+    pub(crate) fn get_now(&self, key: &[u8]) -> Option<Bytes> {
         let hash = self.hash(key);
         let shard = self
             .shard(hash)
@@ -143,7 +143,7 @@ impl MemoryBucket {
     /// shard's read lock, and says whether there was one. Cheaper than `get_now` when the
     /// value is only going to be copied: no reference count is touched, so readers on
     /// other cores do not contend on the value's counter.
-    pub fn get_into_now(&self, key: &[u8], out: &mut BytesMut) -> bool {
+    pub(crate) fn get_into_now(&self, key: &[u8], out: &mut BytesMut) -> bool {
         let hash = self.hash(key);
         let shard = self
             .shard(hash)
@@ -159,7 +159,7 @@ impl MemoryBucket {
     }
 
     /// Synchronous `delete`.
-    pub fn delete_now(&self, key: &[u8]) {
+    pub(crate) fn delete_now(&self, key: &[u8]) {
         let hash = self.hash(key);
         let mut shard = self
             .shard(hash)
@@ -171,16 +171,11 @@ impl MemoryBucket {
     }
 
     /// Number of keys (takes every shard's lock in turn; for tests and stats).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
             .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
-    }
-
-    /// Whether the bucket holds no key.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -239,7 +234,7 @@ impl Pipeline for MemoryPipeline {
 /// Reading a whole store, shard by shard: what a durable snapshot is made from.
 impl MemoryStore {
     /// Every bucket with its name (a point-in-time list; buckets are never removed).
-    pub fn buckets(&self) -> Vec<(Bytes, MemoryBucket)> {
+    pub(crate) fn buckets(&self) -> Vec<(Bytes, MemoryBucket)> {
         let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
         buckets
             .iter()
@@ -250,13 +245,13 @@ impl MemoryStore {
 
 impl MemoryBucket {
     /// Number of shards, for [`Self::visit_shard`].
-    pub fn shard_count(&self) -> usize {
+    pub(crate) fn shard_count(&self) -> usize {
         self.shards.len()
     }
 
     /// Calls `visit` with every key and value of shard `index` (0..[`Self::shard_count`]),
     /// under that shard's read lock only, so writers to other shards never wait for it.
-    pub fn visit_shard(&self, index: usize, mut visit: impl FnMut(&[u8], &[u8])) {
+    pub(crate) fn visit_shard(&self, index: usize, mut visit: impl FnMut(&[u8], &[u8])) {
         let Some(shard) = self.shards.get(index) else {
             return;
         };

@@ -2,7 +2,7 @@
 //! drives each the same way: byte-string keys, `Bytes` values, a GET returns a cheap
 //! clone of the stored value (as kv-store's does), a PUT overwrites in place.
 //!
-//! Run `cargo bench --manifest-path crates/store-bench/Cargo.toml`; results and the
+//! Run `cargo bench -p store-bench`; results and the
 //! decision they support are in BENCHMARKS.md.
 
 use std::collections::HashMap;
@@ -10,6 +10,8 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use foldhash::fast::RandomState;
+use futures_util::FutureExt;
+use kv_store::{Bucket, Store};
 
 /// What the benchmark needs of a concurrent map.
 pub trait Candidate: Send + Sync {
@@ -71,27 +73,35 @@ impl Candidate for RwLockMap {
     }
 }
 
-/// What kv-server uses: kv-store's sharded `RwLock<HashMap>` bucket, through its
-/// synchronous API.
+/// What kv-server uses: kv-store's in-memory bucket (sharded hash tables behind `RwLock`s),
+/// through the `Bucket` seam as the server calls it. Its futures are ready at once, so
+/// `now_or_never` runs them to completion without a runtime.
 pub struct KvStoreBucket(pub kv_store::memory::MemoryBucket);
 
 impl Default for KvStoreBucket {
     fn default() -> Self {
         let store = kv_store::MemoryStore::new();
-        store.create_now(b"bench");
-        match store.bucket_now(b"bench") {
-            Some(bucket) => Self(bucket),
-            None => unreachable!("the bucket was just created"),
+        let bucket = store
+            .create(b"bench")
+            .now_or_never()
+            .and_then(|_| store.bucket(b"bench").now_or_never());
+        match bucket {
+            Some(Ok(Some(bucket))) => Self(bucket),
+            _ => unreachable!("the in-memory store creates and finds a bucket at once"),
         }
     }
 }
 
 impl Candidate for KvStoreBucket {
     fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0.get_now(key)
+        self.0
+            .get(key)
+            .now_or_never()
+            .and_then(Result::ok)
+            .flatten()
     }
     fn put(&self, key: &[u8], value: &[u8]) {
-        self.0.put_now(key, value);
+        let _ = self.0.put(key, value).now_or_never();
     }
 }
 

@@ -118,7 +118,8 @@ mod tests {
 
     fn session() -> KvSession<MemoryStore> {
         let store = MemoryStore::new();
-        store.create_now(b"b");
+        let created = store.create(b"b").now_or_never();
+        assert_eq!(created, Some(Ok(())), "memory store is ready at once");
         Kv::new(store).open_session("127.0.0.1:1".parse().expect("address"))
     }
 
