@@ -1,4 +1,5 @@
-//! Which lines are HTTP, not requests: [`crate::Parsed::CrossProtocol`] (SPEC §4).
+//! Which lines are HTTP, not requests: [`crate::Parsed::CrossProtocol`] (PROTOCOL.md, "KV
+//! mode").
 //!
 //! Why it is grammar: any web page a user opens can make their browser `POST` to
 //! `127.0.0.1:4040` with a `text/plain` body of kv requests. A line protocol that answers

@@ -1,4 +1,5 @@
-//! kv-protocol: the KV wire grammar of kv-server (SPEC §4), once, for everyone who speaks
+//! kv-protocol: the KV wire grammar of kv-server (PROTOCOL.md, "KV mode"), once, for everyone
+//! who speaks
 //! it. The server parses requests and encodes replies with it; the client and the load
 //! generator encode requests and decode replies with the same types, as mini-redis's
 //! `cmd::Get` is both its server's parser and its client's encoder. Pure: no I/O, no
@@ -13,7 +14,8 @@
 //! - [`words`]: the separator rule (runs of spaces and tabs), [`MAX_WORDS`], and which
 //!   byte strings can be a word at all ([`check_word`]).
 //! - `cross_protocol`: which lines are HTTP, not requests ([`Parsed::CrossProtocol`]).
-//! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of SPEC §4) and
+//! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md, "KV
+//! mode") and
 //!   decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
 //!
 //! # Example

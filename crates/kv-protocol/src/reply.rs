@@ -9,7 +9,8 @@ use bytes::BufMut;
 
 use crate::Verb;
 
-/// Every reply of SPEC §4. (A line of HTTP gets none: the connection is closed instead.)
+/// Every reply of PROTOCOL.md, "KV mode". (A line of HTTP gets none: the connection is closed
+/// instead.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply<'a> {
     /// `OK`: a CREATE, PUT, DELETE or QUIT was carried out.
@@ -64,7 +65,7 @@ impl<'a> Reply<'a> {
     /// line passed its length limit (also written by the server machinery).
     pub const LINE_TOO_LONG: Reply<'static> = Reply::Error(b"line too long");
 
-    /// Appends the reply's exact wire bytes (SPEC §4) to `out`.
+    /// Appends the reply's exact wire bytes (PROTOCOL.md, "KV mode") to `out`.
     pub fn encode(&self, out: &mut impl BufMut) {
         match self {
             Reply::Ok => out.put_slice(b"OK\r\n"),

@@ -1,6 +1,6 @@
 //! The verb: a request's first word, which says what it asks.
 
-/// What a request asks (SPEC §4). Parsed in any case; encoded in upper case.
+/// What a request asks (PROTOCOL.md, "KV mode"). Parsed in any case; encoded in upper case.
 ///
 /// It is also what a reply decoder must be told ([`crate::Reply::decode`]): the reply to a
 /// GET is a value line then `OK`, and a value line carries no marker.

@@ -1,4 +1,5 @@
-//! Running it (SPEC §2): flags, environment variables, the bind log line, and refusing
+//! Running it (README, "Configuration"): flags, environment variables, the bind log line, and
+//! refusing
 //! to start on bad input.
 
 pub mod common;

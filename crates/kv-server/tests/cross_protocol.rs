@@ -1,4 +1,5 @@
-//! Cross-protocol requests (SPEC §4) over the real binary: a web page that makes a browser
+//! Cross-protocol requests (PROTOCOL.md, "KV mode") over the real binary: a web page that makes
+//! a browser
 //! `POST` kv requests to the kv port gets the connection closed before its body runs.
 
 pub mod common;
@@ -161,7 +162,8 @@ fn the_warning_names_the_peer_and_a_second_offender_within_the_minute_is_not_log
 
 #[test]
 fn echo_mode_still_echoes_http_lines_byte_for_byte() {
-    // SPEC §3: echo mode echoes every line; the cross-protocol rule is KV mode's (§4).
+    // PROTOCOL.md, "Echo mode": echo mode echoes every line; the cross-protocol rule is KV
+    // mode's (§4).
     let server = TestServer::echo(&[]);
     let mut c = server.connect();
     c.echo(b"POST / HTTP/1.1\r\n");

@@ -1,4 +1,5 @@
-//! Durable mode (SPEC §7): `--data-dir` keeps every acknowledged write, across clean
+//! Durable mode (README, "Durable mode"): `--data-dir` keeps every acknowledged write, across
+//! clean
 //! restarts, `kill -9` at any instant, and a full disk. Directories of other format
 //! versions are in `format_versions.rs`.
 

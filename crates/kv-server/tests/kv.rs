@@ -1,4 +1,5 @@
-//! KV mode (SPEC §4) over the real binary: the guide's session, every reply, pipelining,
+//! KV mode (PROTOCOL.md, "KV mode") over the real binary: the guide's session, every reply,
+//! pipelining,
 //! and what concurrent and crashing clients may not break.
 
 pub mod common;

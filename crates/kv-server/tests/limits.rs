@@ -1,4 +1,5 @@
-//! Limits through the binary (SPEC §2, §5): the flags and environment variables that set
+//! Limits through the binary (README, "Configuration", §5): the flags and environment variables
+//! that set
 //! them, and running out of file descriptors (a process with its own `prlimit`). How each
 //! limit behaves is tested in-process in `crates/line-server/tests/limits.rs` and
 //! `bounded_memory.rs`.

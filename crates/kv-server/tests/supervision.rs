@@ -1,4 +1,5 @@
-//! Supervision through the binary (SPEC §5, §6): the `--debug-commands` flag and its
+//! Supervision through the binary (README, "Behaviour under failure", §6): the
+//! `--debug-commands` flag and its
 //! environment variable, and the escalation that ends the process with an error status
 //! and a clear log line. How connections and the acceptor are supervised is tested
 //! in-process in `crates/line-server/tests/supervision.rs`.

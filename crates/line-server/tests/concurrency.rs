@@ -1,4 +1,5 @@
-//! Many clients at once (SPEC §5): each client has its own task, so nobody waits for
+//! Many clients at once (README, "Behaviour under failure"): each client has its own task, so
+//! nobody waits for
 //! anybody else. A server serving one client at a time fails every test here.
 
 pub mod common;

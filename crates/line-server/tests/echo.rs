@@ -1,4 +1,5 @@
-//! Echo over the machinery (SPEC §3): the seed's server, byte for byte, over real sockets;
+//! Echo over the machinery (PROTOCOL.md, "Echo mode"): the seed's server, byte for byte, over
+//! real sockets;
 //! clients that leave at any moment disturb nobody.
 
 pub mod common;

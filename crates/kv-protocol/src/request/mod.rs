@@ -2,7 +2,8 @@
 //! the bench's side), by the same types. One file per command with words.
 //!
 //! Parsing looks at nothing but the line, so a wrong number of words is `UNKNOWN COMMAND`
-//! whether or not the bucket exists (SPEC §4). A line of HTTP is a parse result of its own
+//! whether or not the bucket exists (PROTOCOL.md, "KV mode"). A line of HTTP is a parse result
+//! of its own
 //! ([`Parsed::CrossProtocol`]), looked for only among lines that are no request.
 
 mod create;
@@ -20,7 +21,8 @@ use bytes::BufMut;
 use crate::words::{self, check_word, InvalidWord, MAX_WORDS};
 use crate::{cross_protocol, Verb};
 
-/// One request of SPEC §4. Borrows its words: from the line it was parsed from, or from
+/// One request of PROTOCOL.md, "KV mode". Borrows its words: from the line it was parsed from,
+/// or from
 /// whoever built it to encode it. Copying one copies a few slices, never bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
@@ -44,7 +46,8 @@ pub enum Parsed<'a> {
     /// A valid request.
     Request(Request<'a>),
     /// Not a request: a line of HTTP, from a web browser or HTTP client talking to the
-    /// wrong port (maybe sent by a hostile web page). SPEC §4: the connection is closed
+    /// wrong port (maybe sent by a hostile web page). PROTOCOL.md, "KV mode": the connection is
+    /// closed
     /// without a reply, so that nothing after this line runs.
     CrossProtocol,
     /// Anything else — unknown verb, wrong number of words, empty line — answered
@@ -374,7 +377,8 @@ mod tests {
         assert_eq!(Request::Ping.validate(), Ok(()));
     }
 
-    /// What SPEC §4 says, written as plainly as possible: the oracle for the parser.
+    /// What PROTOCOL.md, "KV mode" says, written as plainly as possible: the oracle for the
+    /// parser.
     fn reference(line: &[u8]) -> Option<&'static str> {
         let words: Vec<&[u8]> = line
             .split(|b| *b == b' ' || *b == b'\t')
@@ -436,7 +440,8 @@ mod tests {
     }
 
     proptest! {
-        /// The parser agrees with the plain reading of SPEC §4: a valid request is never
+        /// The parser agrees with the plain reading of PROTOCOL.md, "KV mode": a valid request
+        /// is never
         /// cross-protocol, and a line is cross-protocol exactly when it is no request and
         /// starts with `POST`/`Host:` or ends with `HTTP/...`.
         #[test]

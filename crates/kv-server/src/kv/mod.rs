@@ -1,4 +1,4 @@
-//! KV mode: the bucket protocol of SPEC §4 over any [`Store`].
+//! KV mode: the bucket protocol of PROTOCOL.md, "KV mode" over any [`Store`].
 //!
 //! A line is parsed into a typed request before anything is looked up, the request is
 //! applied to the store, and its reply is encoded. The grammar — parsing, the cross-protocol
@@ -52,7 +52,8 @@ pub struct KvSession<S: Store> {
     last_bucket: Option<(Bytes, S::Bucket)>,
     /// Writes of this batch on their way to the store together (`apply.rs`).
     pipeline: S::Pipeline,
-    /// The client's address, for the cross-protocol warning (SPEC §4), which must name it.
+    /// The client's address, for the cross-protocol warning (PROTOCOL.md, "KV mode"), which
+    /// must name it.
     peer: SocketAddr,
 }
 
@@ -154,7 +155,7 @@ mod tests {
 
     proptest! {
         /// Any line at all gets exactly one reply, or none and the connection is closed
-        /// (a line of HTTP, SPEC §4); never a panic.
+        /// (a line of HTTP, PROTOCOL.md, "KV mode"); never a panic.
         #[test]
         fn any_line_gets_exactly_one_reply_or_a_silent_close(line in proptest::collection::vec(
             prop_oneof![Just(b' '), Just(b'\t'), Just(b'\r'), any::<u8>()], 0..48,
