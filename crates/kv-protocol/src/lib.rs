@@ -14,9 +14,8 @@
 //! - [`words`]: the separator rule (runs of spaces and tabs), [`MAX_WORDS`], and which
 //!   byte strings can be a word at all ([`check_word`]).
 //! - `cross_protocol`: which lines are HTTP, not requests ([`Parsed::CrossProtocol`]).
-//! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md, "KV
-//! mode") and
-//!   decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
+//! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md,
+//!   "KV mode") and decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
 //!
 //! # Example
 //! ```
