@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Durable writes side by side: kv-server --data-dir (OK only after fdatasync, group
-# commit) against redis-server --appendonly yes --appendfsync always, 100% PUT/SET,
-# 1 and 50 connections, alternating, ROUNDS rounds. Writes its section of BENCHMARKS.md
+# commit) against redis-server --appendonly yes --appendfsync always, 100% PUT/SET, in
+# four shapes (connections x requests in flight: 1x1, 1x32, 50x1, 50x32), alternating,
+# ROUNDS rounds. Writes its section of BENCHMARKS.md
 # (between the durable.sh markers) and bench/results/durable.jsonl.
 #
 #   bash bench/durable.sh
@@ -63,15 +64,17 @@ start_server() {
 }
 
 mkdir -p "$(dirname "$RESULTS")"; : >"$RESULTS"
+SHAPES=${SHAPES:-1x1 1x32 50x1 50x32}
 for round in $(seq "$ROUNDS"); do
-  for conns in 1 50; do
+  for shape in $SHAPES; do
+    conns=${shape%x*}; pipeline=${shape#*x}
     for server in kv-server redis-aof-always; do
       start_server "$server"
       proto=kv; [[ $server == redis* ]] && proto=redis
-      log "round $round: $server, $conns conns"
+      log "round $round: $server, $conns conns x $pipeline in flight"
       "$BIN/kv-bench" --proto "$proto" --label "$server" --addr "127.0.0.1:$PORT" --conns "$conns" \
-        --pipeline 1 --duration "$DURATION" --warmup "$WARMUP" --value-size 16 --keys 10000 \
-        --get-ratio 0 --server-pid "$PID" --json >>"$RESULTS"
+        --pipeline "$pipeline" --duration "$DURATION" --warmup "$WARMUP" --value-size 16 \
+        --keys 10000 --get-ratio 0 --server-pid "$PID" --json >>"$RESULTS"
       stop_all
     done
   done
@@ -80,25 +83,35 @@ done
 section=$(python3 - "$RESULTS" "$ROUNDS" "$DURATION" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def med(label, conns, key):
-    vals = [r[key] for r in rows if r["label"] == label and r["conns"] == conns]
-    return statistics.median(vals) if vals else float("nan"), vals
+def runs(label, conns, pipeline):
+    return [r for r in rows if r["label"] == label and r["conns"] == conns and r["pipeline"] == pipeline]
+def cpu_us(r):
+    # Server CPU per write: the share of one core the server used, over the writes it did.
+    return r["cpu"]["server"] / 100 * 1e6 / r["ops_per_sec"]
 print("### Durable writes (100% PUT, sync before every acknowledgement)\n")
 print(f"`bash bench/durable.sh` ({sys.argv[2]} rounds of {sys.argv[3]} s, servers alternating, fresh data each run):")
 print("kv-server `--data-dir DIR` (default `--fsync always`) against "
       "`redis-server --appendonly yes --appendfsync always`; load "
-      "`kv-bench --proto kv|redis --conns C --pipeline 1 --get-ratio 0 --value-size 16 --keys 10000`.\n")
-print("| conns | server | ops/s, median (all rounds) | p99 µs | errors | ÷ redis |")
-print("|---|---|---|---|---|---|")
-for conns in (1, 50):
-    redis, _ = med("redis-aof-always", conns, "ops_per_sec")
+      "`kv-bench --proto kv|redis --conns C --pipeline P --get-ratio 0 --value-size 16 --keys 10000`, "
+      "on the same 2 cores as the servers. Server CPU per write is the server's CPU time "
+      "(from /proc) over the writes it acknowledged.\n")
+print("| conns × in flight | server | writes/s, median (all rounds) | server CPU µs/write | p99 µs | errors | ÷ redis |")
+print("|---|---|---|---|---|---|---|")
+shapes = sorted({(r["conns"], r["pipeline"]) for r in rows})
+for conns, pipeline in shapes:
+    redis = runs("redis-aof-always", conns, pipeline)
+    redis_ops = statistics.median(r["ops_per_sec"] for r in redis) if redis else float("nan")
     for label in ("kv-server", "redis-aof-always"):
-        ops, vals = med(label, conns, "ops_per_sec")
-        p99 = [r["latency"]["p99_us"] for r in rows if r["label"] == label and r["conns"] == conns]
-        errs = sum(r["errors"] for r in rows if r["label"] == label and r["conns"] == conns)
-        ratio = f"{ops / redis:.2f}×" if label == "kv-server" else ""
-        print(f"| {conns} | {label} | {ops:,.0f} ({', '.join(f'{v:,.0f}' for v in vals)}) | "
-              f"{statistics.median(p99):,.0f} | {errs} | {ratio} |")
+        these = runs(label, conns, pipeline)
+        if not these:
+            continue
+        ops = statistics.median(r["ops_per_sec"] for r in these)
+        cpu = statistics.median(cpu_us(r) for r in these)
+        p99 = statistics.median(r["latency"]["p99_us"] for r in these)
+        errs = sum(r["errors"] for r in these)
+        ratio = f"{ops / redis_ops:.2f}×" if label == "kv-server" else ""
+        vals = ", ".join(f"{r['ops_per_sec']:,.0f}" for r in these)
+        print(f"| {conns} × {pipeline} | {label} | {ops:,.0f} ({vals}) | {cpu:.1f} | {p99:,.0f} | {errs} | {ratio} |")
 PY
 )
 python3 - "$OUT" "$section" <<'PY'

@@ -132,11 +132,13 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
     );
 }
 
-/// One writer of the crash test: PUTs distinct keys until the connection dies, recording
+/// One writer of the crash test: PUTs distinct keys, `depth` per write (pipelined), until
+/// the connection dies, recording
 /// which got `OK`. Every key it tried is in `attempted`.
 fn crash_writer(
     port: u16,
     prefix: String,
+    depth: usize,
     acked: Arc<Mutex<Vec<(String, String)>>>,
     attempted: Arc<Mutex<HashMap<String, String>>>,
     stop: Arc<AtomicBool>,
@@ -150,26 +152,35 @@ fn crash_writer(
         Err(_) => return,
     };
     let mut reader = BufReader::new(stream);
-    for i in 0u64.. {
+    for batch in 0u64.. {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let (key, value) = (format!("{prefix}-{i}"), format!("v{i}-{prefix}"));
+        // `depth` PUTs in one write (a pipeline), then their `depth` replies.
+        let writes: Vec<(String, String)> = (0..depth as u64)
+            .map(|i| {
+                let n = batch * depth as u64 + i;
+                (format!("{prefix}-{n}"), format!("v{n}-{prefix}"))
+            })
+            .collect();
         attempted
             .lock()
             .expect("lock")
-            .insert(key.clone(), value.clone());
-        if writer
-            .write_all(format!("PUT crash {key} {value}\r\n").as_bytes())
-            .is_err()
-        {
+            .extend(writes.iter().cloned());
+        let requests: String = writes
+            .iter()
+            .map(|(key, value)| format!("PUT crash {key} {value}\r\n"))
+            .collect();
+        if writer.write_all(requests.as_bytes()).is_err() {
             return;
         }
-        let mut reply = String::new();
-        match reader.read_line(&mut reply) {
-            Ok(_) if reply == "OK\r\n" => acked.lock().expect("lock").push((key, value)),
-            Ok(0) | Err(_) => return,
-            Ok(_) => panic!("unexpected reply to a PUT: {reply:?}"),
+        for write in writes {
+            let mut reply = String::new();
+            match reader.read_line(&mut reply) {
+                Ok(_) if reply == "OK\r\n" => acked.lock().expect("lock").push(write),
+                Ok(0) | Err(_) => return,
+                Ok(_) => panic!("unexpected reply to a PUT: {reply:?}"),
+            }
         }
     }
 }
@@ -239,9 +250,10 @@ fn kill_rounds(label: &str, extra_args: &[&str]) {
                     attempted.clone(),
                     stop.clone(),
                 );
-                thread::spawn(move || {
-                    crash_writer(port, format!("r{round}w{w}"), acked, attempted, stop)
-                })
+                // Half the writers pipeline 16 PUTs per write, half send one at a time.
+                let depth = if w % 2 == 0 { 1 } else { 16 };
+                let prefix = format!("r{round}w{w}");
+                thread::spawn(move || crash_writer(port, prefix, depth, acked, attempted, stop))
             })
             .collect();
         thread::sleep(random_ms(150, 600));
