@@ -133,8 +133,7 @@ fn a_corrupted_data_dir_stops_start_up_with_a_clear_message() {
 }
 
 /// One writer of the crash test: PUTs distinct keys, `depth` per write (pipelined), until
-/// the connection dies, recording
-/// which got `OK`. Every key it tried is in `attempted`.
+/// the connection dies, recording which got `OK`. Every key it tried is in `attempted`.
 fn crash_writer(
     port: u16,
     prefix: String,
