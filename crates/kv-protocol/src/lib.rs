@@ -1,9 +1,8 @@
-//! kv-protocol: the KV wire grammar of kv-server (PROTOCOL.md, "KV mode"), once, for everyone
-//! who speaks
-//! it. The server parses requests and encodes replies with it; the client and the load
-//! generator encode requests and decode replies with the same types, as mini-redis's
-//! `cmd::Get` is both its server's parser and its client's encoder. Pure: no I/O, no
-//! store, no runtime — bytes in, values out, and back.
+//! kv-protocol: the KV wire grammar of kv-server (PROTOCOL.md, "KV mode"), once, for
+//! everyone who speaks it. The server parses requests and encodes replies with it; the
+//! client and the load generator encode requests and decode replies with the same types, as
+//! mini-redis's `cmd::Get` is both its server's parser and its client's encoder. Pure: no
+//! I/O, no store, no runtime — bytes in, values out, and back.
 //!
 //! # Layout
 //! - [`request`]: [`Request`] — parsed from a line ([`Request::parse`], borrowing its

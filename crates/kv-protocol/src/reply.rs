@@ -9,8 +9,8 @@ use bytes::BufMut;
 
 use crate::Verb;
 
-/// Every reply of PROTOCOL.md, "KV mode". (A line of HTTP gets none: the connection is closed
-/// instead.)
+/// Every reply of PROTOCOL.md, "KV mode". (A line of HTTP gets none: the connection is
+/// closed instead.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply<'a> {
     /// `OK`: a CREATE, PUT, DELETE or QUIT was carried out.

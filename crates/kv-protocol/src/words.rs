@@ -1,9 +1,8 @@
 //! Words: how a line splits into them, and which byte strings can be one.
 //!
 //! PROTOCOL.md, "KV mode": a line is split on runs of spaces and tabs, leading and trailing
-//! ones ignored;
-//! bucket names, keys and values are case-sensitive opaque byte strings without
-//! whitespace.
+//! ones ignored; bucket names, keys and values are case-sensitive opaque byte strings
+//! without whitespace.
 
 use std::fmt;
 

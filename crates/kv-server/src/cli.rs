@@ -3,6 +3,7 @@
 //! or from `settings.rs`, so each is written once.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -93,10 +94,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     compact_after_mib: u64,
 
-    /// Runtime worker threads (default: one per core). One can be faster when the
-    /// clients run on the same few cores as the server.
-    #[arg(long, env = "KV_WORKERS", value_parser = clap::value_parser!(u64).range(1..1025))]
-    workers: Option<u64>,
+    /// Event loops serving connections, each a single-threaded runtime on its own thread; a
+    /// connection stays on one loop for life. Default: one per core.
+    #[arg(long, env = "KV_WORKERS", value_parser = clap::value_parser!(u64).range(1..1025),
+          default_value_t = SERVER.event_loops.map_or(1, |n| n.get() as u64))]
+    workers: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,6 +153,9 @@ impl Cli {
                 shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
                 max_restarts: self.max_restarts,
                 max_restart_window: Duration::from_secs(self.max_restart_window_secs),
+                event_loops: usize::try_from(self.workers)
+                    .ok()
+                    .and_then(NonZeroUsize::new),
             },
             debug_commands: self.debug_commands,
             data_dir: self.data_dir,
@@ -161,7 +166,6 @@ impl Cli {
                 },
                 compact_after_bytes: self.compact_after_mib << 20,
             },
-            workers: self.workers.and_then(|n| usize::try_from(n).ok()),
         }
     }
 }

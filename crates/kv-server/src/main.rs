@@ -55,11 +55,12 @@ fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
         return ExitCode::from(2);
     }
     limits::raise_open_file_limit(settings.server.max_connections);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = settings.workers {
-        builder.worker_threads(workers);
-    }
-    let runtime = match builder.enable_all().build() {
+    // The acceptor, signals and storage's shutdown run here; connections run on the
+    // machinery's event loops (`--workers`), so one thread is all this runtime needs.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             fatal(logs, &format!("cannot start the runtime: {e}"));

@@ -36,8 +36,6 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// How durable mode syncs and compacts.
     pub durable: DurableOptions,
-    /// Runtime worker threads; `None` is one per core.
-    pub workers: Option<usize>,
 }
 
 /// The port the seed's server listens on.

@@ -1,6 +1,5 @@
-//! Running it (README, "Configuration"): flags, environment variables, the bind log line, and
-//! refusing
-//! to start on bad input.
+//! Running it (README, "Configuration"): flags, environment variables, the bind log line,
+//! and refusing to start on bad input.
 
 pub mod common;
 
@@ -314,7 +313,7 @@ fn assert_refused_to_start(run: &common::Finished, case: &str, setting: &str) {
 }
 
 #[test]
-fn workers_sets_the_number_of_runtime_threads() {
+fn workers_sets_the_number_of_event_loops() {
     let one = TestServer::start(&["--workers", "1"]);
     let three = TestServer::builder().env("KV_WORKERS", "3").start();
     // The main thread and the log writer, plus the workers.

@@ -1,8 +1,8 @@
-//! What the binary's log says about clients (PROTOCOL.md, "Echo mode", §5): a client leaving at
-//! any moment
-//! is an ordinary event, logged at debug level and never as a warning or an error; a
-//! panic while serving a client is an error that names the client's address. That the
-//! server goes on serving everybody else is tested in-process in `crates/line-server`.
+//! What the binary's log says about clients (PROTOCOL.md, "Echo mode", §5): a client
+//! leaving at any moment is an ordinary event, logged at debug level and never as a warning
+//! or an error; a panic while serving a client is an error that names the client's address.
+//! That the server goes on serving everybody else is tested in-process in
+//! `crates/line-server`.
 
 pub mod common;
 

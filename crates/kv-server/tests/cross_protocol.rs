@@ -1,6 +1,6 @@
-//! Cross-protocol requests (PROTOCOL.md, "KV mode") over the real binary: a web page that makes
-//! a browser
-//! `POST` kv requests to the kv port gets the connection closed before its body runs.
+//! Cross-protocol requests (PROTOCOL.md, "KV mode") over the real binary: a web page that
+//! makes a browser `POST` kv requests to the kv port gets the connection closed before its
+//! body runs.
 
 pub mod common;
 

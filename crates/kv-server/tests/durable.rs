@@ -1,7 +1,6 @@
-//! Durable mode (README, "Durable mode"): `--data-dir` keeps every acknowledged write, across
-//! clean
-//! restarts, `kill -9` at any instant, and a full disk. Directories of other format
-//! versions are in `format_versions.rs`.
+//! Durable mode (README, "Durable mode"): `--data-dir` keeps every acknowledged write,
+//! across clean restarts, `kill -9` at any instant, and a full disk. Directories of other
+//! format versions are in `format_versions.rs`.
 
 pub mod common;
 

@@ -1,6 +1,5 @@
 //! KV mode (PROTOCOL.md, "KV mode") over the real binary: the guide's session, every reply,
-//! pipelining,
-//! and what concurrent and crashing clients may not break.
+//! pipelining, and what concurrent and crashing clients may not break.
 
 pub mod common;
 

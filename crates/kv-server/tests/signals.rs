@@ -1,9 +1,8 @@
-//! Signals (README, "Behaviour under failure"): SIGINT/SIGTERM start a graceful shutdown that
-//! ends in exit status 0,
-//! also when busy connections had to be cut at `--shutdown-timeout-secs` (with a warning
-//! saying how many); a second signal exits at once, non-zero. The shutdown's order (the
-//! listener first, idle clients at once, requests in flight answered) is tested
-//! in-process in `crates/line-server/tests/shutdown*.rs`.
+//! Signals (README, "Behaviour under failure"): SIGINT/SIGTERM start a graceful shutdown
+//! that ends in exit status 0, also when busy connections had to be cut at
+//! `--shutdown-timeout-secs` (with a warning saying how many); a second signal exits at
+//! once, non-zero. The shutdown's order (the listener first, idle clients at once, requests
+//! in flight answered) is tested in-process in `crates/line-server/tests/shutdown*.rs`.
 
 pub mod common;
 

@@ -1,8 +1,7 @@
-//! Format versions (README, "Durable mode"): a directory written by an earlier format version
-//! is
-//! upgraded with every acknowledged write; one of a newer version, or one that is damaged
-//! or foreign, is refused and left exactly as it was. Every file written says what it is
-//! and its version.
+//! Format versions (README, "Durable mode"): a directory written by an earlier format
+//! version is upgraded with every acknowledged write; one of a newer version, or one that
+//! is damaged or foreign, is refused and left exactly as it was. Every file written says
+//! what it is and its version.
 
 pub mod common;
 

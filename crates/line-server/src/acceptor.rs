@@ -14,11 +14,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::connection::{Connection, ConnectionSettings};
+use crate::event_loops::{Connections, Placement};
 use crate::protocol::{replies, Protocol};
 use crate::throttle::Throttle;
 
@@ -35,30 +33,21 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) struct Acceptor<P> {
     /// The listening socket, shared across restarts.
     pub(crate) listener: Arc<TcpListener>,
-    /// Makes a session for each client.
-    pub(crate) protocol: Arc<P>,
     /// One permit per allowed concurrent client (`max_connections`).
     pub(crate) connection_slots: Arc<Semaphore>,
-    /// Tracks client tasks so shutdown can wait for them.
-    pub(crate) tracker: TaskTracker,
-    /// Cancelled when the server shuts down.
-    pub(crate) shutdown: CancellationToken,
-    /// Cancelled at the shutdown deadline: connections stop wherever they are.
-    pub(crate) hard_stop: CancellationToken,
-    /// Limits every connection enforces.
-    pub(crate) settings: Arc<ConnectionSettings>,
+    /// The protocol, limits, tokens and task tracker every connection is started with.
+    pub(crate) connections: Arc<Connections<P>>,
+    /// Where accepted clients are served: here, or on the event loops.
+    pub(crate) placement: Arc<Placement<P>>,
 }
 
 impl<P> Clone for Acceptor<P> {
     fn clone(&self) -> Self {
         Self {
             listener: self.listener.clone(),
-            protocol: self.protocol.clone(),
             connection_slots: self.connection_slots.clone(),
-            tracker: self.tracker.clone(),
-            shutdown: self.shutdown.clone(),
-            hard_stop: self.hard_stop.clone(),
-            settings: self.settings.clone(),
+            connections: self.connections.clone(),
+            placement: self.placement.clone(),
         }
     }
 }
@@ -108,12 +97,13 @@ impl<P: Protocol> Acceptor<P> {
         let mut backoff = MIN_BACKOFF;
         // Out of descriptors is logged at most once per interval, not once per attempt.
         let log = Throttle::new(ERROR_LOG_INTERVAL);
-        let hook = self.protocol.acceptor_hook();
+        let shutdown = &self.connections.shutdown;
+        let hook = self.connections.protocol.acceptor_hook();
         tokio::pin!(hook);
         loop {
             let accepted = tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return Ok(()),
                 () = &mut hook => return Err(io::Error::other("the protocol's acceptor hook fired")),
                 accepted = self.listener.accept() => accepted,
             };
@@ -133,7 +123,7 @@ impl<P: Protocol> Acceptor<P> {
                             );
                         }
                         tokio::select! {
-                            () = self.shutdown.cancelled() => return Ok(()),
+                            () = shutdown.cancelled() => return Ok(()),
                             () = tokio::time::sleep(backoff) => {}
                         }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -148,7 +138,7 @@ impl<P: Protocol> Acceptor<P> {
     fn start_connection(&self, stream: TcpStream, peer: SocketAddr) {
         let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
             debug!(peer = %peer, "refusing client: too many connections");
-            self.tracker.spawn(refuse(stream));
+            self.connections.tracker.spawn(refuse(stream));
             return;
         };
         // Replies are written in batches already; Nagle would only add latency.
@@ -156,18 +146,7 @@ impl<P: Protocol> Acceptor<P> {
             debug!(peer = %peer, "client gone before it was served: {e}");
             return;
         }
-        let session = self.protocol.open_session(peer);
-        let connection = Connection::new(
-            stream,
-            peer,
-            session,
-            self.settings.clone(),
-            (self.shutdown.clone(), self.hard_stop.clone()),
-            slot,
-        );
-        // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A
-        // panic ends this task only; `run` catches and logs it with the peer address.
-        self.tracker.spawn(connection.run());
+        self.placement.place(stream, peer, slot);
     }
 }
 

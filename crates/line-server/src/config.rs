@@ -4,6 +4,7 @@
 //! to serve is the protocol's. [`crate::serve`] refuses a config that cannot work.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// Limits, timeouts and restart intensity of one server. `Default` gives the documented
@@ -26,6 +27,11 @@ pub struct ServerConfig {
     pub max_restarts: u32,
     /// The window of `max_restarts` (OTP's `period`; default 5 s).
     pub max_restart_window: Duration,
+    /// Event loops connections run on: each a single-threaded runtime on a thread of its
+    /// own, a connection staying on one for life. Default: one per core
+    /// (`std::thread::available_parallelism`). `None` runs connections as tasks of the
+    /// runtime that calls [`crate::serve`] instead.
+    pub event_loops: Option<NonZeroUsize>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +44,7 @@ impl Default for ServerConfig {
             // OTP's supervisor defaults: intensity 3 within a period of 5 seconds.
             max_restarts: 3,
             max_restart_window: Duration::from_secs(5),
+            event_loops: Some(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
         }
     }
 }

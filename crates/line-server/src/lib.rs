@@ -8,6 +8,8 @@
 //! - [`server`]: [`serve`] — the tree and its shutdown order, with a deadline it keeps.
 //! - `supervisor`: OTP restart intensity for the acceptor; escalation.
 //! - `acceptor`: accept loop, connection limit, accept-error classes and back-off.
+//! - `event_loops`: one single-threaded runtime per core that connections live on, fed
+//!   by the acceptor (least loaded first).
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
 //!   shutdown.
 //! - `framing`: the pure line decoder (unit and property tested).
@@ -36,6 +38,7 @@ mod acceptor;
 pub mod config;
 mod connection;
 pub mod echo;
+mod event_loops;
 pub mod fault;
 mod framing;
 pub mod limits;

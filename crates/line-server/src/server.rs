@@ -23,6 +23,7 @@ use tracing::{info, warn};
 use crate::acceptor::Acceptor;
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
+use crate::event_loops::{self, Connections, Placement};
 use crate::protocol::Protocol;
 use crate::supervisor::{supervise, Escalation, RestartIntensity};
 
@@ -69,27 +70,57 @@ pub async fn serve<P: Protocol>(
     let port = listener.local_addr().map_err(ServeError::Io)?.port();
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
-    let acceptor = Acceptor {
-        listener: Arc::new(listener),
+    let connections = Arc::new(Connections {
         protocol: Arc::new(protocol),
-        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
-        tracker: tracker.clone(),
-        shutdown: shutdown.clone(),
-        hard_stop: hard_stop.clone(),
         settings: Arc::new(ConnectionSettings {
             max_line_bytes: config.max_line_bytes,
             idle_timeout: config.idle_timeout,
         }),
+        shutdown: shutdown.clone(),
+        hard_stop: hard_stop.clone(),
+        tracker: tracker.clone(),
+    });
+    let (placement, loop_threads) = match config.event_loops {
+        None => (Placement::Caller(Arc::clone(&connections)), Vec::new()),
+        Some(count) => {
+            let started =
+                event_loops::start(count, Arc::clone(&connections)).map_err(ServeError::Io)?;
+            (Placement::Loops(started.loops), started.threads)
+        }
     };
+    let acceptor = Acceptor {
+        listener: Arc::new(listener),
+        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+        connections,
+        placement: Arc::new(placement),
+    };
+    if let Some(loops) = config.event_loops {
+        info!("{loops} event loop(s) serve the connections");
+    }
     info!("Accepting connections on port {port}");
 
     let intensity = RestartIntensity::new(config.max_restarts, config.max_restart_window);
-    // The closure owns the only handle to the listener: when `supervise` returns, the
-    // socket closes and new connects are refused.
+    // The closure owns the only handles to the listener and the loops' queues: when
+    // `supervise` returns, the socket closes (new connects are refused) and the loops
+    // learn that no more clients will come.
     let supervised = supervise("acceptor", intensity, move || acceptor.clone().run()).await;
     shutdown.cancel();
     drain(&tracker, config.shutdown_timeout, &hard_stop).await;
+    join(loop_threads).await;
     supervised.map_err(ServeError::Escalated)
+}
+
+/// Waits for the event loops' threads, which end once their connections have.
+async fn join(threads: Vec<std::thread::JoinHandle<()>>) {
+    if threads.is_empty() {
+        return;
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    });
+    let _ = joined.await;
 }
 
 /// Lets connections finish what they received, for at most `deadline`; then stops the

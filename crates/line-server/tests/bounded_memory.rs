@@ -1,7 +1,6 @@
-//! Memory stays bounded under bad input (README, "Behaviour under failure"): a line that never
-//! ends, and a client
-//! that sends without ever reading its replies, are pushed back by TCP instead of being
-//! buffered by the server.
+//! Memory stays bounded under bad input (README, "Behaviour under failure"): a line that
+//! never ends, and a client that sends without ever reading its replies, are pushed back by
+//! TCP instead of being buffered by the server.
 //!
 //! The server runs in this process, so what it holds is measured exactly: a global
 //! allocator counts the bytes this test binary holds on the heap. The tests here take

@@ -1,6 +1,6 @@
-//! Many clients at once (README, "Behaviour under failure"): each client has its own task, so
-//! nobody waits for
-//! anybody else. A server serving one client at a time fails every test here.
+//! Many clients at once (README, "Behaviour under failure"): each client has its own task,
+//! so nobody waits for anybody else. A server serving one client at a time fails every test
+//! here.
 
 pub mod common;
 

@@ -1,6 +1,5 @@
-//! Echo over the machinery (PROTOCOL.md, "Echo mode"): the seed's server, byte for byte, over
-//! real sockets;
-//! clients that leave at any moment disturb nobody.
+//! Echo over the machinery (PROTOCOL.md, "Echo mode"): the seed's server, byte for byte,
+//! over real sockets; clients that leave at any moment disturb nobody.
 
 pub mod common;
 

@@ -1,8 +1,7 @@
-//! Fault injection (PROTOCOL.md, "Fault injection") as [`Faulty`] gives it around any protocol:
-//! `DEBUG SLEEP`
-//! replies `OK` after its nap and delays nobody else; anything that is not a well-formed
-//! `DEBUG` command goes to the wrapped protocol. The crashes it injects are in
-//! `supervision.rs`.
+//! Fault injection (PROTOCOL.md, "Fault injection") as [`Faulty`] gives it around any
+//! protocol: `DEBUG SLEEP` replies `OK` after its nap and delays nobody else; anything that
+//! is not a well-formed `DEBUG` command goes to the wrapped protocol. The crashes it
+//! injects are in `supervision.rs`.
 
 pub mod common;
 

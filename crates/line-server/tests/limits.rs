@@ -1,7 +1,6 @@
 //! Limits (README, "Behaviour under failure"): connection count, line length, idle clients.
-//! Memory under hostile
-//! clients is in `bounded_memory.rs`; running out of descriptors needs a process of its
-//! own (`prlimit`) and is tested through the binary.
+//! Memory under hostile clients is in `bounded_memory.rs`; running out of descriptors needs
+//! a process of its own (`prlimit`) and is tested through the binary.
 
 pub mod common;
 
@@ -10,9 +9,8 @@ use std::time::{Duration, Instant};
 use common::{client::show, start, PATIENCE};
 use line_server::{Echo, ServerConfig};
 
-/// The contract's exact bytes (README, "Configuration"), not the library's constants: a changed
-/// constant
-/// must fail here.
+/// The contract's exact bytes (README, "Configuration"), not the library's constants: a
+/// changed constant must fail here.
 const TOO_MANY: &[u8] = b"ERROR too many connections\r\n";
 const TOO_LONG: &[u8] = b"ERROR line too long\r\n";
 

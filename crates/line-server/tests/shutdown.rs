@@ -1,9 +1,8 @@
-//! Graceful shutdown in order (README, "Behaviour under failure"), as `serve` does it once its
-//! token is cancelled
-//! (the binary cancels it on SIGINT/SIGTERM): the listener closes first, idle clients are
-//! closed at once, requests in flight are answered, then `serve` returns. Busy connections
-//! cut at the deadline are in `deadline.rs`; lines racing the shutdown in
-//! `shutdown_drain.rs`; the signals themselves are tested through the binary.
+//! Graceful shutdown in order (README, "Behaviour under failure"), as `serve` does it once
+//! its token is cancelled (the binary cancels it on SIGINT/SIGTERM): the listener closes
+//! first, idle clients are closed at once, requests in flight are answered, then `serve`
+//! returns. Busy connections cut at the deadline are in `deadline.rs`; lines racing the
+//! shutdown in `shutdown_drain.rs`; the signals themselves are tested through the binary.
 
 pub mod common;
 

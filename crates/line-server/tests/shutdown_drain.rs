@@ -1,7 +1,7 @@
-//! README, "Behaviour under failure": at shutdown every complete line that reached the server
-//! before the signal is
-//! answered — including what still sits in a socket's receive buffer — on idle and busy
-//! connections alike. In-process, so a tight loop of shutdowns is cheap.
+//! README, "Behaviour under failure": at shutdown every complete line that reached the
+//! server before the signal is answered — including what still sits in a socket's receive
+//! buffer — on idle and busy connections alike. In-process, so a tight loop of shutdowns is
+//! cheap.
 
 pub mod common;
 

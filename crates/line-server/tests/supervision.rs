@@ -1,10 +1,9 @@
 //! Supervision (README, "Behaviour under failure"), with crashes injected by [`Faulty`]: a
-//! panicking connection
-//! ends only itself; a panicking acceptor is restarted on the same port while existing
-//! connections go on; past the restart intensity, `serve` gives up (OTP's escalation).
-//! What the binary logs about it (a panic naming the peer, a restart, giving up) and its
-//! exit status are tested through it, in `crates/kv-server/tests/client_logs.rs` and
-//! `supervision.rs`.
+//! panicking connection ends only itself; a panicking acceptor is restarted on the same
+//! port while existing connections go on; past the restart intensity, `serve` gives up
+//! (OTP's escalation). What the binary logs about it (a panic naming the peer, a restart,
+//! giving up) and its exit status are tested through it, in
+//! `crates/kv-server/tests/client_logs.rs` and `supervision.rs`.
 
 pub mod common;
 

@@ -2,9 +2,9 @@
 //! the bench's side), by the same types. One file per command with words.
 //!
 //! Parsing looks at nothing but the line, so a wrong number of words is `UNKNOWN COMMAND`
-//! whether or not the bucket exists (PROTOCOL.md, "KV mode"). A line of HTTP is a parse result
-//! of its own
-//! ([`Parsed::CrossProtocol`]), looked for only among lines that are no request.
+//! whether or not the bucket exists (PROTOCOL.md, "KV mode"). A line of HTTP is a parse
+//! result of its own ([`Parsed::CrossProtocol`]), looked for only among lines that are no
+//! request.
 
 mod create;
 mod delete;
@@ -21,9 +21,9 @@ use bytes::BufMut;
 use crate::words::{self, check_word, InvalidWord, MAX_WORDS};
 use crate::{cross_protocol, Verb};
 
-/// One request of PROTOCOL.md, "KV mode". Borrows its words: from the line it was parsed from,
-/// or from
-/// whoever built it to encode it. Copying one copies a few slices, never bytes.
+/// One request of PROTOCOL.md, "KV mode". Borrows its words: from the line it was parsed
+/// from, or from whoever built it to encode it. Copying one copies a few slices, never
+/// bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
     /// `CREATE bucket`
@@ -46,9 +46,8 @@ pub enum Parsed<'a> {
     /// A valid request.
     Request(Request<'a>),
     /// Not a request: a line of HTTP, from a web browser or HTTP client talking to the
-    /// wrong port (maybe sent by a hostile web page). PROTOCOL.md, "KV mode": the connection is
-    /// closed
-    /// without a reply, so that nothing after this line runs.
+    /// wrong port (maybe sent by a hostile web page). PROTOCOL.md, "KV mode": the
+    /// connection is closed without a reply, so that nothing after this line runs.
     CrossProtocol,
     /// Anything else — unknown verb, wrong number of words, empty line — answered
     /// `UNKNOWN COMMAND`.

@@ -1,5 +1,5 @@
-//! A line of HTTP on the kv port → no reply, the connection closed, a warning (PROTOCOL.md, "KV
-//! mode").
+//! A line of HTTP on the kv port → no reply, the connection closed, a warning (PROTOCOL.md,
+//! "KV mode").
 //!
 //! Which lines are HTTP is grammar, decided in `kv_protocol` (where the why is told:
 //! cross-protocol scripting from web pages); what the server does about one is here.

@@ -154,8 +154,8 @@ mod tests {
     }
 
     proptest! {
-        /// Any line at all gets exactly one reply, or none and the connection is closed
-        /// (a line of HTTP, PROTOCOL.md, "KV mode"); never a panic.
+        /// Any line at all gets exactly one reply, or none and the connection is closed (a
+        /// line of HTTP, PROTOCOL.md, "KV mode"); never a panic.
         #[test]
         fn any_line_gets_exactly_one_reply_or_a_silent_close(line in proptest::collection::vec(
             prop_oneof![Just(b' '), Just(b'\t'), Just(b'\r'), any::<u8>()], 0..48,

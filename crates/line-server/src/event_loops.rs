@@ -1,0 +1,185 @@
+//! Where a connection runs: on the caller's runtime, or on one of N event loops — each a
+//! single-threaded tokio runtime on its own thread — that a connection lives on for life.
+//!
+//! Why loops of their own: tokio's work-stealing scheduler wakes a sibling worker whenever
+//! more than one task is ready, which with many busy connections is nearly every poll —
+//! futex wakes and context switches on cores a load generator (or anything else) needs.
+//! Seastar, Dragonfly, Garnet and KeyDB run one loop per core instead, a request running to
+//! completion on the thread that read it, and tokio's maintainers point to one
+//! `current_thread` runtime per core for the same thing. The acceptor stays one supervised
+//! task; it hands each accepted socket to the least loaded loop (by live connections), which
+//! registers it with its own reactor. Nothing crosses loops per request; only the store is
+//! shared.
+
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::debug;
+
+use crate::connection::{Connection, ConnectionSettings};
+use crate::protocol::Protocol;
+
+/// Everything needed to start serving an accepted client, wherever it runs.
+pub(crate) struct Connections<P> {
+    pub(crate) protocol: Arc<P>,
+    pub(crate) settings: Arc<ConnectionSettings>,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled at the shutdown deadline.
+    pub(crate) hard_stop: CancellationToken,
+    /// Every connection task, on whichever runtime, so shutdown can wait for them all.
+    pub(crate) tracker: TaskTracker,
+}
+
+impl<P: Protocol> Connections<P> {
+    /// Starts `stream`'s task on the current runtime; `load` is told when it ends.
+    fn spawn(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        load: Option<LoadGuard>,
+    ) {
+        let session = self.protocol.open_session(peer);
+        let tokens = (self.shutdown.clone(), self.hard_stop.clone());
+        let connection =
+            Connection::new(stream, peer, session, self.settings.clone(), tokens, slot);
+        // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A panic
+        // ends this task only; `run` catches and logs it with the peer address.
+        let run = connection.run();
+        match load {
+            None => drop(self.tracker.spawn(run)),
+            Some(load) => drop(self.tracker.spawn(async move {
+                run.await;
+                drop(load);
+            })),
+        }
+    }
+}
+
+/// Where accepted clients go.
+pub(crate) enum Placement<P> {
+    /// Tasks on the runtime that runs [`crate::serve`].
+    Caller(Arc<Connections<P>>),
+    /// One of these loops each.
+    Loops(Arc<[Loop]>),
+}
+
+/// One event loop, as the acceptor sees it.
+pub(crate) struct Loop {
+    queue: mpsc::UnboundedSender<Accepted>,
+    /// Connections it serves now.
+    load: Arc<AtomicUsize>,
+}
+
+/// A client on its way to its loop: a std socket, to be registered with the loop's reactor.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    load: LoadGuard,
+}
+
+/// Counts a connection against its loop's load until dropped.
+struct LoadGuard(Arc<AtomicUsize>);
+
+impl Drop for LoadGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<P: Protocol> Placement<P> {
+    /// Serves `stream` where this placement says.
+    pub(crate) fn place(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        match self {
+            Placement::Caller(connections) => connections.spawn(stream, peer, slot, None),
+            Placement::Loops(loops) => hand_over(loops, stream, peer, slot),
+        }
+    }
+}
+
+/// Gives the client to the loop with the fewest connections.
+fn hand_over(loops: &[Loop], stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+    let Some(chosen) = loops.iter().min_by_key(|l| l.load.load(Ordering::Relaxed)) else {
+        return;
+    };
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => return debug!(peer = %peer, "client gone before it was served: {e}"),
+    };
+    chosen.load.fetch_add(1, Ordering::Relaxed);
+    let load = LoadGuard(Arc::clone(&chosen.load));
+    let accepted = Accepted {
+        stream,
+        peer,
+        slot,
+        load,
+    };
+    // A loop stops only once the acceptor is gone, so this cannot fail while accepting.
+    if chosen.queue.send(accepted).is_err() {
+        debug!(peer = %peer, "event loop gone; client dropped");
+    }
+}
+
+/// Running event loops: what the acceptor hands clients to, and the threads to join.
+pub(crate) struct Started {
+    pub(crate) loops: Arc<[Loop]>,
+    pub(crate) threads: Vec<JoinHandle<()>>,
+}
+
+/// Starts `count` loops serving clients with `connections`. Each runs until the acceptor
+/// is gone (its queue closes) and every connection has ended.
+pub(crate) fn start<P: Protocol>(
+    count: NonZeroUsize,
+    connections: Arc<Connections<P>>,
+) -> io::Result<Started> {
+    let mut loops = Vec::with_capacity(count.get());
+    let mut threads = Vec::with_capacity(count.get());
+    for index in 0..count.get() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (queue, accepted) = mpsc::unbounded_channel();
+        let connections = Arc::clone(&connections);
+        let thread = std::thread::Builder::new()
+            .name(format!("event-loop-{index}"))
+            .spawn(move || runtime.block_on(serve_loop(accepted, connections)))?;
+        threads.push(thread);
+        let load = Arc::new(AtomicUsize::new(0));
+        loops.push(Loop { queue, load });
+    }
+    Ok(Started {
+        loops: loops.into(),
+        threads,
+    })
+}
+
+/// One loop: registers each client it is given and runs its task, then, once the acceptor
+/// is gone, keeps running until every connection has ended (shutdown closes the tracker).
+async fn serve_loop<P: Protocol>(
+    mut accepted: mpsc::UnboundedReceiver<Accepted>,
+    connections: Arc<Connections<P>>,
+) {
+    while let Some(Accepted {
+        stream,
+        peer,
+        slot,
+        load,
+    }) = accepted.recv().await
+    {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => connections.spawn(stream, peer, slot, Some(load)),
+            Err(e) => debug!(peer = %peer, "cannot register the client with its loop: {e}"),
+        }
+    }
+    connections.tracker.wait().await;
+}
