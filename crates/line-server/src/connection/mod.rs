@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
@@ -290,6 +290,9 @@ impl<S: Session> Connection<S> {
                 Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
                     self.adapt_read_size(n, spare);
+                    if n < spare {
+                        self.skip_next_read();
+                    }
                     if let (Some(timer), Some(timeout)) =
                         (&mut self.idle, self.settings.idle_timeout)
                     {
@@ -302,6 +305,17 @@ impl<S: Session> Connection<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// After a read that did not fill the buffer the socket is drained, so the next read
+    /// would fail with `EWOULDBLOCK`: forget the readiness now, and the next wait goes
+    /// straight to the reactor — one `recvfrom` per request instead of two at ping-pong.
+    /// Safe with edge-triggered epoll: bytes that arrive after the read raise a new event,
+    /// which sets readiness again (tokio only clears the readiness it had seen).
+    fn skip_next_read(&self) {
+        let _ = self.stream.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
     }
 
     /// Reads start small (most requests are short) and grow while reads fill the
