@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
@@ -31,8 +33,11 @@ const REJECT_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Everything an acceptor needs; cheap to clone, so a restarted acceptor gets the same
 /// listener (same port) and the same connection bookkeeping.
 pub(crate) struct Acceptor<P> {
-    /// The listening socket, shared across restarts.
-    pub(crate) listener: Arc<TcpListener>,
+    /// The listening socket, shared across restarts. Accepted sockets come out of it as
+    /// plain std sockets, registered only with the runtime that will serve them (an event
+    /// loop's): registering them here first, only to move them, would cost two `epoll_ctl`
+    /// calls per client and leave the acceptor's reactor holding state for each.
+    pub(crate) listener: Arc<AsyncFd<std::net::TcpListener>>,
     /// One permit per allowed concurrent client (`max_connections`).
     pub(crate) connection_slots: Arc<Semaphore>,
     /// The protocol, limits, tokens and task tracker every connection is started with.
@@ -105,7 +110,7 @@ impl<P: Protocol> Acceptor<P> {
                 biased;
                 () = shutdown.cancelled() => return Ok(()),
                 () = &mut hook => return Err(io::Error::other("the protocol's acceptor hook fired")),
-                accepted = self.listener.accept() => accepted,
+                accepted = self.listener.async_io(Interest::READABLE, |l| l.accept()) => accepted,
             };
             match accepted {
                 Ok((stream, peer)) => {
@@ -135,17 +140,23 @@ impl<P: Protocol> Acceptor<P> {
     }
 
     /// Starts the client's task, or turns the client away if all slots are taken.
-    fn start_connection(&self, stream: TcpStream, peer: SocketAddr) {
-        let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
-            debug!(peer = %peer, "refusing client: too many connections");
-            self.connections.tracker.spawn(refuse(stream));
-            return;
-        };
-        // Replies are written in batches already; Nagle would only add latency.
-        if let Err(e) = stream.set_nodelay(true) {
+    fn start_connection(&self, stream: std::net::TcpStream, peer: SocketAddr) {
+        // Non-blocking, as every runtime needs; replies are written in batches already, so
+        // Nagle would only add latency.
+        let ready = stream
+            .set_nonblocking(true)
+            .and_then(|()| stream.set_nodelay(true));
+        if let Err(e) = ready {
             debug!(peer = %peer, "client gone before it was served: {e}");
             return;
         }
+        let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
+            debug!(peer = %peer, "refusing client: too many connections");
+            if let Ok(stream) = TcpStream::from_std(stream) {
+                self.connections.tracker.spawn(refuse(stream));
+            }
+            return;
+        };
         self.placement.place(stream, peer, slot);
     }
 }

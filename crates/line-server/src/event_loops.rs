@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use futures_util::FutureExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -57,10 +58,10 @@ impl<P: Protocol> Connections<P> {
         let run = connection.run();
         match load {
             None => drop(self.tracker.spawn(run)),
-            Some(load) => drop(self.tracker.spawn(async move {
-                run.await;
-                drop(load);
-            })),
+            // `map`, not an `async` block awaiting `run`: such a block would hold the
+            // connection's future twice over (its captured copy and the awaited one), and
+            // that future's size is most of what an idle connection costs.
+            Some(load) => drop(self.tracker.spawn(run.map(move |()| drop(load)))),
         }
     }
 }
@@ -98,23 +99,33 @@ impl Drop for LoadGuard {
 }
 
 impl<P: Protocol> Placement<P> {
-    /// Serves `stream` where this placement says.
-    pub(crate) fn place(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+    /// Serves `stream` (non-blocking, not yet registered with any runtime) where this
+    /// placement says.
+    pub(crate) fn place(
+        &self,
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+    ) {
         match self {
-            Placement::Caller(connections) => connections.spawn(stream, peer, slot, None),
+            Placement::Caller(connections) => match TcpStream::from_std(stream) {
+                Ok(stream) => connections.spawn(stream, peer, slot, None),
+                Err(e) => debug!(peer = %peer, "cannot register the client: {e}"),
+            },
             Placement::Loops(loops) => hand_over(loops, stream, peer, slot),
         }
     }
 }
 
 /// Gives the client to the loop with the fewest connections.
-fn hand_over(loops: &[Loop], stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+fn hand_over(
+    loops: &[Loop],
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) {
     let Some(chosen) = loops.iter().min_by_key(|l| l.load.load(Ordering::Relaxed)) else {
         return;
-    };
-    let stream = match stream.into_std() {
-        Ok(stream) => stream,
-        Err(e) => return debug!(peer = %peer, "client gone before it was served: {e}"),
     };
     chosen.load.fetch_add(1, Ordering::Relaxed);
     let load = LoadGuard(Arc::clone(&chosen.load));

@@ -14,6 +14,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -88,6 +89,7 @@ pub async fn serve<P: Protocol>(
             (Placement::Loops(started.loops), started.threads)
         }
     };
+    let listener = accepting(listener).map_err(ServeError::Io)?;
     let acceptor = Acceptor {
         listener: Arc::new(listener),
         connection_slots: Arc::new(Semaphore::new(config.max_connections)),
@@ -108,6 +110,19 @@ pub async fn serve<P: Protocol>(
     drain(&tracker, config.shutdown_timeout, &hard_stop).await;
     join(loop_threads).await;
     supervised.map_err(ServeError::Escalated)
+}
+
+/// The listener as the acceptor uses it: a std listener registered for readability, so
+/// that accepted sockets come out unregistered (see `Acceptor::listener`).
+fn accepting(listener: TcpListener) -> io::Result<AsyncFd<std::net::TcpListener>> {
+    let listener = listener.into_std()?;
+    // SAFETY: `register_with_interest` needs the fd to stay open and be the same file
+    // description for the AsyncFd's whole life. The AsyncFd owns the `std::net::TcpListener`,
+    // which owns its fd, closes it only when dropped (with the AsyncFd) and always returns
+    // that same fd from `as_raw_fd`; nothing here takes the listener back out of it.
+    let registered =
+        unsafe { AsyncFd::register_with_interest(listener, tokio::io::Interest::READABLE) };
+    registered.map_err(|e| e.into_parts().1)
 }
 
 /// Waits for the event loops' threads, which end once their connections have.
