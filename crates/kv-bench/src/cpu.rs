@@ -49,6 +49,8 @@ pub fn per_request(total: f64, requests: u64) -> Option<f64> {
 /// Cumulative CPU counters at one instant, in clock ticks.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
+    /// CPUs whose ticks `machine_total` adds up.
+    cores: usize,
     machine_busy: u64,
     machine_total: u64,
     generator: u64,
@@ -59,13 +61,14 @@ pub struct Sample {
 
 /// Reads the counters now; `None` if `/proc` is unreadable (not Linux).
 pub fn sample(server_pid: Option<u32>) -> Option<Sample> {
-    let (machine_busy, machine_total) =
+    let (machine_busy, machine_total, cores) =
         machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
     let generator = process_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
     let server = server_pid
         .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
         .and_then(|stat| process_ticks(&stat));
     Some(Sample {
+        cores,
         machine_busy,
         machine_total,
         generator,
@@ -116,7 +119,7 @@ fn ticks_per_second() -> f64 {
 
 /// The use between two samples.
 pub fn between(start: Sample, end: Sample) -> CpuUse {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = end.cores.max(1);
     let total = end.machine_total.saturating_sub(start.machine_total).max(1) as f64;
     // Percent of one core: ticks over (total ticks / cores).
     let pct = |ticks: u64| ticks as f64 * 100.0 * cores as f64 / total;
@@ -145,8 +148,11 @@ pub fn between(start: Sample, end: Sample) -> CpuUse {
     }
 }
 
-/// (busy, total) ticks from the `cpu` line of `/proc/stat`: idle and iowait are not busy.
-fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
+/// (busy, total) ticks from the `cpu` line of `/proc/stat` (idle and iowait are not
+/// busy), and how many CPUs it adds up: the `cpuN` lines. Counted here rather than asked
+/// of `available_parallelism`, which answers for the calling thread's affinity: a pinned
+/// thread would see one core and scale every share wrong.
+fn machine_ticks(stat: &str) -> Option<(u64, u64, usize)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let fields: Vec<u64> = line
         .split_whitespace()
@@ -156,7 +162,14 @@ fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = fields.iter().take(8).sum();
     let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
-    Some((total - idle, total))
+    let cores = stat
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    Some((total - idle, total, cores))
 }
 
 /// utime + stime of a process from its `/proc/<pid>/stat` (all threads).
@@ -176,8 +189,8 @@ mod tests {
 
     #[test]
     fn machine_ticks_leave_out_idle_and_iowait() {
-        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n";
-        assert_eq!(machine_ticks(stat), Some((150, 1000)));
+        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\ncpu1 4 5 6\nintr 7\n";
+        assert_eq!(machine_ticks(stat), Some((150, 1000, 2)));
     }
 
     #[test]
@@ -189,24 +202,26 @@ mod tests {
     #[test]
     fn others_are_what_neither_the_generator_nor_the_server_used() {
         let s = |busy, total, g, srv| Sample {
+            cores: 2,
             machine_busy: busy,
             machine_total: total,
             generator: g,
             server: Some(srv),
             server_switches: Some(srv * 2),
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let u = between(s(0, 0, 0, 0), s(100, 100, 30, 50));
-        assert!((u.machine - 100.0 * cores).abs() < 1e-9);
-        assert!(
-            (u.others - (100.0 * cores - 80.0 * cores)).abs() < 1e-9,
-            "{u:?}"
-        );
+        // Of 200 ticks on 2 cores, all busy: the generator had 30 (30% of a core), the
+        // server 50 (50%), others the remaining 120 (120%).
+        let u = between(s(0, 0, 0, 0), s(200, 200, 30, 50));
+        assert_eq!(u.cores, 2);
+        assert!((u.machine - 200.0).abs() < 1e-9, "{u:?}");
+        assert!((u.generator - 30.0).abs() < 1e-9, "{u:?}");
+        assert!((u.others - 120.0).abs() < 1e-9, "{u:?}");
     }
 
     #[test]
     fn the_server_window_counts_its_cpu_seconds_and_context_switches() {
         let s = |srv, switches| Sample {
+            cores: 1,
             machine_busy: 0,
             machine_total: 0,
             generator: 0,
@@ -266,5 +281,21 @@ mod tests {
         let s = sample(Some(std::process::id())).expect("Linux /proc");
         assert!(s.server.is_some());
         assert!(s.server_switches.is_some_and(|n| n > 0), "{s:?}");
+    }
+
+    #[test]
+    fn a_pinned_thread_still_counts_every_core_of_the_machine() {
+        let all = sample(None).expect("Linux /proc").cores;
+        let cpu = crate::affinity::allowed_cpus(None)
+            .expect("Linux /proc")
+            .cpus()[0];
+        let pinned = std::thread::spawn(move || {
+            crate::affinity::pin_this_thread(cpu).expect("sched_setaffinity");
+            sample(None).expect("Linux /proc").cores
+        })
+        .join()
+        .expect("the pinned thread");
+        assert_eq!(pinned, all);
+        assert!(all >= 1);
     }
 }

@@ -363,6 +363,17 @@ pub fn markdown_idle(records: &[Record], ours: &[String]) -> String {
     md
 }
 
+/// `value` to `digits` significant digits, without exponent: `0.002833` → `"0.0028"`,
+/// `0.981` → `"0.98"`, `12.3` → `"12"` (two digits). Per-request counts span 0.0001
+/// (pipelined) to a few (one connection), so a fixed number of decimals would hide one end.
+pub fn significant(value: f64, digits: i32) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let decimals = (digits - 1 - value.abs().log10().floor() as i32).max(0);
+    format!("{value:.*}", decimals as usize)
+}
+
 /// `1234567.8` → `"1,234,568"`.
 pub fn group_digits(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
@@ -542,6 +553,15 @@ mod tests {
             vec![record]
         );
         assert!(parse_records("{nonsense").is_err());
+    }
+
+    #[test]
+    fn small_and_large_counts_keep_two_significant_digits() {
+        assert_eq!(significant(0.002833, 2), "0.0028");
+        assert_eq!(significant(0.981, 2), "0.98");
+        assert_eq!(significant(1.74, 2), "1.7");
+        assert_eq!(significant(12.3, 2), "12");
+        assert_eq!(significant(0.0, 2), "0");
     }
 
     #[test]

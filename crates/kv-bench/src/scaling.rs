@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{
-    group_digits, median, median_of, ours_first, show_ns, GENERATOR_BOUND_MARK,
+    group_digits, median, median_of, ours_first, show_ns, significant, GENERATOR_BOUND_MARK,
     GENERATOR_BOUND_NOTE,
 };
 use crate::stats::{Record, RunReport};
@@ -154,7 +154,7 @@ pub fn markdown(series: &[Series]) -> String {
             };
             let switches = p
                 .ctx_switches_per_request_median
-                .map_or_else(|| "–".to_string(), |n| format!("{n:.2}"));
+                .map_or_else(|| "–".to_string(), |n| significant(n, 2));
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} ({}–{}){bound} | {speedup} | {} | {switches} |",

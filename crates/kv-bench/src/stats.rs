@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::affinity::CpuList;
 use crate::cpu::{self, CpuUse};
+use crate::report::significant;
 use crate::workload::Proto;
 
 /// Highest latency the histogram tracks, in nanoseconds (a minute); anything slower is
@@ -201,7 +202,9 @@ impl RunReport {
         };
         let switches = self
             .server_ctx_switches_per_request
-            .map_or_else(String::new, |n| format!(" and {n:.2} context switches"));
+            .map_or_else(String::new, |n| {
+                format!(" and {} context switches", significant(n, 2))
+            });
         let cpus = self
             .server_cpus
             .as_ref()
