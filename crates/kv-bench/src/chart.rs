@@ -445,6 +445,7 @@ mod tests {
             ns_per_request_median: Some(1e9 / ops),
             ctx_switches_per_request_median: None,
             generator_bound_rounds: usize::from(bound),
+            others_cpu_max: None,
         };
         let series = vec![
             Series {

@@ -29,6 +29,8 @@ pub struct Point {
     pub ctx_switches_per_request_median: Option<f64>,
     /// Rounds in which the generator used ≥ 90% of its cores.
     pub generator_bound_rounds: usize,
+    /// Most CPU other processes used during any of the rounds, in % of one core.
+    pub others_cpu_max: Option<f64>,
 }
 
 /// One server at one pipeline depth, by core count (ascending).
@@ -113,6 +115,10 @@ fn point(cores: usize, runs: &[&RunReport]) -> Point {
             .iter()
             .filter(|r| r.is_generator_bound() == Some(true))
             .count(),
+        others_cpu_max: runs
+            .iter()
+            .filter_map(|r| r.cpu.map(|c| c.others))
+            .reduce(f64::max),
     }
 }
 
@@ -134,9 +140,9 @@ pub fn markdown(series: &[Series]) -> String {
     }
     md.push_str(
         "| load | server | server cores | conns | ops/s, median (min–max) | × fewest cores \
-         | server CPU ns/request | context switches/request |\n",
+         | server CPU ns/request | context switches/request | others' CPU, max % of a core |\n",
     );
-    md.push_str("|---|---|---|---|---|---|---|---|\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|\n");
     let mut any_bound = false;
     for s in series {
         let base = s.points.first().map_or(0.0, |p| p.ops_median);
@@ -155,9 +161,12 @@ pub fn markdown(series: &[Series]) -> String {
             let switches = p
                 .ctx_switches_per_request_median
                 .map_or_else(|| "–".to_string(), |n| significant(n, 2));
+            let others = p
+                .others_cpu_max
+                .map_or_else(|| "–".to_string(), |o| format!("{o:.0}"));
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} ({}–{}){bound} | {speedup} | {} | {switches} |",
+                "| {} | {} | {} | {} | {} ({}–{}){bound} | {speedup} | {} | {switches} | {others} |",
                 depth_name(s.pipeline),
                 s.label,
                 p.cores,
@@ -250,7 +259,7 @@ mod tests {
         let md = markdown(&series(&records, &[]));
         assert!(
             md.contains(
-                "| ping-pong | kv-server | 1 | 50 | 200 (200–200) † | 1.00× | 5,000,000 | 0.50 |"
+                "| ping-pong | kv-server | 1 | 50 | 200 (200–200) † | 1.00× | 5,000,000 | 0.50 | – |"
             ),
             "{md}"
         );
@@ -259,6 +268,8 @@ mod tests {
             "{md}"
         );
         assert!(md.contains(GENERATOR_BOUND_NOTE), "{md}");
+        let columns: Vec<usize> = md.lines().take(3).map(|l| l.matches('|').count()).collect();
+        assert_eq!(columns, vec![10, 10, 10], "{md}");
         assert_eq!(markdown(&[]), "");
     }
 }
