@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::affinity::CpuList;
 use crate::idle::IdleConfig;
 use crate::load::{stderr_is_terminal, LoadConfig};
 use crate::workload::Proto;
@@ -37,8 +38,12 @@ pub enum Command {
         /// Labels of our own servers: listed first, and every ratio is ours ÷ theirs.
         #[arg(long, value_delimiter = ',')]
         ours: Vec<String>,
+        /// Tabulate by the server's core count instead (bench/scaling.sh's results).
+        #[arg(long)]
+        scaling: bool,
     },
-    /// Draw the SVG chart of throughput and p99 by connection count from a results file.
+    /// Draw the SVG chart of throughput and p99 by connection count from a results file
+    /// (with `--scaling`: ops/s and server CPU per request by the server's cores).
     Chart {
         /// The results file.
         results: PathBuf,
@@ -47,6 +52,9 @@ pub enum Command {
         /// Labels of our own servers, drawn first.
         #[arg(long, value_delimiter = ',')]
         ours: Vec<String>,
+        /// Draw the scaling curves (bench/scaling.sh's results).
+        #[arg(long)]
+        scaling: bool,
     },
 }
 
@@ -92,6 +100,10 @@ pub struct RunArgs {
     /// Generator threads, each a single-threaded tokio runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
+    /// Pin the generator threads to these CPUs (`1`, `2-3`, `0,2-3`), thread i to the
+    /// i-th in turn. Pin the server to others yourself: `taskset -c 0 kv-server ...`.
+    #[arg(long, value_name = "CPULIST")]
+    pub pin: Option<CpuList>,
     /// Name of the server under test in reports (default: the protocol).
     #[arg(long)]
     pub label: Option<String>,
@@ -140,6 +152,7 @@ impl RunArgs {
             threads: self.threads as usize,
             progress: !self.json && stderr_is_terminal(),
             server_pid: self.server_pid,
+            pin: self.pin,
         }))
     }
 }
@@ -209,6 +222,7 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(5));
         assert_eq!(c.warmup, Duration::from_secs(1));
         assert_eq!(c.label, "kv");
+        assert_eq!(c.pin, None, "unpinned unless asked");
     }
 
     #[test]
@@ -236,6 +250,8 @@ mod tests {
             "2",
             "--label",
             "mc",
+            "--pin",
+            "0,2-3",
             "--json",
         ]);
         assert_eq!(c.addr.port(), 7000);
@@ -248,6 +264,10 @@ mod tests {
         assert_eq!(c.get_ratio, 0.5);
         assert_eq!(c.proto, Proto::Memcached);
         assert_eq!(c.label, "mc");
+        assert_eq!(
+            c.pin.as_ref().map(|p| p.cpus().to_vec()),
+            Some(vec![0, 2, 3])
+        );
         assert!(!c.progress, "--json never draws a progress line");
     }
 
@@ -290,6 +310,10 @@ mod tests {
             &["--duration", "soon"],
             &["--proto", "http"],
             &["--value-size", "0"],
+            &["--pin", ""],
+            &["--pin", "3-1"],
+            &["--pin", "one"],
+            &["--pin", "4096"],
             &["--bogus"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
@@ -315,6 +339,19 @@ mod tests {
             Some(Command::Report { svg: Some(_), .. })
         ));
         let cli = parse(&["chart", "r.jsonl", "c.svg"]).expect("valid");
-        assert!(matches!(cli.command, Some(Command::Chart { .. })));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Chart { scaling: false, .. })
+        ));
+        let cli = parse(&["chart", "--scaling", "r.jsonl", "c.svg"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Chart { scaling: true, .. })
+        ));
+        let cli = parse(&["report", "--scaling", "r.jsonl"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Report { scaling: true, .. })
+        ));
     }
 }

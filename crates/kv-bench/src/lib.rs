@@ -8,10 +8,14 @@
 //! - [`idle`]: idle connections and the server's memory per connection.
 //! - [`stats`]: histograms, reports, the results-file record.
 //! - [`report`]: medians and ratios over a results file, as Markdown.
-//! - [`chart`]: the SVG chart.
+//! - [`chart`]: the SVG charts (by connection count; by the server's cores).
 //! - [`limits`]: the generator's own open-file limit.
-//! - [`cpu`]: who used the CPUs during the run (generator, server, others).
+//! - [`cpu`]: who used the CPUs during the run (generator, server, others), and the
+//!   server's CPU time and context switches per request.
+//! - [`affinity`]: CPU lists and pinning generator threads (`--pin`).
+//! - [`scaling`]: throughput and CPU per request by the server's core count.
 
+pub mod affinity;
 pub mod chart;
 pub mod cli;
 pub mod cpu;
@@ -19,6 +23,7 @@ pub mod idle;
 pub mod limits;
 pub mod load;
 pub mod report;
+pub mod scaling;
 pub mod stats;
 pub mod verify;
 pub mod workload;

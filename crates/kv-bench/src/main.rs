@@ -7,14 +7,30 @@ use clap::Parser;
 use kv_bench::cli::{Cli, Command, Plan};
 use kv_bench::report::{class_table, markdown_class, markdown_idle, parse_records, Class};
 use kv_bench::stats::Record;
-use kv_bench::{chart, idle, limits, load};
+use kv_bench::{chart, idle, limits, load, scaling};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.run.json;
     let outcome = match cli.command {
-        Some(Command::Report { results, svg, ours }) => report(&results, svg.as_deref(), &ours),
-        Some(Command::Chart { results, out, ours }) => draw(&results, &out, &ours),
+        Some(Command::Report {
+            results,
+            svg,
+            ours,
+            scaling: false,
+        }) => report(&results, svg.as_deref(), &ours),
+        Some(Command::Report {
+            results,
+            svg,
+            ours,
+            scaling: true,
+        }) => report_scaling(&results, svg.as_deref(), &ours),
+        Some(Command::Chart {
+            results,
+            out,
+            ours,
+            scaling,
+        }) => draw(&results, &out, &ours, scaling),
         None => cli.run.into_plan().and_then(|plan| run(plan, json)),
     };
     match outcome {
@@ -85,8 +101,33 @@ fn report(results: &Path, svg: Option<&Path>, ours: &[String]) -> Result<(), Str
     }
 }
 
-fn draw(results: &Path, out: &Path, ours: &[String]) -> Result<(), String> {
-    write_chart(&read_records(results)?, out, ours)
+/// Prints the scaling table; writes the scaling chart if asked.
+fn report_scaling(results: &Path, svg: Option<&Path>, ours: &[String]) -> Result<(), String> {
+    let series = scaling::series(&read_records(results)?, ours);
+    if series.is_empty() {
+        return Err(format!(
+            "{}: no load run recorded the server's CPUs (run with --server-pid)",
+            results.display()
+        ));
+    }
+    print!("{}", scaling::markdown(&series));
+    match svg {
+        Some(out) => write_file(out, &chart::scaling_svg(&series)),
+        None => Ok(()),
+    }
+}
+
+fn draw(results: &Path, out: &Path, ours: &[String], by_cores: bool) -> Result<(), String> {
+    let records = read_records(results)?;
+    if by_cores {
+        write_file(out, &chart::scaling_svg(&scaling::series(&records, ours)))
+    } else {
+        write_chart(&records, out, ours)
+    }
+}
+
+fn write_file(out: &Path, svg: &str) -> Result<(), String> {
+    std::fs::write(out, svg).map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
 fn write_chart(records: &[Record], out: &Path, ours: &[String]) -> Result<(), String> {
@@ -95,6 +136,5 @@ fn write_chart(records: &[Record], out: &Path, ours: &[String]) -> Result<(), St
         .map(|class| class_table(records, class, ours))
         .filter(|t| !t.series.is_empty())
         .collect();
-    std::fs::write(out, chart::svg(&tables))
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))
+    write_file(out, &chart::svg(&tables))
 }

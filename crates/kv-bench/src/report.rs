@@ -3,7 +3,9 @@
 //!
 //! Servers ("series") are told apart by their `--label`. Within each class of workload
 //! (KV-style, echo) the labels named as ours come first (else the first label seen), and
-//! every ratio is ours ÷ theirs.
+//! every ratio is ours ÷ theirs. Where the runs measured the server's CPU, its CPU time
+//! per request stands next to ops/s (on a machine the generator shares, that is the fair
+//! figure), and a row whose generator was the bottleneck is marked.
 
 use std::fmt::Write as _;
 
@@ -71,7 +73,19 @@ pub struct Cell {
     pub errors: u64,
     /// Most CPU other processes used during any of the rounds, in % of one core.
     pub others_cpu_max: Option<f64>,
+    /// Median server CPU time per request, in ns, over the rounds that measured it.
+    pub ns_per_request_median: Option<f64>,
+    /// Rounds in which the generator used ≥ 90% of its cores.
+    pub generator_bound_rounds: usize,
 }
+
+/// Marks a figure taken while the generator was the bottleneck.
+pub const GENERATOR_BOUND_MARK: &str = "†";
+
+/// The note under a table that has generator-bound rows.
+pub const GENERATOR_BOUND_NOTE: &str = "† generator-bound: in at least one round kv-bench \
+     used ≥ 90% of the cores it could use, so that ops/s is a floor set by the generator \
+     as much as by the server; server CPU per request still holds.";
 
 /// Every run of one class, arranged for tables and charts.
 #[derive(Debug, Clone)]
@@ -98,7 +112,7 @@ pub fn parse_records(text: &str) -> Result<Vec<Record>, String> {
 }
 
 /// Moves the labels listed in `ours` to the front, keeping the others in first-seen order.
-fn ours_first(labels: &mut [String], ours: &[String]) {
+pub fn ours_first(labels: &mut [String], ours: &[String]) {
     labels.sort_by_key(|l| ours.iter().position(|o| o == l).unwrap_or(usize::MAX));
 }
 
@@ -173,7 +187,27 @@ fn cell(runs: &[&&RunReport]) -> Option<Cell> {
             .iter()
             .filter_map(|r| r.cpu.map(|c| c.others))
             .reduce(f64::max),
+        ns_per_request_median: median_of(runs.iter().filter_map(|r| r.ns_per_request())),
+        generator_bound_rounds: runs
+            .iter()
+            .filter(|r| r.is_generator_bound() == Some(true))
+            .count(),
     })
+}
+
+/// The median of the values there are, `None` for none.
+pub fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let values: Vec<f64> = values.collect();
+    (!values.is_empty()).then(|| median(&values))
+}
+
+/// `5210.4` → `"5,210"`; under 10 with one decimal (`"0.4"`), `–` when unknown.
+pub fn show_ns(ns: Option<f64>) -> String {
+    match ns {
+        Some(ns) if ns < 10.0 => format!("{ns:.1}"),
+        Some(ns) => group_digits(ns),
+        None => "–".to_string(),
+    }
 }
 
 /// The median (mean of the middle two for an even count); 0 for none.
@@ -188,23 +222,33 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// The Markdown table of one class: a row per shape and server; our servers' rows carry
-/// the ratio of their median ops/s to each other server's.
+/// the ratio of their median ops/s to each other server's. Server CPU ns per request
+/// follows ops/s when any run measured it; generator-bound rows are marked †, with a
+/// note under the table.
 pub fn markdown_class(table: &ClassTable) -> String {
     let mut md = String::new();
     if table.series.is_empty() {
         return md;
     }
+    let cells = || table.cells.iter().flatten().flatten();
+    let with_cost = cells().any(|c| c.ns_per_request_median.is_some());
+    let any_bound = cells().any(|c| c.generator_bound_rounds > 0);
     let ours = table.ours.max(1).min(table.series.len());
     let theirs = &table.series[ours..];
-    let _ = write!(
-        md,
-        "| shape | server | ops/s, median (min–max) | p99 µs | p99.9 µs |"
-    );
+    let _ = write!(md, "| shape | server | ops/s, median (min–max) |");
+    if with_cost {
+        md.push_str(" server CPU ns/request |");
+    }
+    md.push_str(" p99 µs | p99.9 µs |");
     for other in theirs {
         let _ = write!(md, " ÷ {other} |");
     }
     let _ = writeln!(md, " errors | others' CPU, max % of a core |");
-    let _ = writeln!(md, "|{}", "---|".repeat(5 + theirs.len() + 2));
+    let _ = writeln!(
+        md,
+        "|{}",
+        "---|".repeat(5 + usize::from(with_cost) + theirs.len() + 2)
+    );
     for (shape, row) in table.shapes.iter().zip(&table.cells) {
         for (i, (label, cell)) in table.series.iter().zip(row).enumerate() {
             let Some(c) = cell else { continue };
@@ -214,16 +258,23 @@ pub fn markdown_class(table: &ClassTable) -> String {
             } else {
                 label.clone()
             };
+            let bound = if c.generator_bound_rounds > 0 {
+                format!(" {GENERATOR_BOUND_MARK}")
+            } else {
+                String::new()
+            };
             let _ = write!(
                 md,
-                "| {} | {name} | {} ({}–{}) | {:.0} | {:.0} |",
+                "| {} | {name} | {} ({}–{}){bound} |",
                 shape.name(),
                 group_digits(c.ops_median),
                 group_digits(c.ops_min),
                 group_digits(c.ops_max),
-                c.p99_median_us,
-                c.p999_median_us
             );
+            if with_cost {
+                let _ = write!(md, " {} |", show_ns(c.ns_per_request_median));
+            }
+            let _ = write!(md, " {:.0} | {:.0} |", c.p99_median_us, c.p999_median_us);
             for other in &row[ours..] {
                 match other {
                     Some(b) if mine && b.ops_median > 0.0 => {
@@ -237,6 +288,15 @@ pub fn markdown_class(table: &ClassTable) -> String {
                 .map_or_else(|| "–".to_string(), |b| format!("{b:.0}"));
             let _ = writeln!(md, " {} | {busy} |", c.errors);
         }
+    }
+    if with_cost {
+        md.push_str(
+            "\nServer CPU ns/request: the server's CPU time (user + system, from /proc) over \
+             the measured window ÷ the requests completed in it; median of the rounds.\n",
+        );
+    }
+    if any_bound {
+        let _ = writeln!(md, "\n{GENERATOR_BOUND_NOTE}");
     }
     md
 }
@@ -303,6 +363,17 @@ pub fn markdown_idle(records: &[Record], ours: &[String]) -> String {
     md
 }
 
+/// `value` to `digits` significant digits, without exponent: `0.002833` → `"0.0028"`,
+/// `0.981` → `"0.98"`, `12.3` → `"12"` (two digits). Per-request counts span 0.0001
+/// (pipelined) to a few (one connection), so a fixed number of decimals would hide one end.
+pub fn significant(value: f64, digits: i32) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let decimals = (digits - 1 - value.abs().log10().floor() as i32).max(0);
+    format!("{value:.*}", decimals as usize)
+}
+
 /// `1234567.8` → `"1,234,568"`.
 pub fn group_digits(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));
@@ -343,7 +414,69 @@ mod tests {
                 ..Latency::default()
             },
             cpu: None,
+            pin: None,
+            server_cpus: None,
+            server_ns_per_request: None,
+            server_ctx_switches_per_request: None,
+            generator_bound: None,
         })
+    }
+
+    /// A run that measured the server: `ns` per request, generator-bound or not.
+    fn costed(label: &str, ops: f64, ns: f64, bound: bool) -> Record {
+        let Record::Load(r) = run(label, Proto::Kv, 50, 1, ops) else {
+            unreachable!()
+        };
+        Record::Load(RunReport {
+            server_ns_per_request: Some(ns),
+            generator_bound: Some(bound),
+            ..r
+        })
+    }
+
+    #[test]
+    fn server_cpu_per_request_stands_next_to_ops_and_bound_rows_are_marked() {
+        let records = vec![
+            costed("kv-server", 200.0, 5_000.0, true),
+            costed("kv-server", 220.0, 5_400.0, false),
+            costed("kv-server", 210.0, 5_200.0, false),
+            costed("redis", 100.0, 0.36, false),
+        ];
+        let md = markdown_class(&class_table(&records, Class::Kv, &[]));
+        assert!(
+            md.contains("| ops/s, median (min–max) | server CPU ns/request | p99 µs |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **kv-server** | 210 (200–220) † | 5,200 | 100 |"),
+            "{md}"
+        );
+        assert!(md.contains("| redis | 100 (100–100) | 0.4 | 100 |"), "{md}");
+        assert!(md.contains(GENERATOR_BOUND_NOTE), "{md}");
+        let header_columns = md.lines().next().map(|l| l.matches('|').count());
+        let rule_columns = md.lines().nth(1).map(|l| l.matches('|').count());
+        assert_eq!(header_columns, rule_columns, "{md}");
+    }
+
+    #[test]
+    fn tables_of_runs_without_cpu_data_keep_their_old_columns() {
+        let md = markdown_class(&class_table(
+            &[run("a", Proto::Kv, 50, 1, 1.0)],
+            Class::Kv,
+            &[],
+        ));
+        assert!(!md.contains("ns/request"), "{md}");
+        assert!(!md.contains(GENERATOR_BOUND_MARK), "{md}");
+    }
+
+    #[test]
+    fn the_committed_results_files_still_make_tables() {
+        // Results lines written before server CPU per request was recorded: derived.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/results");
+        let text = std::fs::read_to_string(format!("{dir}/results.jsonl")).expect("results");
+        let records = parse_records(&text).expect("old lines parse");
+        let md = markdown_class(&class_table(&records, Class::Kv, &[]));
+        assert!(md.contains("server CPU ns/request"), "{md}");
     }
 
     #[test]
@@ -420,6 +553,15 @@ mod tests {
             vec![record]
         );
         assert!(parse_records("{nonsense").is_err());
+    }
+
+    #[test]
+    fn small_and_large_counts_keep_two_significant_digits() {
+        assert_eq!(significant(0.002833, 2), "0.0028");
+        assert_eq!(significant(0.981, 2), "0.98");
+        assert_eq!(significant(1.74, 2), "1.7");
+        assert_eq!(significant(12.3, 2), "12");
+        assert_eq!(significant(0.0, 2), "0");
     }
 
     #[test]

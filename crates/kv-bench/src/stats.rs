@@ -3,7 +3,9 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::CpuUse;
+use crate::affinity::CpuList;
+use crate::cpu::{self, CpuUse};
+use crate::report::significant;
 use crate::workload::Proto;
 
 /// Highest latency the histogram tracks, in nanoseconds (a minute); anything slower is
@@ -76,15 +78,69 @@ pub struct RunReport {
     /// CPU use over the measured window (absent where `/proc` is not readable).
     #[serde(default)]
     pub cpu: Option<CpuUse>,
+    // Fields added later are `serde(default)`: results files written before them still
+    // parse, and `report` derives what it can from the older fields.
+    /// CPUs the generator threads were pinned to (`--pin`), e.g. `"2-3"`.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// CPUs the server was allowed to run on (its affinity, e.g. from `taskset -c`), e.g.
+    /// `"0-1"`; known when `--server-pid` was given.
+    #[serde(default)]
+    pub server_cpus: Option<String>,
+    /// The server's CPU time over the window ÷ requests completed in it, in nanoseconds.
+    #[serde(default)]
+    pub server_ns_per_request: Option<f64>,
+    /// The server's context switches over the window (voluntary + nonvoluntary, all its
+    /// threads) ÷ requests completed in it.
+    #[serde(default)]
+    pub server_ctx_switches_per_request: Option<f64>,
+    /// The generator used at least 90% of the cores it could use (its threads, at most
+    /// the pinned CPUs and the machine's): ops/s is then bounded by kv-bench as much as by
+    /// the server.
+    #[serde(default)]
+    pub generator_bound: Option<bool>,
+}
+
+/// The cores a generator of `threads` threads could use: one per thread, at most the
+/// CPUs it was pinned to and the machine's.
+pub fn generator_cores(threads: usize, pin: Option<&CpuList>, machine_cores: usize) -> usize {
+    let pinned = pin.map_or(usize::MAX, CpuList::count);
+    threads.min(pinned).min(machine_cores).max(1)
 }
 
 impl RunReport {
+    /// Server CPU ns per request: the recorded figure, or for a results line written
+    /// before it existed, the server's share of a core × the window ÷ requests.
+    pub fn ns_per_request(&self) -> Option<f64> {
+        self.server_ns_per_request.or_else(|| {
+            let server_pct = self.cpu?.server?;
+            let cpu_ns = server_pct / 100.0 * self.duration_secs * 1e9;
+            cpu::per_request(cpu_ns, self.ops)
+        })
+    }
+
+    /// Whether the generator was the bottleneck: the recorded flag, or for an older
+    /// results line, the same rule applied to its generator CPU and thread count.
+    pub fn is_generator_bound(&self) -> Option<bool> {
+        self.generator_bound.or_else(|| {
+            let c = self.cpu?;
+            let cores = generator_cores(self.threads, None, c.cores);
+            Some(cpu::generator_bound(c.generator, cores))
+        })
+    }
+
+    /// How many CPUs the server could run on, if known.
+    pub fn server_cpu_count(&self) -> Option<usize> {
+        let list: CpuList = self.server_cpus.as_deref()?.parse().ok()?;
+        Some(list.count())
+    }
+
     /// The final human-readable table.
     pub fn table(&self) -> String {
         let l = &self.latency;
         format!(
             "\n{label} ({proto}) at {addr}: {conns} conns x pipeline {pipeline}, {duration}s \
-             (+{warmup}s warm-up), {threads} generator threads\n{cpu}\
+             (+{warmup}s warm-up), {threads} generator threads{pin}\n{cpu}{cost}{bound}\
              {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}\n\
              {:>14.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8}\n",
             "ops/s",
@@ -109,6 +165,17 @@ impl RunReport {
             duration = self.duration_secs,
             warmup = self.warmup_secs,
             threads = self.threads,
+            pin = self
+                .pin
+                .as_ref()
+                .map_or_else(String::new, |p| format!(" pinned to CPU {p}")),
+            cost = self.cost_line(),
+            bound = if self.generator_bound == Some(true) {
+                "GENERATOR-BOUND: kv-bench used >= 90% of its cores; ops/s measures it as \
+                 much as the server\n"
+            } else {
+                ""
+            },
             cpu = self.cpu.map_or_else(String::new, |c| match c.server {
                 Some(server) => format!(
                     "CPU, % of one core: generator {:.0}, server {server:.0}, others {:.0} (of {})\n",
@@ -125,6 +192,24 @@ impl RunReport {
                 ),
             }),
         )
+    }
+
+    /// `server: 5210 ns CPU and 0.98 context switches per request (server on CPU 0)`, or
+    /// nothing when the server's pid was not given.
+    fn cost_line(&self) -> String {
+        let Some(ns) = self.server_ns_per_request else {
+            return String::new();
+        };
+        let switches = self
+            .server_ctx_switches_per_request
+            .map_or_else(String::new, |n| {
+                format!(" and {} context switches", significant(n, 2))
+            });
+        let cpus = self
+            .server_cpus
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" (server on CPU {c})"));
+        format!("server: {ns:.0} ns CPU{switches} per request{cpus}\n")
     }
 }
 
@@ -180,6 +265,9 @@ impl IdleReport {
 /// One line of a results file: either kind of run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// A record is made once per run or read once per results line, never kept in bulk on a
+// hot path, so a load run's larger size costs nothing worth a `Box` at every match.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     Load(RunReport),
     Idle(IdleReport),
@@ -199,6 +287,111 @@ mod tests {
         assert!((l.p50_us - 500.0).abs() < 1.0, "{l:?}");
         assert!((l.p99_us - 990.0).abs() < 1.0, "{l:?}");
         assert!((l.max_us - 1000.0).abs() < 1.0, "{l:?}");
+    }
+
+    fn old_style_run(cpu: Option<CpuUse>) -> RunReport {
+        RunReport {
+            label: "x".into(),
+            proto: Proto::Kv,
+            addr: "127.0.0.1:1".into(),
+            conns: 50,
+            pipeline: 1,
+            duration_secs: 2.0,
+            warmup_secs: 1.0,
+            value_size: 16,
+            keys: 10,
+            get_ratio: 0.9,
+            threads: 1,
+            ops: 400_000,
+            errors: 0,
+            conn_errors: 0,
+            ops_per_sec: 200_000.0,
+            latency: Latency::default(),
+            cpu,
+            pin: None,
+            server_cpus: None,
+            server_ns_per_request: None,
+            server_ctx_switches_per_request: None,
+            generator_bound: None,
+        }
+    }
+
+    #[test]
+    fn older_results_lines_still_give_cost_per_request_and_the_bound_flag() {
+        let cpu = CpuUse {
+            cores: 2,
+            generator: 95.0,
+            server: Some(100.0),
+            ..CpuUse::default()
+        };
+        let run = old_style_run(Some(cpu));
+        // A full core for 2 s over 400,000 requests: 5,000 ns each.
+        assert_eq!(run.ns_per_request(), Some(5_000.0));
+        assert_eq!(run.is_generator_bound(), Some(true));
+        assert_eq!(old_style_run(None).ns_per_request(), None);
+        assert_eq!(old_style_run(None).is_generator_bound(), None);
+        let recorded = RunReport {
+            server_ns_per_request: Some(1.0),
+            generator_bound: Some(false),
+            ..run
+        };
+        assert_eq!(
+            recorded.ns_per_request(),
+            Some(1.0),
+            "the recorded figure wins"
+        );
+        assert_eq!(recorded.is_generator_bound(), Some(false));
+    }
+
+    #[test]
+    fn a_results_line_without_the_new_fields_parses() {
+        let mut json = serde_json::to_value(Record::Load(old_style_run(None))).expect("json");
+        let fields = json.as_object_mut().expect("an object");
+        for new in [
+            "pin",
+            "server_cpus",
+            "server_ns_per_request",
+            "server_ctx_switches_per_request",
+            "generator_bound",
+        ] {
+            assert!(fields.remove(new).is_some(), "{new} is written");
+        }
+        let back: Record = serde_json::from_value(json).expect("an old line parses");
+        assert_eq!(back, Record::Load(old_style_run(None)));
+    }
+
+    #[test]
+    fn generator_cores_are_its_threads_capped_by_pinning_and_the_machine() {
+        let one: CpuList = "3".parse().expect("valid");
+        assert_eq!(generator_cores(1, None, 2), 1);
+        assert_eq!(generator_cores(4, None, 2), 2);
+        assert_eq!(generator_cores(2, Some(&one), 8), 1);
+        assert_eq!(generator_cores(2, None, 8), 2);
+    }
+
+    #[test]
+    fn the_table_shows_cost_per_request_and_the_bound_flag() {
+        let run = RunReport {
+            server_ns_per_request: Some(5_210.4),
+            server_ctx_switches_per_request: Some(0.981),
+            server_cpus: Some("0".into()),
+            pin: Some("1".into()),
+            generator_bound: Some(true),
+            ..old_style_run(None)
+        };
+        let table = run.table();
+        assert!(
+            table.contains("1 generator threads pinned to CPU 1"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "server: 5210 ns CPU and 0.98 context switches per request (server on CPU 0)"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("GENERATOR-BOUND"), "{table}");
+        assert!(!old_style_run(None).table().contains("GENERATOR-BOUND"));
     }
 
     #[test]

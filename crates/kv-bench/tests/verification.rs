@@ -1,12 +1,15 @@
 //! kv-bench against tiny in-test servers: right replies are counted as operations, wrong
-//! ones as errors, and an idle run counts its connections.
+//! ones as errors, a run that names its server reports the server's cost per request, and
+//! an idle run counts its connections.
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use kv_bench::affinity;
 use kv_bench::idle::{self, IdleConfig};
 use kv_bench::load::{self, LoadConfig};
+use kv_bench::stats::Record;
 use kv_bench::workload::Proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -127,6 +130,7 @@ fn config(addr: SocketAddr, proto: Proto) -> LoadConfig {
         threads: 2,
         progress: false,
         server_pid: None,
+        pin: None,
     }
 }
 
@@ -137,6 +141,47 @@ fn right_replies_are_counted_as_operations_with_no_errors() {
     assert!(report.ops > 0, "{report:?}");
     assert_eq!(report.errors, 0, "{report:?}");
     assert!(report.latency.p50_us > 0.0 && report.latency.max_us >= report.latency.p99_us);
+}
+
+#[test]
+fn a_run_naming_its_server_records_cpu_and_context_switches_per_request() {
+    let server = TestServer::start(echo);
+    // The in-test server lives in this process, so this process is "the server".
+    let mut c = config(server.addr, Proto::Echo);
+    c.server_pid = Some(std::process::id());
+    let cpus = affinity::allowed_cpus(None).expect("Linux /proc");
+    let last = cpus.cpus()[cpus.count() - 1];
+    c.pin = Some(last.to_string().parse().expect("a CPU list"));
+    let report = load::run(c).expect("run");
+    assert!(report.ops > 0 && report.errors == 0, "{report:?}");
+    let line = serde_json::to_string(&Record::Load(report)).expect("JSON");
+    let json: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert!(json["server_ns_per_request"].as_f64().is_some(), "{line}");
+    assert!(
+        json["server_ctx_switches_per_request"].as_f64().is_some(),
+        "{line}"
+    );
+    assert!(json["generator_bound"].is_boolean(), "{line}");
+    assert_eq!(json["pin"], last.to_string(), "{line}");
+    assert_eq!(json["server_cpus"], cpus.to_string(), "{line}");
+    assert!(json["cpu"]["server_cpu_secs"].as_f64().is_some(), "{line}");
+    assert!(
+        json["cpu"]["server_ctx_switches"].as_u64().is_some(),
+        "{line}"
+    );
+    // The fields older results files carry are all still there.
+    for old in ["label", "ops_per_sec", "latency", "threads", "errors"] {
+        assert!(!json[old].is_null(), "{old}: {line}");
+    }
+}
+
+#[test]
+fn a_pin_outside_the_allowed_cpus_stops_the_run_before_any_load() {
+    let server = TestServer::start(echo);
+    let mut c = config(server.addr, Proto::Echo);
+    c.pin = Some("1023".parse().expect("a CPU list"));
+    let message = load::run(c).expect_err("CPU 1023 is not on this machine");
+    assert!(message.contains("--pin 1023"), "{message}");
 }
 
 #[test]

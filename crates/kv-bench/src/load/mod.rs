@@ -8,7 +8,8 @@
 //!
 //! The generator runs `threads` OS threads, each a single-threaded tokio runtime that
 //! owns its share of the connections and one histogram, like `wrk`: no work stealing and
-//! no shared histogram on the hot path.
+//! no shared histogram on the hot path. With `--pin`, thread `i` runs on the `i`-th CPU of
+//! the list (in turn), so the generator keeps off the server's cores.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -25,8 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::affinity::{self, CpuList};
 use crate::cpu::{self, CpuUse};
-use crate::stats::{self, Latency, RunReport};
+use crate::stats::{self, generator_cores, Latency, RunReport};
 use crate::verify::{check, Verdict};
 use crate::workload::{Op, Proto, Workload};
 
@@ -66,6 +68,8 @@ pub struct LoadConfig {
     pub progress: bool,
     /// The server's pid, to report its CPU use.
     pub server_pid: Option<u32>,
+    /// CPUs to pin the generator threads to (`--pin`), one each, in turn.
+    pub pin: Option<CpuList>,
 }
 
 /// Counters every connection adds to once per read, for the progress line and the totals.
@@ -97,6 +101,7 @@ struct Plan {
 
 /// Runs the load and returns its report. Blocks the calling thread.
 pub fn run(config: LoadConfig) -> Result<RunReport, String> {
+    check_pin(config.pin.as_ref())?;
     let workload = Workload::new(config.proto, config.keys, config.value_size);
     preload(&config, &workload)?;
     let threads = config.threads.clamp(1, config.conns);
@@ -131,9 +136,14 @@ pub fn run(config: LoadConfig) -> Result<RunReport, String> {
     let _ = plan.window.set(window);
     go.wait();
     let server_pid = plan.config.server_pid;
+    let sampler_cpu = plan.config.pin.as_ref().map(|p| p.for_thread(0));
     let sampler = std::thread::Builder::new()
         .name("kv-bench-cpu".into())
         .spawn(move || {
+            // Keep even the sampler's two wake-ups off the server's cores; checked above.
+            if let Some(cpu) = sampler_cpu {
+                let _ = affinity::pin_this_thread(cpu);
+            }
             std::thread::sleep(window.record_from.saturating_duration_since(Instant::now()));
             let start = cpu::sample(server_pid);
             std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
@@ -156,6 +166,21 @@ pub fn run(config: LoadConfig) -> Result<RunReport, String> {
     Ok(report(&plan, threads, &histogram, cpu))
 }
 
+/// A `--pin` naming a CPU this process may not run on fails before any load is sent,
+/// with the CPUs it may use.
+fn check_pin(pin: Option<&CpuList>) -> Result<(), String> {
+    let (Some(pin), Some(allowed)) = (pin, affinity::allowed_cpus(None)) else {
+        return Ok(());
+    };
+    if pin.is_within(&allowed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "--pin {pin}: this process may only run on CPUs {allowed}"
+        ))
+    }
+}
+
 /// Connections thread `index` of `threads` owns (the first ones take the remainder).
 fn share(conns: usize, threads: usize, index: usize) -> usize {
     conns / threads + usize::from(index < conns % threads)
@@ -169,6 +194,8 @@ fn report(
 ) -> RunReport {
     let c = &plan.config;
     let ops = plan.counters.ops.load(Ordering::Relaxed);
+    let server_cpu_secs = cpu.and_then(|u| u.server_cpu_secs);
+    let server_ctx_switches = cpu.and_then(|u| u.server_ctx_switches);
     RunReport {
         label: c.label.clone(),
         proto: c.proto,
@@ -187,6 +214,18 @@ fn report(
         ops_per_sec: ops as f64 / c.duration.as_secs_f64(),
         latency: Latency::from_histogram(histogram),
         cpu,
+        pin: c.pin.as_ref().map(CpuList::to_string),
+        server_cpus: c
+            .server_pid
+            .and_then(|pid| affinity::allowed_cpus(Some(pid)))
+            .map(|cpus| cpus.to_string()),
+        server_ns_per_request: server_cpu_secs.and_then(|s| cpu::per_request(s * 1e9, ops)),
+        server_ctx_switches_per_request: server_ctx_switches
+            .and_then(|n| cpu::per_request(n as f64, ops)),
+        generator_bound: cpu.map(|u| {
+            let cores = generator_cores(threads, c.pin.as_ref(), u.cores);
+            cpu::generator_bound(u.generator, cores)
+        }),
     }
 }
 
@@ -232,16 +271,26 @@ fn generator_thread(
     ready: &Barrier,
     go: &Barrier,
 ) -> Result<Histogram<u64>, String> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let pinned = match &plan.config.pin {
+        Some(pin) => {
+            let cpu = pin.for_thread(thread);
+            affinity::pin_this_thread(cpu).map_err(|e| format!("cannot pin to CPU {cpu}: {e}"))
+        }
+        None => Ok(()),
+    };
+    let runtime = pinned.and_then(|()| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))
+    });
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             // Still meet the others, or they would wait forever.
             ready.wait();
             go.wait();
-            return Err(format!("cannot start a runtime: {e}"));
+            return Err(e);
         }
     };
     let local = tokio::task::LocalSet::new();
