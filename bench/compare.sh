@@ -105,10 +105,10 @@ CMD[kv-server]="$BIN/kv-server --port %PORT% --max-connections 20000"
 CMD[redis]="redis-server --save '' --appendonly no --bind 127.0.0.1 --port %PORT% --maxclients 20000"
 CMD[memcached]="memcached -t 2 -p %PORT% -U 0 -l 127.0.0.1 -c 20000 ${MC_USER[*]}"
 CMD[kv-server-echo]="$BIN/kv-server --mode echo --port %PORT% --max-connections 20000"
-# The same servers on one runtime worker: the generator shares the 2 cores, and Redis is
-# single-threaded. (kv-server sets no worker count itself, so tokio's env var applies.)
-CMD[kv-server-1w]="env TOKIO_WORKER_THREADS=1 ${CMD[kv-server]}"
-CMD[kv-server-echo-1w]="env TOKIO_WORKER_THREADS=1 ${CMD[kv-server-echo]}"
+# The same servers on one event loop (--workers 1): the generator shares the 2 cores, and
+# Redis is single-threaded.
+CMD[kv-server-1w]="${CMD[kv-server]} --workers 1"
+CMD[kv-server-echo-1w]="${CMD[kv-server-echo]} --workers 1"
 CMD[tokio-echo]="$BIN/examples/tokio_echo %PORT%"
 PROTO[kv-server]=kv
 PROTO[redis]=redis
