@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 use kv_store::{DurableOptions, FsyncPolicy};
 use line_server::ServerConfig;
 
-use crate::settings::{Mode, Settings, DEFAULT_BIND, DEFAULT_PORT};
+use crate::settings::{Mode, PasswordSource, Settings, DEFAULT_BIND, DEFAULT_PORT};
 
 /// The machinery's defaults, shown by `--help` and used when a flag is absent.
 static SERVER: LazyLock<ServerConfig> = LazyLock::new(ServerConfig::default);
@@ -76,6 +76,25 @@ pub struct Cli {
           default_value = "false", num_args = 0, default_missing_value = "true")]
     debug_commands: bool,
 
+    /// Clients must send `AUTH <password>` before anything else (Redis' requirepass).
+    /// Visible to other local users in the process list: prefer --requirepass-file.
+    #[arg(
+        long,
+        env = "KV_REQUIREPASS",
+        conflicts_with = "requirepass_file",
+        hide_env_values = true
+    )]
+    requirepass: Option<String>,
+
+    /// Like --requirepass, with the password on the first line of this file.
+    #[arg(long, env = "KV_REQUIREPASS_FILE")]
+    requirepass_file: Option<PathBuf>,
+
+    /// Without a password, refuse clients that are not on loopback (`yes`, the default),
+    /// so a server exposed by mistake does not hand its data to the network.
+    #[arg(long, env = "KV_PROTECTED_MODE", value_enum, default_value_t = YesNo::Yes)]
+    protected_mode: YesNo,
+
     /// Keep buckets on disk in this directory (durable mode); without it nothing
     /// touches disk.
     #[arg(long, env = "KV_DATA_DIR")]
@@ -107,6 +126,12 @@ enum CliFsync {
     Always,
     /// Sync once a second.
     Everysec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum YesNo {
+    Yes,
+    No,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,6 +183,12 @@ impl Cli {
                     .and_then(NonZeroUsize::new),
             },
             debug_commands: self.debug_commands,
+            password: match (self.requirepass, self.requirepass_file) {
+                (Some(password), _) => PasswordSource::Given(password),
+                (None, Some(path)) => PasswordSource::File(path),
+                (None, None) => PasswordSource::None,
+            },
+            protected_mode: self.protected_mode == YesNo::Yes,
             data_dir: self.data_dir,
             durable: DurableOptions {
                 fsync: match self.fsync {

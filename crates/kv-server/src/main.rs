@@ -6,14 +6,16 @@ mod settings;
 mod signals;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use kv_server::kv::Kv;
 use kv_store::{DurableStore, MemoryStore};
-use line_server::{bind, limits, serve, Echo, Faulty, Protocol, ServeError, ServerConfig};
+use line_server::{
+    bind, limits, serve, Auth, Echo, Faulty, Password, Protocol, ServeError, ServerConfig,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -108,6 +110,8 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
         logs.flush_within(EXIT_LOG_FLUSH);
     })
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let password = settings.password.read()?;
+    warn_if_exposed(&settings, password.is_some());
     // Open storage before binding: a refused data dir must stop start-up before clients
     // are told the port is ready.
     let durable = match (&settings.data_dir, settings.mode) {
@@ -130,14 +134,14 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let served = match (settings.mode, durable) {
-        (Mode::Echo, _) => serve_with(listener, &settings, Echo, shutdown).await,
+        (Mode::Echo, _) => serve_with(listener, (&settings, password), Echo, shutdown).await,
         (Mode::Kv, None) => {
             let kv = Kv::new(MemoryStore::new());
-            serve_with(listener, &settings, kv, shutdown).await
+            serve_with(listener, (&settings, password), kv, shutdown).await
         }
         (Mode::Kv, Some(store)) => {
             let kv = Kv::new(store.clone());
-            let served = serve_with(listener, &settings, kv, shutdown).await;
+            let served = serve_with(listener, (&settings, password), kv, shutdown).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.
             store.close().await;
@@ -147,17 +151,76 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     served.map_err(|e| e.to_string())
 }
 
-/// Serves `protocol`, wrapped with fault injection if `--debug-commands` asks for it.
+/// Says so at start when the server listens beyond loopback with nothing to protect it.
+fn warn_if_exposed(settings: &Settings, has_password: bool) {
+    if let Some(warning) = exposure_warning(settings.bind, settings.protected_mode, has_password) {
+        warn!("{warning}");
+    }
+}
+
+/// The warning for listening on `bind`: without a password, protected mode refuses remote
+/// clients (so say how to serve them); with it off, anyone who can reach the port has
+/// every key. `None` on loopback or with a password.
+fn exposure_warning(bind: IpAddr, protected_mode: bool, has_password: bool) -> Option<String> {
+    if bind.is_loopback() || has_password {
+        return None;
+    }
+    Some(if protected_mode {
+        format!(
+            "listening on {bind} without a password: protected mode refuses every client not \
+             on loopback (set --requirepass, or --protected-mode no to serve them anyway)"
+        )
+    } else {
+        format!(
+            "listening on {bind} with no password and protected mode off: anyone who can \
+             reach this port can read and change every key"
+        )
+    })
+}
+
+/// Serves `protocol` behind the password and protected mode, and wrapped with fault
+/// injection if `--debug-commands` asks for it.
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
-    settings: &Settings,
+    (settings, password): (&Settings, Option<Password>),
     protocol: P,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let config: &ServerConfig = &settings.server;
+    let protected = settings.protected_mode;
     if settings.debug_commands {
-        serve(listener, config, Faulty::new(protocol), shutdown).await
-    } else {
+        let protocol = Auth::new(Faulty::new(protocol), password, protected);
         serve(listener, config, protocol, shutdown).await
+    } else {
+        serve(
+            listener,
+            config,
+            Auth::new(protocol, password, protected),
+            shutdown,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bind_beyond_loopback_with_nothing_to_protect_it_is_warned_about() {
+        let any: IpAddr = "0.0.0.0".parse().expect("address");
+        let protected = exposure_warning(any, true, false).expect("a warning");
+        assert!(protected.contains("protected mode refuses"), "{protected}");
+        let open = exposure_warning(any, false, false).expect("a warning");
+        assert!(open.contains("protected mode off"), "{open}");
+        assert_eq!(exposure_warning(any, true, true), None);
+        assert_eq!(
+            exposure_warning("::1".parse().expect("v6"), false, false),
+            None
+        );
+        assert_eq!(
+            exposure_warning("127.0.0.1".parse().expect("v4"), false, false),
+            None
+        );
     }
 }

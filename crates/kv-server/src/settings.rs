@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use kv_store::DurableOptions;
-use line_server::ServerConfig;
+use line_server::{Password, ServerConfig};
 
 /// Which protocol the server speaks on every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,10 +32,60 @@ pub struct Settings {
     pub server: ServerConfig,
     /// Wrap the protocol with the `DEBUG` fault-injection commands.
     pub debug_commands: bool,
+    /// Where the password clients must `AUTH` with comes from, if any.
+    pub password: PasswordSource,
+    /// Without a password, serve loopback clients only.
+    pub protected_mode: bool,
     /// Where durable mode keeps its data; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// How durable mode syncs and compacts.
     pub durable: DurableOptions,
+}
+
+/// Where the password comes from; read once at start.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// No password: clients need not `AUTH`.
+    None,
+    /// Given on the command line or in the environment.
+    Given(String),
+    /// The first line of this file.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::None => f.write_str("None"),
+            PasswordSource::Given(_) => f.write_str("Given(<redacted>)"),
+            PasswordSource::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+impl PasswordSource {
+    /// The password, read from its file if it has one. Errors say which file and why; an
+    /// empty password, or one with whitespace, is refused: no client could send it.
+    pub fn read(&self) -> Result<Option<Password>, String> {
+        let password = match self {
+            PasswordSource::None => return Ok(None),
+            PasswordSource::Given(password) => password.clone(),
+            PasswordSource::File(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read the password file {}: {e}", path.display())
+                })?;
+                text.lines().next().unwrap_or_default().to_string()
+            }
+        };
+        if password.is_empty() {
+            return Err("the password is empty".into());
+        }
+        // `AUTH password` is one line of words: a space, tab or line end could never be sent.
+        if password.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err("the password contains whitespace, which AUTH cannot carry".into());
+        }
+        Ok(Some(Password::new(password.as_bytes())))
+    }
 }
 
 /// The port the seed's server listens on.

@@ -5,7 +5,7 @@ pub mod common;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 
-use common::{proc, Client, TestServer, PATIENCE};
+use common::{ask, proc, Client, TestServer, PATIENCE};
 
 #[test]
 fn the_bind_log_line_names_the_real_port_when_started_on_port_0() {
@@ -252,16 +252,46 @@ fn the_bind_flag_and_kv_bind_env_expose_it_on_other_addresses() {
         return;
     };
     for server in [
-        TestServer::echo(&["--bind", "0.0.0.0"]),
+        TestServer::echo(&["--bind", "0.0.0.0", "--protected-mode", "no"]),
         TestServer::builder()
             .args(["--mode", "echo"])
             .env("KV_BIND", "0.0.0.0")
+            .env("KV_PROTECTED_MODE", "no")
             .start(),
     ] {
         let mut client = Client::connect(SocketAddr::new(external, server.port()))
             .unwrap_or_else(|e| panic!("not reachable on {external}: {e}"));
         client.echo(b"hello from outside\r\n");
     }
+}
+
+#[test]
+fn protected_mode_turns_away_a_client_not_on_loopback_unless_a_password_is_set() {
+    let Some(external) = non_loopback_ipv4() else {
+        eprintln!("no non-loopback IPv4 address on this machine; nothing to check");
+        return;
+    };
+    let protected = TestServer::start(&["--bind", "0.0.0.0"]);
+    let mut outsider = Client::connect(SocketAddr::new(external, protected.port()))
+        .unwrap_or_else(|e| panic!("not reachable on {external}: {e}"));
+    outsider.expect(
+        b"ERROR DENIED protected mode: set a password (--requirepass) or start with \
+--protected-mode no\r\n",
+    );
+    outsider.expect_eof();
+    // The same server serves loopback clients.
+    ask(&mut protected.connect(), b"PING\r\n", b"PONG\r\n");
+
+    let with_password = TestServer::start(&["--bind", "0.0.0.0", "--requirepass", "s3cret"]);
+    let mut outsider = Client::connect(SocketAddr::new(external, with_password.port()))
+        .unwrap_or_else(|e| panic!("not reachable on {external}: {e}"));
+    ask(
+        &mut outsider,
+        b"PING\r\n",
+        b"ERROR NOAUTH authentication required\r\n",
+    );
+    ask(&mut outsider, b"AUTH s3cret\r\n", b"OK\r\n");
+    ask(&mut outsider, b"PING\r\n", b"PONG\r\n");
 }
 
 #[test]

@@ -128,6 +128,10 @@ impl<S: Session> Session for FaultySession<S> {
         Flow::Continue
     }
 
+    fn on_open(&mut self, out: &mut BytesMut) -> Flow {
+        self.inner.on_open(out)
+    }
+
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
         self.inner.on_batch_end(out).await;
     }

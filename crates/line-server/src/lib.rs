@@ -15,6 +15,7 @@
 //! - `framing`: the pure line decoder (unit and property tested).
 //! - [`protocol`]: the seam a protocol implements; [`echo`] is the reference one.
 //! - [`fault`]: fault injection as a wrapper around any protocol ([`Faulty`]).
+//! - [`auth`]: password authentication and protected mode, a wrapper too ([`Auth`]).
 //! - [`config`]: [`ServerConfig`], every default and `validate()`.
 //! - [`listener`]: binding the socket (reuseaddr, deep backlog).
 //! - [`limits`]: raising the open-file limit.
@@ -35,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+pub mod auth;
 pub mod config;
 mod connection;
 pub mod echo;
@@ -48,6 +50,7 @@ pub mod server;
 mod supervisor;
 pub mod throttle;
 
+pub use auth::{Auth, Password};
 pub use config::{ConfigError, ServerConfig};
 pub use echo::Echo;
 pub use fault::Faulty;

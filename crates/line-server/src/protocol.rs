@@ -43,6 +43,14 @@ pub trait Session: Send + 'static {
     /// returns a future that is ready at once, which costs nothing after inlining.
     fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> impl Future<Output = Flow> + Send;
 
+    /// Called once when the connection opens, before anything is read: a session may greet
+    /// the client or turn it away ([`Flow::Close`]: what it appended to `out` is sent, then
+    /// the connection is closed). Nothing by default.
+    fn on_open(&mut self, out: &mut BytesMut) -> Flow {
+        let _ = out;
+        Flow::Continue
+    }
+
     /// Called once the lines that arrived together (the complete lines one read brought,
     /// at least one) have all been through [`on_line`](Self::on_line), before their
     /// replies are written; also before

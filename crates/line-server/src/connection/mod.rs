@@ -165,6 +165,11 @@ impl<S: Session> Connection<S> {
     /// it can wait in, so inlined here that work would be paid for by every idle client.
     /// One allocation per batch of requests is what it costs.
     async fn serve(&mut self) -> io::Result<()> {
+        if self.session.on_open(&mut self.output) == Flow::Close {
+            self.flush().await?;
+            self.linger_close().await?;
+            return Ok(());
+        }
         loop {
             let outcome = self.read_more().await?;
             if Box::pin(self.act_on_unless_stopped(outcome)).await? == Next::Stop {

@@ -1,0 +1,349 @@
+//! Password authentication and protected mode, as a wrapper around any protocol ([`Auth`]),
+//! the way [`crate::Faulty`] wraps one with fault injection (PROTOCOL.md, "Security").
+//!
+//! - With a password, a client must send `AUTH password` before anything else; until then
+//!   every line but `QUIT` is answered `ERROR NOAUTH authentication required`. A wrong
+//!   password is `ERROR WRONGPASS invalid password`, and the third on one connection closes
+//!   it. `AUTH` without a password set is `ERROR AUTH no password is set`. (Redis'
+//!   `requirepass`, with its reply words.)
+//! - Protected mode (on by default, as Redis'): with no password, a client that is not on
+//!   loopback is told `ERROR DENIED ...` and closed, so a server exposed by mistake does not
+//!   hand its data to the network.
+//!
+//! The password is kept only as its SHA-256 digest, and a guess is checked by comparing
+//! digests in constant time (`subtle`): how long the check takes does not depend on how
+//! much of the guess is right, nor on its length beyond the hashing. It is never logged.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::BytesMut;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::framing::trim_terminator;
+use crate::protocol::{Flow, Protocol, Session};
+
+/// Wrong passwords allowed on one connection; the last of them closes it.
+pub const MAX_AUTH_FAILURES: u8 = 3;
+
+const OK: &[u8] = b"OK\r\n";
+const NOAUTH: &[u8] = b"ERROR NOAUTH authentication required\r\n";
+const WRONGPASS: &[u8] = b"ERROR WRONGPASS invalid password\r\n";
+const NO_PASSWORD: &[u8] = b"ERROR AUTH no password is set\r\n";
+/// Sent to a non-loopback client in protected mode, then the connection is closed.
+pub const DENIED: &[u8] = b"ERROR DENIED protected mode: set a password (--requirepass) or start \
+with --protected-mode no\r\n";
+
+/// A password, held as its SHA-256 digest only; `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct Password {
+    digest: [u8; 32],
+}
+
+impl Password {
+    /// Keeps `password`'s digest.
+    pub fn new(password: &[u8]) -> Self {
+        Self {
+            digest: Sha256::digest(password).into(),
+        }
+    }
+
+    /// Whether `guess` is the password, in time independent of how close it is.
+    fn matches(&self, guess: &[u8]) -> bool {
+        let guess: [u8; 32] = Sha256::digest(guess).into();
+        self.digest.ct_eq(&guess).into()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// `P` behind a password and protected mode. Without a password and with protected mode
+/// off it only answers `AUTH` lines (with `ERROR AUTH no password is set`).
+#[derive(Debug)]
+pub struct Auth<P> {
+    inner: P,
+    password: Option<Password>,
+    protected_mode: bool,
+}
+
+impl<P> Auth<P> {
+    /// Wraps `inner`: clients must `AUTH` with `password` if one is given; in
+    /// `protected_mode` without a password, only loopback clients are served.
+    pub fn new(inner: P, password: Option<Password>, protected_mode: bool) -> Self {
+        Self {
+            inner,
+            password,
+            protected_mode,
+        }
+    }
+}
+
+/// Where a connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Served: authenticated, or no password is needed.
+    Served,
+    /// Must `AUTH` first; wrong passwords so far.
+    Locked(u8),
+    /// Protected mode turned it away: closed once opened.
+    Denied,
+}
+
+/// A session of `S` behind the password.
+#[derive(Debug)]
+pub struct AuthSession<S> {
+    inner: S,
+    standing: Standing,
+    /// The password, shared with every session (the digest is small; a clone is cheap).
+    password: Option<Password>,
+}
+
+impl<P: Protocol> Protocol for Auth<P> {
+    type Session = AuthSession<P::Session>;
+
+    fn open_session(&self, peer: SocketAddr) -> Self::Session {
+        let standing = match &self.password {
+            Some(_) => Standing::Locked(0),
+            None if self.protected_mode && !is_loopback(peer.ip()) => Standing::Denied,
+            None => Standing::Served,
+        };
+        AuthSession {
+            inner: self.inner.open_session(peer),
+            standing,
+            password: self.password.clone(),
+        }
+    }
+
+    async fn acceptor_hook(&self) {
+        self.inner.acceptor_hook().await;
+    }
+}
+
+/// Loopback, also as an IPv4-mapped IPv6 address (a dual-stack listener sees 127.0.0.1
+/// as `::ffff:127.0.0.1`).
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+impl<S: Session> Session for AuthSession<S> {
+    fn on_open(&mut self, out: &mut BytesMut) -> Flow {
+        if self.standing == Standing::Denied {
+            out.extend_from_slice(DENIED);
+            return Flow::Close;
+        }
+        self.inner.on_open(out)
+    }
+
+    async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
+        if let Some(argument) = auth_argument(line) {
+            // The inner session's deferred replies come before this one.
+            self.inner.on_batch_end(out).await;
+            return self.authenticate(argument, out);
+        }
+        match self.standing {
+            Standing::Served => self.inner.on_line(line, out).await,
+            Standing::Locked(_) if is_quit(line) => self.inner.on_line(line, out).await,
+            Standing::Locked(_) => {
+                self.inner.on_batch_end(out).await;
+                out.extend_from_slice(NOAUTH);
+                Flow::Continue
+            }
+            Standing::Denied => Flow::Close,
+        }
+    }
+
+    async fn on_batch_end(&mut self, out: &mut BytesMut) {
+        self.inner.on_batch_end(out).await;
+    }
+
+    fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {
+        if self.standing == Standing::Served {
+            self.inner.on_unterminated_eof(rest, out);
+        }
+    }
+}
+
+impl<S> AuthSession<S> {
+    /// Answers `AUTH argument`; `None` is an `AUTH` with no or several words after it.
+    fn authenticate(&mut self, argument: Option<&[u8]>, out: &mut BytesMut) -> Flow {
+        let Some(password) = &self.password else {
+            out.extend_from_slice(NO_PASSWORD);
+            return Flow::Continue;
+        };
+        if argument.is_some_and(|guess| password.matches(guess)) {
+            self.standing = Standing::Served;
+            out.extend_from_slice(OK);
+            return Flow::Continue;
+        }
+        let failures = match self.standing {
+            Standing::Locked(failures) => failures + 1,
+            _ => 1,
+        };
+        self.standing = Standing::Locked(failures);
+        out.extend_from_slice(WRONGPASS);
+        if failures >= MAX_AUTH_FAILURES {
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
+    }
+}
+
+/// If `line` is an `AUTH` request (any case): its one argument, or `Some(None)` if it has
+/// none or more than one. Cheap for every other line: it looks at the first bytes only.
+fn auth_argument(line: &[u8]) -> Option<Option<&[u8]>> {
+    let mut words = words(trim_terminator(line));
+    if !words.next()?.eq_ignore_ascii_case(b"AUTH") {
+        return None;
+    }
+    let argument = words.next();
+    Some(if words.next().is_some() {
+        None
+    } else {
+        argument
+    })
+}
+
+fn is_quit(line: &[u8]) -> bool {
+    let mut words = words(trim_terminator(line));
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"QUIT"))
+        && words.next().is_none()
+}
+
+/// The words of a line: runs of bytes between spaces and tabs.
+fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::echo::Echo;
+    use futures_util::FutureExt;
+
+    fn loopback() -> SocketAddr {
+        "127.0.0.1:5000".parse().expect("address")
+    }
+
+    fn remote() -> SocketAddr {
+        "192.0.2.7:5000".parse().expect("address")
+    }
+
+    /// Runs `line` through `session`; echo sessions never wait.
+    fn ask<S: Session>(session: &mut AuthSession<S>, line: &[u8]) -> (Vec<u8>, Flow) {
+        let mut out = BytesMut::new();
+        let flow = session
+            .on_line(line, &mut out)
+            .now_or_never()
+            .expect("ready at once");
+        (out.to_vec(), flow)
+    }
+
+    fn with_password() -> Auth<Echo> {
+        Auth::new(Echo, Some(Password::new(b"s3cret")), true)
+    }
+
+    #[test]
+    fn before_auth_every_line_but_quit_is_noauth() {
+        let mut session = with_password().open_session(remote());
+        assert_eq!(
+            ask(&mut session, b"PING\r\n"),
+            (NOAUTH.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut session, b"GET b k\n"),
+            (NOAUTH.to_vec(), Flow::Continue)
+        );
+        // QUIT goes through (echo echoes it; KV answers OK and closes).
+        assert_eq!(
+            ask(&mut session, b"quit\r\n"),
+            (b"quit\r\n".to_vec(), Flow::Continue)
+        );
+    }
+
+    #[test]
+    fn the_right_password_opens_the_session() {
+        let mut session = with_password().open_session(remote());
+        assert_eq!(
+            ask(&mut session, b"AUTH s3cret\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut session, b"hello\n"),
+            (b"hello\n".to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut session, b"auth\ts3cret\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+    }
+
+    #[test]
+    fn the_third_wrong_password_closes_the_connection() {
+        let mut session = with_password().open_session(loopback());
+        let wrong = (WRONGPASS.to_vec(), Flow::Continue);
+        assert_eq!(ask(&mut session, b"AUTH nope\r\n"), wrong);
+        assert_eq!(ask(&mut session, b"AUTH s3cret extra\r\n"), wrong);
+        assert_eq!(
+            ask(&mut session, b"AUTH\r\n"),
+            (WRONGPASS.to_vec(), Flow::Close)
+        );
+    }
+
+    #[test]
+    fn auth_without_a_password_set_says_so_and_is_not_echoed() {
+        let mut session = Auth::new(Echo, None, true).open_session(loopback());
+        assert_eq!(
+            ask(&mut session, b"AUTH x\r\n"),
+            (NO_PASSWORD.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut session, b"AUTHX\r\n"),
+            (b"AUTHX\r\n".to_vec(), Flow::Continue)
+        );
+    }
+
+    #[test]
+    fn protected_mode_turns_away_remote_clients_only_without_a_password() {
+        let mut out = BytesMut::new();
+        let mut remote_session = Auth::new(Echo, None, true).open_session(remote());
+        assert_eq!(remote_session.on_open(&mut out), Flow::Close);
+        assert_eq!(&out[..], DENIED);
+        for peer in [
+            loopback(),
+            "[::1]:1".parse().expect("v6"),
+            "[::ffff:127.0.0.1]:1".parse().expect("mapped"),
+        ] {
+            let mut out = BytesMut::new();
+            let mut session = Auth::new(Echo, None, true).open_session(peer);
+            assert_eq!(session.on_open(&mut out), Flow::Continue, "{peer}");
+            assert!(out.is_empty());
+        }
+        for auth in [Auth::new(Echo, None, false), with_password()] {
+            let mut out = BytesMut::new();
+            assert_eq!(
+                auth.open_session(remote()).on_open(&mut out),
+                Flow::Continue
+            );
+        }
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let auth = with_password();
+        assert!(!format!("{auth:?}").contains("s3cret"));
+    }
+}
