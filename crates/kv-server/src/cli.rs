@@ -95,6 +95,13 @@ pub struct Cli {
     #[arg(long, env = "KV_PROTECTED_MODE", value_enum, default_value_t = YesNo::Yes)]
     protected_mode: YesNo,
 
+    /// Keep what the data holds (keys, values and their bookkeeping, as counted: README,
+    /// "Memory limit") under this size: bytes, or with a unit kb, mb or gb (1024-based).
+    /// A write that would need more is refused with `ERROR out of memory`; reads and
+    /// deletes always work. 0: no limit.
+    #[arg(long, env = "KV_MAXMEMORY", default_value = "0", value_parser = parse_size)]
+    maxmemory: u64,
+
     /// Keep buckets on disk in this directory (durable mode); without it nothing
     /// touches disk.
     #[arg(long, env = "KV_DATA_DIR")]
@@ -140,6 +147,26 @@ enum CliMode {
     Echo,
     /// Buckets of keys and values (CREATE/PUT/GET/DELETE).
     Kv,
+}
+
+/// A size in bytes: digits, optionally followed by `kb`, `mb` or `gb` (any case; 1024-based,
+/// as Redis' `maxmemory` reads them).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.len().checked_sub(2).map(|at| lower.split_at(at)) {
+        Some((digits, "kb")) => (digits, 1u64 << 10),
+        Some((digits, "mb")) => (digits, 1 << 20),
+        Some((digits, "gb")) => (digits, 1 << 30),
+        _ => (lower.as_str(), 1),
+    };
+    let number: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (bytes, or a number with kb, mb or gb)"))?;
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 impl From<FsyncPolicy> for CliFsync {
@@ -196,7 +223,9 @@ impl Cli {
                     CliFsync::Everysec => FsyncPolicy::EverySecond,
                 },
                 compact_after_bytes: self.compact_after_mib << 20,
+                max_memory: self.maxmemory,
             },
+            max_memory: self.maxmemory,
         }
     }
 }
@@ -205,6 +234,26 @@ impl Cli {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn sizes_take_1024_based_units_in_any_case() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("4kb"), Ok(4096));
+        assert_eq!(parse_size("100MB"), Ok(100 << 20));
+        assert_eq!(parse_size("2Gb"), Ok(2 << 30));
+        for bad in [
+            "",
+            "kb",
+            "1.5mb",
+            "-1",
+            "10 tb",
+            "1kib",
+            "18446744073709551615gb",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {

@@ -136,7 +136,7 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let served = match (settings.mode, durable) {
         (Mode::Echo, _) => serve_with(listener, (&settings, password), Echo, shutdown).await,
         (Mode::Kv, None) => {
-            let kv = Kv::new(MemoryStore::new());
+            let kv = Kv::new(MemoryStore::with_limit(settings.max_memory));
             serve_with(listener, (&settings, password), kv, shutdown).await
         }
         (Mode::Kv, Some(store)) => {

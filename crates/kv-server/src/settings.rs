@@ -38,8 +38,10 @@ pub struct Settings {
     pub protected_mode: bool,
     /// Where durable mode keeps its data; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
-    /// How durable mode syncs and compacts.
+    /// How durable mode syncs and compacts (and its memory limit).
     pub durable: DurableOptions,
+    /// Limit on what the data holds, in bytes; 0: none.
+    pub max_memory: u64,
 }
 
 /// Where the password comes from; read once at start.

@@ -4,6 +4,7 @@
 //! - this file: the seam — [`Store`] and [`Bucket`] — that the protocol code is written
 //!   against, and [`StoreError`];
 //! - [`pipeline`]: the seam's batch: writes that arrived together travel together;
+//! - [`budget`]: the memory limit — what the data holds, counted; growth past it refused;
 //! - [`memory`]: the in-memory engine (the default);
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
 //!   commit and background snapshots, read through an in-memory mirror.
@@ -12,6 +13,7 @@
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
 //! ready at once and are statically dispatched, so the seam costs it nothing.
 
+pub mod budget;
 pub mod durable;
 pub mod memory;
 pub mod pipeline;

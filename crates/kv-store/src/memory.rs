@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
+use crate::budget::{bucket_cost, entry_cost, Budget, OverLimit};
 use crate::{Bucket, Pipeline, Store, StoreError};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
@@ -30,21 +31,66 @@ const SHARDS: usize = 64;
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     buckets: Arc<RwLock<HashMap<Bytes, MemoryBucket, RandomState>>>,
+    /// What the data holds, against `--maxmemory` ([`crate::budget`]).
+    budget: Arc<Budget>,
+}
+
+/// Whether a write must fit the memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Refused ([`OverLimit`]) if it would take the data past the limit.
+    WithinLimit,
+    /// Already decided on (replayed from disk, or admitted by the durable committer):
+    /// counted, never refused.
+    Decided,
+}
+
+/// The reply to a write the memory limit refused.
+pub(crate) fn out_of_memory() -> StoreError {
+    StoreError::new("out of memory")
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store without a memory limit.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty store that keeps what its data holds under `limit` bytes (0: no limit):
+    /// a write that would need more is refused with `out of memory`.
+    pub fn with_limit(limit: u64) -> Self {
+        Self {
+            buckets: Arc::default(),
+            budget: Arc::new(Budget::new(limit)),
+        }
+    }
+
+    /// Bytes the data holds as counted ([`crate::budget`]), and the limit (0: none).
+    pub fn memory(&self) -> (u64, u64) {
+        (self.budget.used(), self.budget.limit())
+    }
+
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
     /// Synchronous `create`, for callers outside async code.
-    pub(crate) fn create_now(&self, name: &[u8]) {
+    pub(crate) fn create_now(&self, name: &[u8], admit: Admit) -> Result<(), OverLimit> {
         if self.bucket_now(name).is_some() {
-            return;
+            return Ok(());
         }
         let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
-        buckets.entry(Bytes::copy_from_slice(name)).or_default();
+        if buckets.contains_key(name) {
+            return Ok(());
+        }
+        let cost = bucket_cost(name.len());
+        match admit {
+            Admit::WithinLimit => self.budget.try_take(cost)?,
+            Admit::Decided => self.budget.take(cost),
+        }
+        let bucket = MemoryBucket::new(Arc::clone(&self.budget));
+        buckets.insert(Bytes::copy_from_slice(name), bucket);
+        Ok(())
     }
 
     /// Number of buckets and of keys in all of them.
@@ -69,8 +115,8 @@ impl Store for MemoryStore {
     }
 
     async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
-        self.create_now(name);
-        Ok(())
+        self.create_now(name, Admit::WithinLimit)
+            .map_err(|OverLimit| out_of_memory())
     }
 
     async fn bucket(&self, name: &[u8]) -> Result<Option<MemoryBucket>, StoreError> {
@@ -87,15 +133,8 @@ pub struct MemoryBucket {
     shards: Arc<[Shard]>,
     /// Hashes keys, for both the shard choice and the shard's table.
     hasher: RandomState,
-}
-
-impl Default for MemoryBucket {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            hasher: RandomState::default(),
-        }
-    }
+    /// The store's, which its entries count against.
+    budget: Arc<Budget>,
 }
 
 impl MemoryBucket {
@@ -110,20 +149,66 @@ impl MemoryBucket {
         &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
+    /// An empty bucket counting its entries against `budget`.
+    fn new(budget: Arc<Budget>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            hasher: RandomState::default(),
+            budget,
+        }
+    }
+
     /// Synchronous `put`. Key and value are copied into their own allocations, so they
-    /// never pin the connection's read buffer.
-    pub(crate) fn put_now(&self, key: &[u8], value: &[u8]) {
-        let value = Bytes::copy_from_slice(value);
+    /// never pin the connection's read buffer. What it adds to the data is counted under
+    /// the shard's lock, so the check and the write are one step.
+    pub(crate) fn put_now(&self, key: &[u8], value: &[u8], admit: Admit) -> Result<(), OverLimit> {
         let hash = self.hash(key);
         let mut shard = self
             .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        match shard.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k)) {
+        let entry = shard.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k));
+        let delta = match &entry {
+            Entry::Occupied(slot) => value.len() as i64 - slot.get().1.len() as i64,
+            Entry::Vacant(_) => entry_cost(key.len(), value.len()) as i64,
+        };
+        match admit {
+            Admit::WithinLimit => self.budget.try_adjust(delta)?,
+            Admit::Decided => self.budget.adjust(delta),
+        }
+        let value = Bytes::copy_from_slice(value);
+        match entry {
             Entry::Occupied(mut slot) => slot.get_mut().1 = value,
             Entry::Vacant(slot) => {
                 slot.insert((Bytes::copy_from_slice(key), value));
             }
+        }
+        Ok(())
+    }
+
+    /// What deleting `key` would free now (0 if it is not there).
+    pub(crate) fn delete_delta(&self, key: &[u8]) -> i64 {
+        let hash = self.hash(key);
+        let shard = self
+            .shard(hash)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard
+            .find(hash, |(k, _)| k[..] == *key)
+            .map_or(0, |(k, v)| entry_cost(k.len(), v.len()) as i64)
+    }
+
+    /// What putting a value of `value_len` bytes at `key` would add to the data now
+    /// (negative if it shrinks it): for the durable committer's admission.
+    pub(crate) fn put_delta(&self, key: &[u8], value_len: usize) -> i64 {
+        let hash = self.hash(key);
+        let shard = self
+            .shard(hash)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        match shard.find(hash, |(k, _)| k[..] == *key) {
+            Some((_, old)) => value_len as i64 - old.len() as i64,
+            None => entry_cost(key.len(), value_len) as i64,
         }
     }
 
@@ -166,7 +251,8 @@ impl MemoryBucket {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if let Ok(slot) = shard.find_entry(hash, |(k, _)| k[..] == *key) {
-            slot.remove();
+            let ((key, value), _) = slot.remove();
+            self.budget.give_back(entry_cost(key.len(), value.len()));
         }
     }
 
@@ -181,8 +267,8 @@ impl MemoryBucket {
 
 impl Bucket for MemoryBucket {
     async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.put_now(key, value);
-        Ok(())
+        self.put_now(key, value, Admit::WithinLimit)
+            .map_err(|OverLimit| out_of_memory())
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
@@ -213,8 +299,8 @@ impl Pipeline for MemoryPipeline {
         key: &[u8],
         value: &[u8],
     ) -> Option<Result<(), StoreError>> {
-        bucket.put_now(key, value);
-        Some(Ok(()))
+        let put = bucket.put_now(key, value, Admit::WithinLimit);
+        Some(put.map_err(|OverLimit| out_of_memory()))
     }
 
     fn delete(&mut self, bucket: &MemoryBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
@@ -278,7 +364,11 @@ mod tests {
     async fn creating_twice_keeps_the_contents() {
         let store = MemoryStore::new();
         store.create(b"b").await.unwrap();
-        store.bucket_now(b"b").unwrap().put_now(b"k", b"v");
+        store
+            .bucket_now(b"b")
+            .unwrap()
+            .put_now(b"k", b"v", Admit::WithinLimit)
+            .expect("no limit");
         store.create(b"b").await.unwrap();
         assert_eq!(
             store.bucket_now(b"b").unwrap().get_now(b"k").as_deref(),
@@ -310,9 +400,13 @@ mod tests {
     #[test]
     fn get_into_appends_the_value_or_nothing() {
         let store = MemoryStore::new();
-        store.create_now(b"b");
+        store
+            .create_now(b"b", Admit::WithinLimit)
+            .expect("no limit");
         let bucket = store.bucket_now(b"b").unwrap();
-        bucket.put_now(b"k", b"value");
+        bucket
+            .put_now(b"k", b"value", Admit::WithinLimit)
+            .expect("no limit");
         let mut out = BytesMut::from(&b"before|"[..]);
         assert!(bucket.get_into_now(b"k", &mut out));
         assert!(!bucket.get_into_now(b"missing", &mut out));
@@ -323,13 +417,17 @@ mod tests {
     fn many_keys_survive_growth_overwrites_and_deletes() {
         // Enough keys to make every shard's table grow several times (rehashing with the
         // bucket's hasher), then overwrite half and delete a third.
-        let bucket = MemoryBucket::default();
+        let bucket = MemoryBucket::new(Arc::default());
         let key = |i: u32| format!("key:{i}").into_bytes();
         for i in 0..20_000 {
-            bucket.put_now(&key(i), &i.to_le_bytes());
+            bucket
+                .put_now(&key(i), &i.to_le_bytes(), Admit::WithinLimit)
+                .expect("no limit");
         }
         for i in (0..20_000).step_by(2) {
-            bucket.put_now(&key(i), b"even");
+            bucket
+                .put_now(&key(i), b"even", Admit::WithinLimit)
+                .expect("no limit");
         }
         for i in (0..20_000).step_by(3) {
             bucket.delete_now(&key(i));
@@ -361,7 +459,7 @@ mod tests {
                 self.0.delete(key).await
             }
         }
-        let plain = Plain(MemoryBucket::default());
+        let plain = Plain(MemoryBucket::new(Arc::default()));
         plain.put(b"k", b"v").await.unwrap();
         let mut out = BytesMut::new();
         assert!(plain.get_into(b"k", &mut out).await.unwrap());
@@ -372,9 +470,17 @@ mod tests {
     #[test]
     fn buckets_are_separate_and_names_case_sensitive() {
         let store = MemoryStore::new();
-        store.create_now(b"a");
-        store.create_now(b"A");
-        store.bucket_now(b"a").unwrap().put_now(b"k", b"1");
+        store
+            .create_now(b"a", Admit::WithinLimit)
+            .expect("no limit");
+        store
+            .create_now(b"A", Admit::WithinLimit)
+            .expect("no limit");
+        store
+            .bucket_now(b"a")
+            .unwrap()
+            .put_now(b"k", b"1", Admit::WithinLimit)
+            .expect("no limit");
         assert_eq!(store.bucket_now(b"A").unwrap().get_now(b"k"), None);
         assert_eq!(store.bucket_now(b"a").unwrap().len(), 1);
     }
@@ -382,17 +488,47 @@ mod tests {
     #[test]
     fn concurrent_writers_lose_nothing() {
         let store = MemoryStore::new();
-        store.create_now(b"b");
+        store
+            .create_now(b"b", Admit::WithinLimit)
+            .expect("no limit");
         std::thread::scope(|s| {
             for t in 0..4 {
                 let bucket = store.bucket_now(b"b").unwrap();
                 s.spawn(move || {
                     for i in 0..5_000 {
-                        bucket.put_now(format!("{t}-{i}").as_bytes(), b"v");
+                        bucket
+                            .put_now(format!("{t}-{i}").as_bytes(), b"v", Admit::WithinLimit)
+                            .expect("no limit");
                     }
                 });
             }
         });
         assert_eq!(store.bucket_now(b"b").unwrap().len(), 20_000);
+    }
+
+    #[test]
+    fn a_limit_refuses_growth_but_not_shrinking_and_deletes_make_room() {
+        let cost = crate::budget::entry_cost(2, 10);
+        let limit = crate::budget::bucket_cost(1) + 3 * cost;
+        let store = MemoryStore::with_limit(limit);
+        store.create_now(b"b", Admit::WithinLimit).expect("a bucket fits");
+        let bucket = store.bucket_now(b"b").expect("the bucket");
+        for key in [b"k1", b"k2", b"k3"] {
+            bucket.put_now(key, &[b'v'; 10], Admit::WithinLimit).expect("fits");
+        }
+        assert_eq!(store.memory(), (limit, limit));
+        assert_eq!(bucket.put_now(b"k4", b"v", Admit::WithinLimit), Err(OverLimit));
+        assert_eq!(bucket.put_now(b"k1", &[b'w'; 11], Admit::WithinLimit), Err(OverLimit));
+        assert_eq!(store.create_now(b"c", Admit::WithinLimit), Err(OverLimit));
+        // Same size and smaller are not growth; the refused writes changed nothing.
+        bucket.put_now(b"k1", &[b'w'; 10], Admit::WithinLimit).expect("same size");
+        bucket.put_now(b"k2", b"v", Admit::WithinLimit).expect("smaller");
+        assert_eq!(bucket.get_now(b"k4"), None);
+        bucket.delete_now(b"k3");
+        assert_eq!(store.memory().0, limit - 9 - cost);
+        bucket.put_now(b"k4", b"v", Admit::WithinLimit).expect("room again");
+        // What is already decided (replayed from disk) is counted, never refused.
+        bucket.put_now(b"k5", &[b'v'; 100], Admit::Decided).expect("decided");
+        assert!(store.memory().0 > limit);
     }
 }

@@ -28,6 +28,7 @@ use super::mirror::apply;
 use super::record::Op;
 use super::stats::Counters;
 use super::{snapshot, FsyncPolicy};
+use crate::budget::{bucket_cost, entry_cost};
 use crate::memory::MemoryStore;
 use crate::StoreError;
 
@@ -45,9 +46,18 @@ const COMPACTION_RETRY: Duration = Duration::from_secs(10);
 /// A frame buffer grown past this by a large group is shrunk back afterwards.
 const FRAME_BUF_KEEP: usize = 1 << 20;
 
-/// The answer to one [`Message::Writes`]: its writes' common fate (they share one frame),
-/// and the vector back, emptied, for the sender to reuse.
-pub(crate) type Ack = oneshot::Sender<(Result<(), StoreError>, Vec<Op>)>;
+/// The answer to one [`Message::Writes`].
+pub(crate) struct Committed {
+    /// The common fate of its admitted writes (they share one frame).
+    pub(crate) verdict: Result<(), StoreError>,
+    /// Which of its writes (by index) the memory limit refused: not journaled, not
+    /// applied. Empty (and unallocated) without a limit.
+    pub(crate) refused: Vec<usize>,
+    /// The vector of writes back, emptied, for the sender to reuse.
+    pub(crate) ops: Vec<Op>,
+}
+
+pub(crate) type Ack = oneshot::Sender<Committed>;
 
 pub(crate) enum Message {
     /// Writes of one connection that arrived together: appended in order, in one group.
@@ -185,32 +195,56 @@ impl Committer {
     }
 
     /// Appends `batch` as one frame (synced if `durable`), applies it and answers it.
+    /// Writes the memory limit does not admit are left out of the frame and answered
+    /// refused.
     fn commit(&mut self, batch: &mut Vec<(Vec<Op>, Ack)>, durable: bool) {
         self.frame.start();
-        for op in batch.iter().flat_map(|(ops, _)| ops) {
-            op.as_record().encode(self.frame.payload());
+        let mut refused: Vec<Vec<usize>> = Vec::with_capacity(batch.len());
+        let mut pending = 0i64;
+        for (ops, _) in batch.iter() {
+            let mut out = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                if self.admit(op, &mut pending) {
+                    op.as_record().encode(self.frame.payload());
+                } else {
+                    out.push(i);
+                }
+            }
+            refused.push(out);
         }
         let appended = self.journal.append(&mut self.frame, durable);
         self.frame.shrink_to(FRAME_BUF_KEEP);
+        let admitted = || {
+            batch.iter().zip(&refused).flat_map(|((ops, _), out)| {
+                ops.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !out.contains(i))
+                    .map(|(_, op)| op)
+            })
+        };
         let verdict = match appended {
             Ok(()) => {
                 self.unsynced = !durable;
                 self.stats.record_commit(durable);
-                for op in batch.iter().flat_map(|(ops, _)| ops) {
+                for op in admitted() {
                     apply(&self.mirror, op.as_record());
                 }
                 Ok(())
             }
             Err(e) => {
-                let writes = batch.iter().map(|(ops, _)| ops.len()).sum();
-                self.failures.failed(writes, &e);
+                self.failures.failed(admitted().count(), &e);
                 Err(StoreError::new(describe(&e)))
             }
         };
         // One wake-up per connection's message, not per write.
-        for (mut ops, ack) in batch.drain(..) {
+        for ((mut ops, ack), refused) in batch.drain(..).zip(refused) {
             ops.clear();
-            let _ = ack.send((verdict.clone(), ops));
+            let verdict = verdict.clone();
+            let _ = ack.send(Committed {
+                verdict,
+                refused,
+                ops,
+            });
         }
         if verdict.is_ok() {
             if durable {
@@ -218,6 +252,34 @@ impl Committer {
             }
             self.failures.succeeded();
         }
+    }
+
+    /// Whether `op` fits the memory limit, on top of what the group's earlier writes add
+    /// (`pending`, bytes; deletes make it smaller). The committer is the only writer, so
+    /// the mirror it measures against is exact, but for earlier writes of the same group to
+    /// the same key: each is measured against the mirror as it was before the group.
+    fn admit(&self, op: &Op, pending: &mut i64) -> bool {
+        let budget = self.mirror.budget();
+        if budget.limit() == 0 {
+            return true;
+        }
+        let growth = match op {
+            Op::Create { bucket } if self.mirror.bucket_now(bucket).is_some() => 0,
+            Op::Create { bucket } => bucket_cost(bucket.len()) as i64,
+            Op::Put { bucket, key, value } => match self.mirror.bucket_now(bucket) {
+                Some(b) => b.put_delta(key, value.len()),
+                None => entry_cost(key.len(), value.len()) as i64,
+            },
+            Op::Delete { bucket, key } => self
+                .mirror
+                .bucket_now(bucket)
+                .map_or(0, |b| -b.delete_delta(key)),
+        };
+        if growth > 0 && !budget.fits(*pending, growth) {
+            return false;
+        }
+        *pending += growth;
+        true
     }
 
     /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the

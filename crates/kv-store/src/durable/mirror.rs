@@ -3,13 +3,19 @@
 //! restart is exactly the state before it.
 
 use super::record::Record;
-use crate::memory::{MemoryBucket, MemoryStore};
+use crate::memory::{Admit, MemoryBucket, MemoryStore};
 
-/// Applies one write, stored or about to be acknowledged, to the mirror.
+/// Applies one write, stored or about to be acknowledged, to the mirror. It is counted
+/// against the memory limit but never refused: it is on disk already (replay), or the
+/// committer admitted it before journaling it.
 pub(crate) fn apply(mirror: &MemoryStore, record: Record<'_>) {
     match record {
-        Record::Create { bucket } => mirror.create_now(bucket),
-        Record::Put { bucket, key, value } => bucket_of(mirror, bucket).put_now(key, value),
+        Record::Create { bucket } => {
+            let _ = mirror.create_now(bucket, Admit::Decided);
+        }
+        Record::Put { bucket, key, value } => {
+            let _ = bucket_of(mirror, bucket).put_now(key, value, Admit::Decided);
+        }
         Record::Delete { bucket, key } => bucket_of(mirror, bucket).delete_now(key),
         Record::SnapshotEnd { .. } => {}
     }
@@ -23,6 +29,6 @@ fn bucket_of(mirror: &MemoryStore, name: &[u8]) -> MemoryBucket {
         if let Some(bucket) = mirror.bucket_now(name) {
             return bucket;
         }
-        mirror.create_now(name);
+        let _ = mirror.create_now(name, Admit::Decided);
     }
 }

@@ -127,6 +127,9 @@ pub struct DurableOptions {
     /// Compact (snapshot the data, drop old journals) once the journal holds this many
     /// bytes and more than the last snapshot. Default 64 MiB.
     pub compact_after_bytes: u64,
+    /// Keep what the data holds under this many bytes ([`crate::budget`]); a write that
+    /// would need more is refused before anything is written. 0 (the default): no limit.
+    pub max_memory: u64,
 }
 
 impl Default for DurableOptions {
@@ -134,6 +137,7 @@ impl Default for DurableOptions {
         Self {
             fsync: FsyncPolicy::default(),
             compact_after_bytes: COMPACT_AFTER,
+            max_memory: 0,
         }
     }
 }
@@ -168,7 +172,7 @@ impl DurableStore {
     /// committer thread. Fails if another process holds `dir` or a file in it is damaged.
     pub fn open_with(dir: &Path, options: DurableOptions) -> Result<Self, OpenError> {
         let data_dir = DataDir::open(dir)?;
-        let mirror = MemoryStore::new();
+        let mirror = MemoryStore::with_limit(options.max_memory);
         let recovered = match recovery::recover(&data_dir, &mirror) {
             Ok(recovered) => recovered,
             Err(e) => {
@@ -234,6 +238,11 @@ impl DurableStore {
         self.mirror.stats()
     }
 
+    /// Bytes the data holds as counted, and the limit (0: none).
+    pub fn memory(&self) -> (u64, u64) {
+        self.mirror.memory()
+    }
+
     /// Commits and syncs since the store was opened.
     pub fn counters(&self) -> DurableStats {
         self.counters.snapshot()
@@ -263,7 +272,10 @@ fn start_sync_ticker(committer: mpsc::WeakSender<Message>) -> bool {
 
 /// Sends one write to the committer and waits for its verdict (a pipeline of one).
 async fn submit_one(committer: &mpsc::Sender<Message>, op: Op) -> Result<(), StoreError> {
-    pipeline::submit(committer, vec![op]).await.0
+    let committed = pipeline::submit(committer, vec![op]).await;
+    let mut results = Vec::with_capacity(1);
+    pipeline::results(&committed, 1, &mut results);
+    results.pop().unwrap_or(committed.verdict)
 }
 
 impl Store for DurableStore {

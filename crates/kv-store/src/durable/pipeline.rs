@@ -4,25 +4,40 @@
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::committer::Message;
+use super::committer::{Committed, Message};
 use super::record::Op;
 use super::DurableBucket;
+use crate::memory::out_of_memory;
 use crate::{Pipeline, StoreError};
 
-/// Sends `ops` to the committer as one message and waits for their common verdict; hands
-/// the vector back, emptied, for reuse (or a new one if the committer is gone).
-pub(super) async fn submit(
-    committer: &mpsc::Sender<Message>,
-    ops: Vec<Op>,
-) -> (Result<(), StoreError>, Vec<Op>) {
-    let stopped = || StoreError::new("the store is shutting down");
+/// Sends `ops` to the committer as one message and waits for the verdict (the vector comes
+/// back in it, emptied, for reuse; a new one if the committer is gone).
+pub(super) async fn submit(committer: &mpsc::Sender<Message>, ops: Vec<Op>) -> Committed {
+    let stopped = || Committed {
+        verdict: Err(StoreError::new("the store is shutting down")),
+        refused: Vec::new(),
+        ops: Vec::new(),
+    };
     let (ack, verdict) = oneshot::channel();
     if committer.send(Message::Writes(ops, ack)).await.is_err() {
-        return (Err(stopped()), Vec::new());
+        return stopped();
     }
-    verdict
-        .await
-        .unwrap_or_else(|_| (Err(stopped()), Vec::new()))
+    verdict.await.unwrap_or_else(|_| stopped())
+}
+
+/// One result per write of a [`Committed`] message of `writes` writes, into `into`.
+pub(super) fn results(
+    committed: &Committed,
+    writes: usize,
+    into: &mut Vec<Result<(), StoreError>>,
+) {
+    into.clear();
+    into.resize(writes, committed.verdict.clone());
+    for &i in &committed.refused {
+        if let Some(result) = into.get_mut(i) {
+            *result = Err(out_of_memory());
+        }
+    }
 }
 
 /// A connection's queued durable writes: flushed as one message, so they are appended in
@@ -79,9 +94,9 @@ impl Pipeline for DurablePipeline {
         let writes = self.ops.len();
         if writes > 0 {
             let ops = std::mem::take(&mut self.ops);
-            let (verdict, ops) = submit(&self.committer, ops).await;
-            self.ops = ops;
-            self.results.resize(writes, verdict);
+            let mut committed = submit(&self.committer, ops).await;
+            results(&committed, writes, &mut self.results);
+            self.ops = std::mem::take(&mut committed.ops);
         }
         &self.results
     }
