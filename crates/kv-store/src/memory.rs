@@ -511,24 +511,42 @@ mod tests {
         let cost = crate::budget::entry_cost(2, 10);
         let limit = crate::budget::bucket_cost(1) + 3 * cost;
         let store = MemoryStore::with_limit(limit);
-        store.create_now(b"b", Admit::WithinLimit).expect("a bucket fits");
+        store
+            .create_now(b"b", Admit::WithinLimit)
+            .expect("a bucket fits");
         let bucket = store.bucket_now(b"b").expect("the bucket");
         for key in [b"k1", b"k2", b"k3"] {
-            bucket.put_now(key, &[b'v'; 10], Admit::WithinLimit).expect("fits");
+            bucket
+                .put_now(key, &[b'v'; 10], Admit::WithinLimit)
+                .expect("fits");
         }
         assert_eq!(store.memory(), (limit, limit));
-        assert_eq!(bucket.put_now(b"k4", b"v", Admit::WithinLimit), Err(OverLimit));
-        assert_eq!(bucket.put_now(b"k1", &[b'w'; 11], Admit::WithinLimit), Err(OverLimit));
+        assert_eq!(
+            bucket.put_now(b"k4", b"v", Admit::WithinLimit),
+            Err(OverLimit)
+        );
+        assert_eq!(
+            bucket.put_now(b"k1", &[b'w'; 11], Admit::WithinLimit),
+            Err(OverLimit)
+        );
         assert_eq!(store.create_now(b"c", Admit::WithinLimit), Err(OverLimit));
         // Same size and smaller are not growth; the refused writes changed nothing.
-        bucket.put_now(b"k1", &[b'w'; 10], Admit::WithinLimit).expect("same size");
-        bucket.put_now(b"k2", b"v", Admit::WithinLimit).expect("smaller");
+        bucket
+            .put_now(b"k1", &[b'w'; 10], Admit::WithinLimit)
+            .expect("same size");
+        bucket
+            .put_now(b"k2", b"v", Admit::WithinLimit)
+            .expect("smaller");
         assert_eq!(bucket.get_now(b"k4"), None);
         bucket.delete_now(b"k3");
         assert_eq!(store.memory().0, limit - 9 - cost);
-        bucket.put_now(b"k4", b"v", Admit::WithinLimit).expect("room again");
+        bucket
+            .put_now(b"k4", b"v", Admit::WithinLimit)
+            .expect("room again");
         // What is already decided (replayed from disk) is counted, never refused.
-        bucket.put_now(b"k5", &[b'v'; 100], Admit::Decided).expect("decided");
+        bucket
+            .put_now(b"k5", &[b'v'; 100], Admit::Decided)
+            .expect("decided");
         assert!(store.memory().0 > limit);
     }
 }

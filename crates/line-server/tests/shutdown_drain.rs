@@ -21,8 +21,8 @@ async fn served_client() -> (TestServer, Client) {
     (server, client)
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_line_that_reached_an_idle_connection_before_shutdown_is_always_answered() {
+/// `ROUNDS` times: a line written, then the shutdown begun at once; the line is answered.
+async fn the_last_line_is_always_answered() {
     for round in 0..ROUNDS {
         let (server, mut client) = served_client().await;
         // On loopback the line is in the server's receive buffer once the write returns;
@@ -34,15 +34,14 @@ async fn a_line_that_reached_an_idle_connection_before_shutdown_is_always_answer
     }
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_line_that_reached_an_idle_connection_before_shutdown_is_always_answered() {
+    the_last_line_is_always_answered().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_sent_at_the_instant_of_shutdown_is_answered_on_a_multi_threaded_runtime() {
-    for round in 0..ROUNDS {
-        let (server, mut client) = served_client().await;
-        client.send(b"last\n").await;
-        server.begin_shutdown();
-        assert_eq!(client.read_to_end().await, b"last\n", "round {round}");
-        server.returned().await.expect("a clean shutdown");
-    }
+    the_last_line_is_always_answered().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
