@@ -115,11 +115,13 @@ impl<P: Protocol> Acceptor<P> {
             match accepted {
                 Ok((stream, peer)) => {
                     backoff = MIN_BACKOFF;
+                    self.connections.settings.stats.received();
                     self.start_connection(stream, peer);
                 }
                 Err(e) => match classify(&e) {
                     AcceptError::ClientGone => debug!("client vanished before accept: {e}"),
                     AcceptError::OutOfResources => {
+                        self.connections.settings.stats.accept_failed();
                         if let Some(not_logged) = log.allow() {
                             warn!(
                                 "accept failed: {e}; backing off {} ms ({not_logged} similar \
@@ -152,6 +154,7 @@ impl<P: Protocol> Acceptor<P> {
         }
         let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
             debug!(peer = %peer, "refusing client: too many connections");
+            self.connections.settings.stats.rejected();
             if let Ok(stream) = TcpStream::from_std(stream) {
                 self.connections.tracker.spawn(refuse(stream));
             }

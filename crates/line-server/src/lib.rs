@@ -20,6 +20,7 @@
 //! - [`listener`]: binding the socket (reuseaddr, deep backlog).
 //! - [`limits`]: raising the open-file limit.
 //! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
+//! - [`stats`]: connection and supervision counters, for `INFO` and metrics.
 //!
 //! # Embedding
 //! ```no_run
@@ -47,6 +48,7 @@ pub mod limits;
 pub mod listener;
 pub mod protocol;
 pub mod server;
+pub mod stats;
 mod supervisor;
 pub mod throttle;
 
@@ -57,6 +59,7 @@ pub use fault::Faulty;
 pub use framing::{trim_terminator, LineDecoder, LineTooLong};
 pub use listener::bind;
 pub use protocol::{Flow, Protocol, Session};
-pub use server::{serve, ServeError};
+pub use server::{serve, serve_with_stats, ServeError};
+pub use stats::{ServerStats, StatsSnapshot};
 pub use supervisor::Escalation;
 pub use throttle::Throttle;

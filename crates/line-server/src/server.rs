@@ -26,6 +26,7 @@ use crate::config::{ConfigError, ServerConfig};
 use crate::connection::ConnectionSettings;
 use crate::event_loops::{self, Connections, Placement};
 use crate::protocol::Protocol;
+use crate::stats::ServerStats;
 use crate::supervisor::{supervise, Escalation, RestartIntensity};
 
 /// Why [`serve`] stopped other than by a requested shutdown.
@@ -67,6 +68,18 @@ pub async fn serve<P: Protocol>(
     protocol: P,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    serve_with_stats(listener, config, protocol, shutdown, ServerStats::new()).await
+}
+
+/// [`serve`], counting what happens in `stats` (connections, rejections, acceptor restarts,
+/// accept errors, panics), which the caller can read while it serves ([`ServerStats`]).
+pub async fn serve_with_stats<P: Protocol>(
+    listener: TcpListener,
+    config: &ServerConfig,
+    protocol: P,
+    shutdown: CancellationToken,
+    stats: Arc<ServerStats>,
+) -> Result<(), ServeError> {
     config.validate().map_err(ServeError::Config)?;
     let port = listener.local_addr().map_err(ServeError::Io)?.port();
     let tracker = TaskTracker::new();
@@ -76,6 +89,7 @@ pub async fn serve<P: Protocol>(
         settings: Arc::new(ConnectionSettings {
             max_line_bytes: config.max_line_bytes,
             idle_timeout: config.idle_timeout,
+            stats: Arc::clone(&stats),
         }),
         shutdown: shutdown.clone(),
         hard_stop: hard_stop.clone(),
@@ -90,9 +104,11 @@ pub async fn serve<P: Protocol>(
         }
     };
     let listener = accepting(listener).map_err(ServeError::Io)?;
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    stats.serving(port, config.max_connections, Arc::clone(&slots));
     let acceptor = Acceptor {
         listener: Arc::new(listener),
-        connection_slots: Arc::new(Semaphore::new(config.max_connections)),
+        connection_slots: slots,
         connections,
         placement: Arc::new(placement),
     };
@@ -105,7 +121,14 @@ pub async fn serve<P: Protocol>(
     // The closure owns the only handles to the listener and the loops' queues: when
     // `supervise` returns, the socket closes (new connects are refused) and the loops
     // learn that no more clients will come.
-    let supervised = supervise("acceptor", intensity, move || acceptor.clone().run()).await;
+    let restarts = Arc::clone(&stats);
+    let supervised = supervise(
+        "acceptor",
+        intensity,
+        move || acceptor.clone().run(),
+        move || restarts.acceptor_restarted(),
+    )
+    .await;
     shutdown.cancel();
     drain(&tracker, config.shutdown_timeout, &hard_stop).await;
     join(loop_threads).await;

@@ -79,6 +79,7 @@ pub(crate) async fn supervise<F, Fut, E>(
     child: &'static str,
     mut intensity: RestartIntensity,
     mut start: F,
+    restarted: impl Fn(),
 ) -> Result<(), Escalation>
 where
     F: FnMut() -> Fut,
@@ -105,6 +106,7 @@ where
             let _ = std::panic::catch_unwind(|| error!("{escalation}"));
             return Err(escalation);
         }
+        restarted();
         warn!("restarting {child}");
     }
 }
@@ -168,6 +170,7 @@ mod tests {
                     Ok::<(), String>(())
                 }
             },
+            || {},
         )
         .await;
         assert_eq!(result, Ok(()));
@@ -185,6 +188,7 @@ mod tests {
                 counter.fetch_add(1, Ordering::SeqCst);
                 async { Err::<(), _>("always") }
             },
+            || {},
         )
         .await;
         assert!(result.is_err());

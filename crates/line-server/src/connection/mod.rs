@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::framing::{LineDecoder, LineTooLong};
+use crate::stats::ServerStats;
 
 mod closing;
 use crate::protocol::{replies, Flow, Session};
@@ -43,6 +44,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) max_line_bytes: usize,
     /// Close a client silent for this long.
     pub(crate) idle_timeout: Option<Duration>,
+    /// Where panics and turned-away clients are counted.
+    pub(crate) stats: Arc<ServerStats>,
 }
 
 /// Why the read side stopped waiting.
@@ -147,11 +150,14 @@ impl<S: Session> Connection<S> {
                     info!(peer = %self.peer, "closing idle connection (no input, replies not read)")
                 }
                 Ok(Err(e)) => warn!(peer = %self.peer, "connection error: {e}"),
-                Err(panic) => error!(
-                    peer = %self.peer,
-                    "connection task panicked: {}",
-                    panic_message(&*panic)
-                ),
+                Err(panic) => {
+                    self.settings.stats.client_panicked();
+                    error!(
+                        peer = %self.peer,
+                        "connection task panicked: {}",
+                        panic_message(&*panic)
+                    );
+                }
             }
         }
     }
@@ -166,6 +172,7 @@ impl<S: Session> Connection<S> {
     /// One allocation per batch of requests is what it costs.
     async fn serve(&mut self) -> io::Result<()> {
         if self.session.on_open(&mut self.output) == Flow::Close {
+            self.settings.stats.rejected();
             self.flush().await?;
             self.linger_close().await?;
             return Ok(());
@@ -390,6 +397,7 @@ mod tests {
         let settings = Arc::new(ConnectionSettings {
             max_line_bytes: 1024,
             idle_timeout: None,
+            stats: ServerStats::new(),
         });
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()

@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use line_server::{bind, serve, Protocol, ServeError, ServerConfig};
+use std::sync::Arc;
+
+use line_server::{bind, serve_with_stats, Protocol, ServeError, ServerConfig, ServerStats};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,11 +22,23 @@ pub struct TestServer {
 
 /// Serves `protocol` with `config` on a free loopback port. Call it on a tokio runtime.
 pub fn start<P: Protocol>(protocol: P, config: ServerConfig) -> TestServer {
+    start_counted(protocol, config, ServerStats::new())
+}
+
+/// [`start`], counting in `stats`.
+pub fn start_counted<P: Protocol>(
+    protocol: P,
+    config: ServerConfig,
+    stats: Arc<ServerStats>,
+) -> TestServer {
     let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind a loopback port");
     let addr = listener.local_addr().expect("the bound address");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    let served = tokio::spawn(async move { serve(listener, &config, protocol, token).await });
+    let served =
+        tokio::spawn(
+            async move { serve_with_stats(listener, &config, protocol, token, stats).await },
+        );
     TestServer {
         addr,
         shutdown,

@@ -1,0 +1,128 @@
+//! What the machinery has done, for `INFO` and metrics: connection and supervision events,
+//! counted where they happen. Every counter here moves at the rate of connects, restarts or
+//! errors, never per request, so plain atomics cost nothing measurable; connected clients
+//! are read off the connection limit's semaphore rather than counted at all.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+/// A server's counters; made by the caller and handed to [`crate::serve_with_stats`] (or
+/// made by [`crate::serve`]), readable at any time with [`ServerStats::snapshot`].
+#[derive(Debug)]
+pub struct ServerStats {
+    started: Instant,
+    /// Set when serving starts: the port, the connection limit and its semaphore.
+    serving: OnceLock<Serving>,
+    connections_received: AtomicU64,
+    rejected_connections: AtomicU64,
+    acceptor_restarts: AtomicU64,
+    accept_errors: AtomicU64,
+    client_panics: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Serving {
+    port: u16,
+    max_connections: usize,
+    slots: Arc<Semaphore>,
+}
+
+/// The counters at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Seconds since the stats were made (about when the server started).
+    pub uptime_secs: u64,
+    /// The port served (0 before serving starts).
+    pub port: u16,
+    /// Clients connected now.
+    pub connected_clients: u64,
+    /// The connection limit.
+    pub max_connections: u64,
+    /// Clients accepted since the start, refused ones included.
+    pub connections_received: u64,
+    /// Clients turned away: over the connection limit, or refused by the protocol when
+    /// they connected (protected mode).
+    pub rejected_connections: u64,
+    /// Times the acceptor failed and was restarted.
+    pub acceptor_restarts: u64,
+    /// `accept(2)` failures for lack of resources (descriptors, memory).
+    pub accept_errors: u64,
+    /// Connection tasks that panicked.
+    pub client_panics: u64,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            serving: OnceLock::new(),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            acceptor_restarts: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
+            client_panics: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ServerStats {
+    /// Counters at zero, the uptime starting now.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let serving = self.serving.get();
+        let (port, max, connected) = serving.map_or((0, 0, 0), |s| {
+            let free = s.slots.available_permits();
+            (
+                s.port,
+                s.max_connections,
+                s.max_connections.saturating_sub(free),
+            )
+        });
+        StatsSnapshot {
+            uptime_secs: self.started.elapsed().as_secs(),
+            port,
+            connected_clients: connected as u64,
+            max_connections: max as u64,
+            connections_received: self.connections_received.load(Relaxed),
+            rejected_connections: self.rejected_connections.load(Relaxed),
+            acceptor_restarts: self.acceptor_restarts.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+            client_panics: self.client_panics.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn serving(&self, port: u16, max_connections: usize, slots: Arc<Semaphore>) {
+        let _ = self.serving.set(Serving {
+            port,
+            max_connections,
+            slots,
+        });
+    }
+
+    pub(crate) fn received(&self) {
+        self.connections_received.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn rejected(&self) {
+        self.rejected_connections.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn acceptor_restarted(&self) {
+        self.acceptor_restarts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn client_panicked(&self) {
+        self.client_panics.fetch_add(1, Relaxed);
+    }
+}
