@@ -108,6 +108,16 @@ impl Client {
         self.call(Request::Ping).await.map(drop)
     }
 
+    /// The server's `INFO` report (every section, or just `section`), as its lines
+    /// (`# Section`, `name:value`, each ending `\r\n`).
+    pub async fn info(&mut self, section: Option<&str>) -> Result<Bytes, Error> {
+        let section = section.map(str::as_bytes);
+        match self.call(Request::Info { section }).await? {
+            Response::Report(lines) => Ok(lines),
+            other => Err(Error::UnexpectedReply(format!("{other:?}"))),
+        }
+    }
+
     /// Sends one request and reads its reply.
     pub async fn call(&mut self, request: Request<'_>) -> Result<Response, Error> {
         let mut replies = self.pipeline(std::slice::from_ref(&request)).await?;

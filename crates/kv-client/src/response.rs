@@ -8,8 +8,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::Error;
 
 /// Longest reply this client accepts: a GET's value line and its `OK`, each within the
-/// server's default line limit (64 KiB). A longer one is a server gone wrong, and is not
-/// buffered further.
+/// server's default line limit (64 KiB); an `INFO` report is far shorter. A longer one is a
+/// server gone wrong, and is not buffered further.
 const MAX_REPLY_BYTES: usize = 2 * 64 * 1024;
 
 /// Room reserved per read.
@@ -24,6 +24,8 @@ pub enum Response {
     Value(Option<Bytes>),
     /// `PONG`
     Pong,
+    /// The report lines of `INFO` (`# Section`, `name:value`), without the final `OK`.
+    Report(Bytes),
 }
 
 /// Reads the reply to a request that `asked` from the front of `input`, reading more from
@@ -65,6 +67,7 @@ fn response(reply: Reply<'_>) -> Result<Response, Error> {
         Reply::Ok => Ok(Response::Ok),
         Reply::Value(value) => Ok(Response::Value(value.map(Bytes::copy_from_slice))),
         Reply::Pong => Ok(Response::Pong),
+        Reply::Report(lines) => Ok(Response::Report(Bytes::copy_from_slice(lines))),
         Reply::NotFound => Err(Error::NotFound),
         Reply::UnknownCommand => Err(Error::UnknownCommand),
         Reply::Error(reason) => Err(Error::Server(String::from_utf8_lossy(reason).into_owned())),

@@ -167,3 +167,15 @@ async fn a_line_too_long_is_a_server_error_and_then_the_connection_is_closed() {
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn info_returns_the_report_lines() {
+    let server = Server::start(ServerConfig::default());
+    let mut client = server.connect().await;
+    client.create("b").await.expect("create");
+    let keyspace = client.info(Some("keyspace")).await.expect("info");
+    assert_eq!(&keyspace[..], b"# Keyspace\r\nbuckets:1\r\nkeys:0\r\n");
+    let all = client.info(None).await.expect("info");
+    assert!(all.starts_with(b"# Server\r\n"), "{all:?}");
+    server.stop().await;
+}

@@ -25,6 +25,10 @@ pub enum Reply<'a> {
     UnknownCommand,
     /// `PONG`: the reply to `PING`.
     Pong,
+    /// The reply to `INFO`: report lines (`# Section`, `name:value`, each ending `\r\n`),
+    /// then `OK`. Holds the report lines with their terminators; empty for an unknown
+    /// section. A report line is never `OK` (names and section titles are not).
+    Report(&'a [u8]),
     /// `ERROR <reason>`: the request was not carried out (the store failed, or the server
     /// refused the line or the connection). The reason is written on one line: a `\r` or
     /// `\n` in it becomes a space.
@@ -78,6 +82,10 @@ impl<'a> Reply<'a> {
             Reply::NotFound => out.put_slice(b"NOT FOUND\r\n"),
             Reply::UnknownCommand => out.put_slice(b"UNKNOWN COMMAND\r\n"),
             Reply::Pong => out.put_slice(b"PONG\r\n"),
+            Reply::Report(lines) => {
+                out.put_slice(lines);
+                out.put_slice(b"OK\r\n");
+            }
             Reply::Error(reason) => {
                 out.put_slice(b"ERROR ");
                 // A line end inside the reason would end the reply early and leave the
@@ -123,6 +131,7 @@ impl<'a> Reply<'a> {
         }
         let expected = match asked {
             Verb::Get => return decode_value(line, first, &buf[first..]),
+            Verb::Info => return decode_report(buf),
             Verb::Ping => (&b"PONG"[..], Reply::Pong),
             Verb::Create | Verb::Put | Verb::Delete | Verb::Quit => (&b"OK"[..], Reply::Ok),
         };
@@ -146,6 +155,22 @@ fn decode_value<'a>(value: &'a [u8], first: usize, rest: &'a [u8]) -> Decoded<'a
     }
     let reply = Reply::Value((!value.is_empty()).then_some(value));
     Decoded::Reply { reply, len }
+}
+
+/// An INFO reply: lines up to and including the first `OK` line.
+fn decode_report(buf: &[u8]) -> Decoded<'_> {
+    let mut at = 0;
+    while let Some((line, len)) = next_line(&buf[at..]) {
+        if line == b"OK" {
+            let reply = Reply::Report(&buf[..at]);
+            return Decoded::Reply {
+                reply,
+                len: at + len,
+            };
+        }
+        at += len;
+    }
+    Decoded::Incomplete
 }
 
 /// The first line of `buf` without its terminator, and its length with it; `None` until
@@ -185,6 +210,11 @@ mod tests {
         assert_eq!(encoded(Reply::NotFound), b"NOT FOUND\r\n");
         assert_eq!(encoded(Reply::UnknownCommand), b"UNKNOWN COMMAND\r\n");
         assert_eq!(encoded(Reply::Pong), b"PONG\r\n");
+        assert_eq!(
+            encoded(Reply::Report(b"# Server\r\nmode:kv\r\n")),
+            b"# Server\r\nmode:kv\r\nOK\r\n"
+        );
+        assert_eq!(encoded(Reply::Report(b"")), b"OK\r\n");
         assert_eq!(encoded(Reply::Error(b"disk full")), b"ERROR disk full\r\n");
         assert_eq!(
             encoded(Reply::TOO_MANY_CONNECTIONS),
@@ -312,6 +342,8 @@ mod tests {
             (3, Verb::Get) => Reply::Value(Some(bytes)),
             (_, Verb::Get) => Reply::Value(None),
             (_, Verb::Ping) => Reply::Pong,
+            (3, Verb::Info) => Reply::Report(b"# Stats\r\nkeys:1\r\n"),
+            (_, Verb::Info) => Reply::Report(b""),
             (_, Verb::Create | Verb::Put | Verb::Delete | Verb::Quit) => Reply::Ok,
         }
     }

@@ -18,17 +18,20 @@ pub enum Verb {
     Ping,
     /// `QUIT`
     Quit,
+    /// `INFO` or `INFO section`
+    Info,
 }
 
 impl Verb {
     /// Every verb.
-    pub const ALL: [Verb; 6] = [
+    pub const ALL: [Verb; 7] = [
         Verb::Create,
         Verb::Put,
         Verb::Get,
         Verb::Delete,
         Verb::Ping,
         Verb::Quit,
+        Verb::Info,
     ];
 
     /// The verb `word` names, in any case (`get`, `Get`, `GET`); `None` for any other
@@ -40,6 +43,7 @@ impl Verb {
             3 if word.eq_ignore_ascii_case(b"GET") => Some(Verb::Get),
             4 if word.eq_ignore_ascii_case(b"PING") => Some(Verb::Ping),
             4 if word.eq_ignore_ascii_case(b"QUIT") => Some(Verb::Quit),
+            4 if word.eq_ignore_ascii_case(b"INFO") => Some(Verb::Info),
             6 if word.eq_ignore_ascii_case(b"CREATE") => Some(Verb::Create),
             6 if word.eq_ignore_ascii_case(b"DELETE") => Some(Verb::Delete),
             _ => None,
@@ -55,6 +59,7 @@ impl Verb {
             Verb::Delete => b"DELETE",
             Verb::Ping => b"PING",
             Verb::Quit => b"QUIT",
+            Verb::Info => b"INFO",
         }
     }
 }

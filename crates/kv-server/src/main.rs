@@ -8,13 +8,15 @@ mod signals;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use kv_server::kv::Kv;
 use kv_store::{DurableStore, MemoryStore};
 use line_server::{
-    bind, limits, serve, Auth, Echo, Faulty, Password, Protocol, ServeError, ServerConfig,
+    bind, limits, serve_with_stats, Auth, Echo, Faulty, Password, Protocol, ServeError,
+    ServerConfig, ServerStats,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -133,15 +135,22 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     };
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let stats = ServerStats::new();
+    let serving = Serving {
+        settings: &settings,
+        password,
+        stats: Arc::clone(&stats),
+        shutdown,
+    };
     let served = match (settings.mode, durable) {
-        (Mode::Echo, _) => serve_with(listener, (&settings, password), Echo, shutdown).await,
+        (Mode::Echo, _) => serve_with(listener, serving, Echo).await,
         (Mode::Kv, None) => {
-            let kv = Kv::new(MemoryStore::with_limit(settings.max_memory));
-            serve_with(listener, (&settings, password), kv, shutdown).await
+            let store = MemoryStore::with_limit(settings.max_memory);
+            serve_with(listener, serving, Kv::with_stats(store, stats)).await
         }
         (Mode::Kv, Some(store)) => {
-            let kv = Kv::new(store.clone());
-            let served = serve_with(listener, (&settings, password), kv, shutdown).await;
+            let kv = Kv::with_stats(store.clone(), stats);
+            let served = serve_with(listener, serving, kv).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.
             store.close().await;
@@ -178,27 +187,36 @@ fn exposure_warning(bind: IpAddr, protected_mode: bool, has_password: bool) -> O
     })
 }
 
+/// What every protocol is served with.
+struct Serving<'a> {
+    settings: &'a Settings,
+    password: Option<Password>,
+    /// The machinery's counters (KV mode reports them in `INFO`).
+    stats: Arc<ServerStats>,
+    shutdown: CancellationToken,
+}
+
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
 /// injection if `--debug-commands` asks for it.
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
-    (settings, password): (&Settings, Option<Password>),
+    serving: Serving<'_>,
     protocol: P,
-    shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let Serving {
+        settings,
+        password,
+        stats,
+        shutdown,
+    } = serving;
     let config: &ServerConfig = &settings.server;
     let protected = settings.protected_mode;
     if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
-        serve(listener, config, protocol, shutdown).await
+        serve_with_stats(listener, config, protocol, shutdown, stats).await
     } else {
-        serve(
-            listener,
-            config,
-            Auth::new(protocol, password, protected),
-            shutdown,
-        )
-        .await
+        let protocol = Auth::new(protocol, password, protected);
+        serve_with_stats(listener, config, protocol, shutdown, stats).await
     }
 }
 

@@ -38,6 +38,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// A new, empty pipeline for one connection.
     fn pipeline(&self) -> Self::Pipeline;
 
+    /// What the store holds and has done, for `INFO` and metrics. Takes every bucket's
+    /// shard locks in turn (to count keys): for an operator's request, not a hot path.
+    fn report(&self) -> StoreReport;
+
     /// Creates the bucket if it does not exist yet; succeeds if it does.
     fn create(&self, name: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -49,6 +53,34 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         name: &[u8],
     ) -> impl Future<Output = Result<Option<Self::Bucket>, StoreError>> + Send;
+}
+
+/// What [`Store::report`] says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Buckets.
+    pub buckets: u64,
+    /// Keys in all buckets.
+    pub keys: u64,
+    /// Bytes the data holds as counted ([`budget`]).
+    pub used_memory: u64,
+    /// The memory limit in bytes; 0: none.
+    pub max_memory: u64,
+    /// For a store that keeps its data on disk.
+    pub persistence: Option<Persistence>,
+}
+
+/// What a durable store reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Persistence {
+    /// `always` or `everysec`.
+    pub fsync: &'static str,
+    /// Journal frames appended: group commits.
+    pub commits: u64,
+    /// `fdatasync` calls that made commits durable.
+    pub syncs: u64,
+    /// Writes answered `ERROR` because the disk failed them.
+    pub write_errors: u64,
 }
 
 /// One bucket. A write is visible to every other handle once its future completes.

@@ -21,7 +21,7 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, entry_cost, Budget, OverLimit};
-use crate::{Bucket, Pipeline, Store, StoreError};
+use crate::{Bucket, Pipeline, Store, StoreError, StoreReport};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
 /// collisions between concurrent requests are rare.
@@ -112,6 +112,18 @@ impl Store for MemoryStore {
 
     fn pipeline(&self) -> MemoryPipeline {
         MemoryPipeline
+    }
+
+    fn report(&self) -> StoreReport {
+        let (buckets, keys) = self.stats();
+        let (used_memory, max_memory) = self.memory();
+        StoreReport {
+            buckets: buckets as u64,
+            keys: keys as u64,
+            used_memory,
+            max_memory,
+            persistence: None,
+        }
     }
 
     async fn create(&self, name: &[u8]) -> Result<(), StoreError> {

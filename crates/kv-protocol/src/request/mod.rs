@@ -38,6 +38,12 @@ pub enum Request<'a> {
     Ping,
     /// `QUIT`: answered `OK`, then the server closes the connection.
     Quit,
+    /// `INFO` or `INFO section`: answered with report lines, then `OK`
+    /// ([`crate::Reply::Report`]).
+    Info {
+        /// Only this section (case-insensitive); `None`: every section.
+        section: Option<&'a [u8]>,
+    },
 }
 
 /// What a line is, to the server.
@@ -81,6 +87,13 @@ impl<'a> Request<'a> {
             Some(Verb::Delete) => Delete::parse(args).map(Request::Delete),
             Some(Verb::Ping) => args.is_empty().then_some(Request::Ping),
             Some(Verb::Quit) => args.is_empty().then_some(Request::Quit),
+            Some(Verb::Info) => match args {
+                [] => Some(Request::Info { section: None }),
+                [section] => Some(Request::Info {
+                    section: Some(section),
+                }),
+                _ => None,
+            },
             None => None,
         };
         match request {
@@ -101,6 +114,10 @@ impl<'a> Request<'a> {
             Request::Delete(delete) => delete.encode(out),
             Request::Ping => encode_line(out, Verb::Ping, &[]),
             Request::Quit => encode_line(out, Verb::Quit, &[]),
+            Request::Info { section: None } => encode_line(out, Verb::Info, &[]),
+            Request::Info {
+                section: Some(section),
+            } => encode_line(out, Verb::Info, &[section]),
         }
     }
 
@@ -113,6 +130,7 @@ impl<'a> Request<'a> {
             Request::Delete(_) => Verb::Delete,
             Request::Ping => Verb::Ping,
             Request::Quit => Verb::Quit,
+            Request::Info { .. } => Verb::Info,
         }
     }
 
@@ -125,7 +143,10 @@ impl<'a> Request<'a> {
             Request::Put(put) => put.words().iter().try_for_each(|w| check_word(w)),
             Request::Get(get) => get.words().iter().try_for_each(|w| check_word(w)),
             Request::Delete(delete) => delete.words().iter().try_for_each(|w| check_word(w)),
-            Request::Ping | Request::Quit => Ok(()),
+            Request::Ping | Request::Quit | Request::Info { section: None } => Ok(()),
+            Request::Info {
+                section: Some(section),
+            } => check_word(section),
         }
     }
 

@@ -242,14 +242,17 @@ fn any_request<'a>(verb: Verb, [bucket, key, value]: &'a [Vec<u8>; 3]) -> Reques
         Verb::Delete => Request::delete(bucket, key),
         Verb::Ping => Request::Ping,
         Verb::Quit => Request::Quit,
+        Verb::Info if key.len() % 2 == 0 => Request::Info { section: None },
+        Verb::Info => Request::Info {
+            section: Some(bucket),
+        },
     }
 }
 
 proptest! {
     /// The parser agrees with the plain reading of PROTOCOL.md, "KV mode": a valid request
-    /// is never
-    /// cross-protocol, and a line is cross-protocol exactly when it is no request and
-    /// starts with `POST`/`Host:` or ends with `HTTP/...`.
+    /// is never cross-protocol, and a line is cross-protocol exactly when it is no request
+    /// and starts with `POST`/`Host:` or ends with `HTTP/...`.
     #[test]
     fn cross_protocol_lines_are_exactly_the_http_lines_that_are_no_request(
         line in http_ish_line(),

@@ -38,6 +38,10 @@ impl<S: Store> KvSession<S> {
                 Reply::Ok.encode(out);
                 return Flow::Close;
             }
+            Request::Info { section } => {
+                super::info::report(section, &self.server.snapshot(), &self.store.report(), out);
+                Ok(())
+            }
         };
         if let Err(e) = done {
             Reply::Error(e.message().as_bytes()).encode(out);
@@ -71,7 +75,8 @@ impl<S: Store> KvSession<S> {
     async fn get(&mut self, get: Get<'_>, out: &mut BytesMut) -> Result<(), StoreError> {
         match self.bucket(get.bucket).await? {
             Some(bucket) => {
-                bucket.get_into(get.key, out).await?;
+                let found = bucket.get_into(get.key, out).await?;
+                super::info::count_lookup(found);
                 Reply::encode_value_end(out);
             }
             None => Reply::NotFound.encode(out),

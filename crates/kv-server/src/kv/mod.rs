@@ -9,25 +9,35 @@
 
 mod apply;
 mod cross_protocol;
+mod info;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kv_protocol::{Parsed, Reply, Request};
 use kv_store::{Store, StoreError};
 
-use line_server::{trim_terminator, Flow, Protocol, Session};
+use line_server::{trim_terminator, Flow, Protocol, ServerStats, Session};
 
 /// The KV protocol over a store shared by every connection.
 #[derive(Clone)]
 pub struct Kv<S> {
     store: S,
+    /// The machinery's counters, for `INFO`.
+    server: Arc<ServerStats>,
 }
 
 impl<S: Store> Kv<S> {
-    /// Serves `store`.
+    /// Serves `store`; `INFO` reports no connection counters (see [`Kv::with_stats`]).
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self::with_stats(store, ServerStats::new())
+    }
+
+    /// Serves `store`, reporting in `INFO` the counters of the server that serves it (the
+    /// same `stats` given to `line_server::serve_with_stats`).
+    pub fn with_stats(store: S, server: Arc<ServerStats>) -> Self {
+        Self { store, server }
     }
 }
 
@@ -39,6 +49,7 @@ impl<S: Store> Protocol for Kv<S> {
             pipeline: self.store.pipeline(),
             store: self.store.clone(),
             last_bucket: None,
+            server: Arc::clone(&self.server),
             peer,
         }
     }
@@ -52,6 +63,8 @@ pub struct KvSession<S: Store> {
     last_bucket: Option<(Bytes, S::Bucket)>,
     /// Writes of this batch on their way to the store together (`apply.rs`).
     pipeline: S::Pipeline,
+    /// The machinery's counters, for `INFO`.
+    server: Arc<ServerStats>,
     /// The client's address, for the cross-protocol warning (PROTOCOL.md, "KV mode"), which
     /// must name it.
     peer: SocketAddr,
@@ -90,6 +103,7 @@ pub(crate) async fn cached_bucket<'c, S: Store>(
 
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
+        info::count_command();
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
             Parsed::Unknown => {
@@ -100,6 +114,7 @@ impl<S: Store> Session for KvSession<S> {
             Parsed::CrossProtocol => {
                 // What came before the line of HTTP is answered; nothing after it runs.
                 self.flush_queued(out).await;
+                info::count_cross_protocol();
                 cross_protocol::hang_up(self.peer)
             }
         }

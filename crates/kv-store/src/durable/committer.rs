@@ -232,7 +232,9 @@ impl Committer {
                 Ok(())
             }
             Err(e) => {
-                self.failures.failed(admitted().count(), &e);
+                let writes = admitted().count();
+                self.stats.record_write_errors(writes);
+                self.failures.failed(writes, &e);
                 Err(StoreError::new(describe(&e)))
             }
         };

@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use crate::memory::{MemoryBucket, MemoryStore};
-use crate::{Bucket, Store, StoreError};
+use crate::{Bucket, Persistence, Store, StoreError, StoreReport};
 use committer::{Committer, Message};
 use dir::DataDir;
 pub use pipeline::DurablePipeline;
@@ -148,6 +148,8 @@ pub struct DurableStore {
     mirror: MemoryStore,
     committer: mpsc::Sender<Message>,
     counters: Arc<Counters>,
+    /// The sync policy asked for (for reports).
+    policy: FsyncPolicy,
 }
 
 /// A handle to one durable bucket.
@@ -221,6 +223,7 @@ impl DurableStore {
             mirror,
             committer: tx,
             counters,
+            policy: options.fsync,
         })
     }
 
@@ -284,6 +287,22 @@ impl Store for DurableStore {
 
     fn pipeline(&self) -> DurablePipeline {
         DurablePipeline::new(self.committer.clone())
+    }
+
+    fn report(&self) -> StoreReport {
+        let counters = self.counters();
+        StoreReport {
+            persistence: Some(Persistence {
+                fsync: match self.policy {
+                    FsyncPolicy::Always => "always",
+                    FsyncPolicy::EverySecond => "everysec",
+                },
+                commits: counters.commits,
+                syncs: counters.syncs,
+                write_errors: counters.write_errors,
+            }),
+            ..self.mirror.report()
+        }
     }
 
     async fn create(&self, name: &[u8]) -> Result<(), StoreError> {

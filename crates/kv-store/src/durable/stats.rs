@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) struct Counters {
     commits: AtomicU64,
     syncs: AtomicU64,
+    write_errors: AtomicU64,
 }
 
 /// The durable engine's work since it was opened.
@@ -19,6 +20,8 @@ pub struct DurableStats {
     /// `fdatasync` calls that made commits durable (with `--fsync always`, one per commit;
     /// with `everysec`, about one a second).
     pub syncs: u64,
+    /// Writes answered `ERROR` because the disk failed them.
+    pub write_errors: u64,
 }
 
 impl Counters {
@@ -35,10 +38,16 @@ impl Counters {
         self.syncs.fetch_add(1, Relaxed);
     }
 
+    /// `writes` writes failed on the disk.
+    pub(crate) fn record_write_errors(&self, writes: usize) {
+        self.write_errors.fetch_add(writes as u64, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> DurableStats {
         DurableStats {
             commits: self.commits.load(Relaxed),
             syncs: self.syncs.load(Relaxed),
+            write_errors: self.write_errors.load(Relaxed),
         }
     }
 }

@@ -1,0 +1,230 @@
+//! `INFO` and `INFO section` (PROTOCOL.md, "INFO"): the server's state as report lines,
+//! `# Section` then `name:value`, with Redis' names where Redis has one.
+//!
+//! The per-request counters (commands, keyspace hits and misses, cross-protocol
+//! rejections) are kept per thread — each event loop is a thread — and only ever written by
+//! their own thread, so counting is a plain load and store on a cache line no other core
+//! writes: nothing measurable on the hot path. A report sums every thread's counters. They
+//! count the KV sessions of the whole process (one server, in the binary).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::BytesMut;
+use kv_protocol::Reply;
+use kv_store::StoreReport;
+use line_server::StatsSnapshot;
+
+/// One thread's counters, alone on their cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ThreadCounters {
+    commands: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    cross_protocol: AtomicU64,
+}
+
+/// Every thread's counters, for reports.
+static THREADS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static COUNTERS: Arc<ThreadCounters> = {
+        let counters = Arc::new(ThreadCounters::default());
+        THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&counters));
+        counters
+    };
+}
+
+/// Adds one to a counter only this thread writes: a load and a store, no atomic
+/// read-modify-write.
+fn bump(counter: impl Fn(&ThreadCounters) -> &AtomicU64) {
+    COUNTERS.with(|counters| {
+        let counter = counter(counters);
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    });
+}
+
+/// A request (or unknown line) was answered.
+pub(crate) fn count_command() {
+    bump(|c| &c.commands);
+}
+
+/// A GET found its key (`true`) or not.
+pub(crate) fn count_lookup(found: bool) {
+    if found {
+        bump(|c| &c.hits);
+    } else {
+        bump(|c| &c.misses);
+    }
+}
+
+/// A connection was closed for a line of HTTP.
+pub(crate) fn count_cross_protocol() {
+    bump(|c| &c.cross_protocol);
+}
+
+/// The sums over every thread.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    commands: u64,
+    hits: u64,
+    misses: u64,
+    cross_protocol: u64,
+}
+
+fn totals() -> Totals {
+    let threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+    threads.iter().fold(Totals::default(), |t, c| Totals {
+        commands: t.commands + c.commands.load(Relaxed),
+        hits: t.hits + c.hits.load(Relaxed),
+        misses: t.misses + c.misses.load(Relaxed),
+        cross_protocol: t.cross_protocol + c.cross_protocol.load(Relaxed),
+    })
+}
+
+/// Appends the `INFO` reply for `section` (every section if `None`; nothing but `OK` for
+/// an unknown one).
+pub(crate) fn report(
+    section: Option<&[u8]>,
+    server: &StatsSnapshot,
+    store: &StoreReport,
+    out: &mut BytesMut,
+) {
+    let text = render(server, store, totals());
+    let mut lines = String::new();
+    let mut include = false;
+    for line in text.lines() {
+        if let Some(title) = line.strip_prefix("# ") {
+            include = section.is_none_or(|wanted| wanted.eq_ignore_ascii_case(title.as_bytes()));
+        }
+        if include {
+            lines.push_str(line);
+            lines.push_str("\r\n");
+        }
+    }
+    Reply::Report(lines.as_bytes()).encode(out);
+}
+
+/// Every section, one `name:value` per line.
+fn render(server: &StatsSnapshot, store: &StoreReport, totals: Totals) -> String {
+    let mut text = String::new();
+    let mut section = |title: &str, fields: &[(&str, String)]| {
+        let _ = writeln!(text, "# {title}");
+        for (name, value) in fields {
+            let _ = writeln!(text, "{name}:{value}");
+        }
+    };
+    section(
+        "Server",
+        &[
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+            ("mode", "kv".to_string()),
+            ("uptime_in_seconds", server.uptime_secs.to_string()),
+            ("tcp_port", server.port.to_string()),
+        ],
+    );
+    section(
+        "Clients",
+        &[
+            ("connected_clients", server.connected_clients.to_string()),
+            ("maxclients", server.max_connections.to_string()),
+        ],
+    );
+    section(
+        "Memory",
+        &[
+            ("used_memory", store.used_memory.to_string()),
+            ("maxmemory", store.max_memory.to_string()),
+        ],
+    );
+    section(
+        "Stats",
+        &[
+            (
+                "total_connections_received",
+                server.connections_received.to_string(),
+            ),
+            (
+                "rejected_connections",
+                (server.rejected_connections + totals.cross_protocol).to_string(),
+            ),
+            ("total_commands_processed", totals.commands.to_string()),
+            ("keyspace_hits", totals.hits.to_string()),
+            ("keyspace_misses", totals.misses.to_string()),
+        ],
+    );
+    section(
+        "Supervision",
+        &[
+            ("acceptor_restarts", server.acceptor_restarts.to_string()),
+            ("accept_errors", server.accept_errors.to_string()),
+            ("client_panics", server.client_panics.to_string()),
+        ],
+    );
+    section(
+        "Keyspace",
+        &[
+            ("buckets", store.buckets.to_string()),
+            ("keys", store.keys.to_string()),
+        ],
+    );
+    if let Some(persistence) = &store.persistence {
+        section(
+            "Persistence",
+            &[
+                ("fsync", persistence.fsync.to_string()),
+                ("commits", persistence.commits.to_string()),
+                ("syncs", persistence.syncs.to_string()),
+                ("write_errors", persistence.write_errors.to_string()),
+            ],
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(section: Option<&[u8]>, store: &StoreReport) -> String {
+        let mut out = BytesMut::new();
+        report(section, &StatsSnapshot::default(), store, &mut out);
+        String::from_utf8(out.to_vec()).expect("text")
+    }
+
+    #[test]
+    fn every_section_then_ok_and_persistence_only_when_durable() {
+        let all = reported(None, &StoreReport::default());
+        for title in [
+            "Server",
+            "Clients",
+            "Memory",
+            "Stats",
+            "Supervision",
+            "Keyspace",
+        ] {
+            assert!(all.contains(&format!("# {title}\r\n")), "{all}");
+        }
+        assert!(!all.contains("# Persistence"), "{all}");
+        assert!(all.ends_with("\r\nOK\r\n"), "{all}");
+        assert!(all
+            .lines()
+            .all(|l| l == "OK" || l.starts_with('#') || l.contains(':')));
+    }
+
+    #[test]
+    fn one_section_in_any_case_or_just_ok_for_an_unknown_one() {
+        let store = StoreReport {
+            buckets: 2,
+            keys: 5,
+            ..StoreReport::default()
+        };
+        assert_eq!(
+            reported(Some(b"keySPACE"), &store),
+            "# Keyspace\r\nbuckets:2\r\nkeys:5\r\nOK\r\n"
+        );
+        assert_eq!(reported(Some(b"nonsense"), &store), "OK\r\n");
+    }
+}
