@@ -13,7 +13,7 @@ use clap::{Parser, ValueEnum};
 use kv_store::{DurableOptions, FsyncPolicy};
 use line_server::ServerConfig;
 
-use crate::settings::{Mode, PasswordSource, Settings, DEFAULT_BIND, DEFAULT_PORT};
+use crate::settings::{LogFormat, Mode, PasswordSource, Settings, DEFAULT_BIND, DEFAULT_PORT};
 
 /// The machinery's defaults, shown by `--help` and used when a flag is absent.
 static SERVER: LazyLock<ServerConfig> = LazyLock::new(ServerConfig::default);
@@ -101,6 +101,11 @@ pub struct Cli {
     /// deletes always work. 0: no limit.
     #[arg(long, env = "KV_MAXMEMORY", default_value = "0", value_parser = parse_size)]
     maxmemory: u64,
+
+    /// Log lines as text for people (the default) or as one JSON object per line for log
+    /// shippers (`json`).
+    #[arg(long, env = "KV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 
     /// Keep buckets on disk in this directory (durable mode); without it nothing
     /// touches disk.
@@ -216,6 +221,7 @@ impl Cli {
                 (None, None) => PasswordSource::None,
             },
             protected_mode: self.protected_mode == YesNo::Yes,
+            log_format: self.log_format,
             data_dir: self.data_dir,
             durable: DurableOptions {
                 fsync: match self.fsync {

@@ -19,11 +19,11 @@ use line_server::{
     ServerConfig, ServerStats,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use log_writer::LossyWriter;
-use settings::{Mode, Settings};
+use settings::{LogFormat, Mode, Settings};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
 /// with it, and small allocations are faster (BENCHMARKS.md). The `jemalloc` feature (on
@@ -38,7 +38,7 @@ const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let settings = cli::Cli::parse().into_settings();
-    let logs = match init_logging() {
+    let logs = match init_logging(settings.log_format) {
         Ok(logs) => logs,
         Err(message) => {
             // No log writer to go through: straight to stderr, ignoring a failure there.
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 /// line it logged is queued by then.
 fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
     if let Err(e) = settings.server.validate() {
-        fatal(logs, &format!("invalid configuration: {e}"));
+        fatal(&format!("invalid configuration: {e}"));
         return ExitCode::from(2);
     }
     limits::raise_open_file_limit(settings.server.max_connections);
@@ -67,42 +67,46 @@ fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            fatal(logs, &format!("cannot start the runtime: {e}"));
+            fatal(&format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(settings, logs.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            fatal(logs, &message);
+            fatal(&message);
             ExitCode::FAILURE
         }
     }
 }
 
-/// The message a failing process ends with. It goes through the log queue rather than
-/// `eprintln!`: after the lines logged before it, and without panicking (which would turn
-/// the exit status into 101) or blocking when stderr is broken.
-fn fatal(logs: &LossyWriter, message: &str) {
-    logs.push(format!("kv-server: {message}\n").as_bytes());
+/// The message a failing process ends with: logged like any other line (so in the log
+/// format asked for), through the log queue rather than `eprintln!` — after the lines
+/// logged before it, and without panicking (which would turn the exit status into 101) or
+/// blocking when stderr is broken.
+fn fatal(message: &str) {
+    error!("{message}");
 }
 
 /// Logs go to stderr through a [`LossyWriter`], so that a broken stderr loses log lines
-/// and changes nothing else; `RUST_LOG` picks levels, `info` by default.
-fn init_logging() -> Result<LossyWriter, String> {
+/// and changes nothing else; `RUST_LOG` picks levels, `info` by default; `format` says
+/// text or JSON lines.
+fn init_logging(format: LogFormat) -> Result<LossyWriter, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let writer = LossyWriter::spawn(std::io::stderr(), log_writer::QUEUE_LINES)
         .map_err(|e| format!("cannot start the log writer thread: {e}"))?;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer.clone())
-        .with_ansi(ansi)
         // Its fallback for a failed write is `eprintln!`, which panics when stderr is
         // broken; the writer never fails, and this keeps formatting errors quiet too.
-        .log_internal_errors(false)
-        .try_init()
-        .map_err(|e| format!("cannot install the logger: {e}"))?;
+        .log_internal_errors(false);
+    let installed = match format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    installed.map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(writer)
 }
 

@@ -36,12 +36,25 @@ pub struct Settings {
     pub password: PasswordSource,
     /// Without a password, serve loopback clients only.
     pub protected_mode: bool,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Where durable mode keeps its data; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// How durable mode syncs and compacts (and its memory limit).
     pub durable: DurableOptions,
     /// Limit on what the data holds, in bytes; 0: none.
     pub max_memory: u64,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `timestamp LEVEL target: message fields`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for log
+    /// shippers.
+    Json,
 }
 
 /// Where the password comes from; read once at start.
