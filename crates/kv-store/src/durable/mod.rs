@@ -2,14 +2,14 @@
 //!
 //! - **Reads** are served from an in-memory mirror (a [`MemoryStore`]), so they are exactly
 //!   as fast as in memory mode. The mirror holds what the disk holds.
-//! - **Writes** go to one committer thread ([`committer`]) through a channel. It appends
+//! - **Writes** go to one committer thread (`committer`) through a channel. It appends
 //!   everything queued to a journal as one checksummed frame with one `fdatasync` (group
 //!   commit: throughput grows with the number of writers), applies the group to the
 //!   mirror, and only then acknowledges it.
 //! - **Compaction**: once the journal outgrows the last snapshot, a new journal is started
 //!   and the mirror is written out as a snapshot in the background; the files it replaces
-//!   are then removed ([`snapshot`]).
-//! - **Start-up** ([`recovery`]) loads the newest snapshot and replays the journals after
+//!   are then removed (`snapshot`).
+//! - **Start-up** (`recovery`) loads the newest snapshot and replays the journals after
 //!   it. A torn final write (never acknowledged) is cut off; any other damage, a missing
 //!   file or a directory held by another process stops start-up with a clear message.
 //!
@@ -18,10 +18,10 @@
 //! 0.65× Redis' `appendfsync always`; fjall appends like this journal does, but it opens a
 //! journal damaged in the middle without a word, dropping every write after the damage.
 //!
-//! Files: [`dir`] (lock and names), [`format`] (file header, format versions, what is
-//! upgraded), [`frame`] (checksummed frames), [`record`] (one write), [`mirror`] (what a
-//! write does in memory), [`journal`], [`snapshot`], [`recovery`] (including upgrades),
-//! [`error`] (why start-up refuses), [`committer`].
+//! Files: `dir` (lock and names), `format` (file header, format versions, what is
+//! upgraded), `frame` (checksummed frames), `record` (one write), `mirror` (what a
+//! write does in memory), `journal`, `snapshot`, `recovery` (including upgrades),
+//! `error` (why start-up refuses), `committer`.
 
 mod committer;
 mod dir;
