@@ -30,8 +30,9 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     port: u16,
 
-    /// Address to listen on. Loopback by default: there is no authentication, so expose
-    /// it (0.0.0.0 or ::) only on purpose.
+    /// Address to listen on. Loopback by default: expose it (0.0.0.0 or ::) only on purpose
+    /// and with a password (--requirepass); without one, protected mode refuses clients that
+    /// are not on loopback.
     #[arg(long, env = "KV_BIND", default_value_t = DEFAULT_BIND)]
     bind: IpAddr,
 
@@ -41,10 +42,10 @@ pub struct Cli {
 
     /// Concurrent clients; the next one gets `ERROR too many connections` and is closed.
     #[arg(long, env = "KV_MAX_CONNECTIONS", default_value_t = SERVER.max_connections as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=ServerConfig::MAX_CONNECTIONS as u64))]
     max_connections: u64,
 
-    /// Longest line accepted, counting its `\r\n`; a longer one gets
+    /// Longest line accepted, counting its `\r\n` (at least 8); a longer one gets
     /// `ERROR line too long` and the connection is closed.
     #[arg(long, env = "KV_MAX_LINE_BYTES", default_value_t = SERVER.max_line_bytes as u64,
           value_parser = clap::value_parser!(u64).range(ServerConfig::MIN_LINE_BYTES as u64..))]
@@ -52,12 +53,14 @@ pub struct Cli {
 
     /// Close a client that has sent no byte for this many seconds; 0 disables.
     #[arg(long, env = "KV_IDLE_TIMEOUT_SECS",
-          default_value_t = SERVER.idle_timeout.map_or(0, |t| t.as_secs()))]
+          default_value_t = SERVER.idle_timeout.map_or(0, |t| t.as_secs()),
+          value_parser = clap::value_parser!(u64).range(0..=ServerConfig::MAX_DURATION.as_secs()))]
     idle_timeout_secs: u64,
 
     /// How long a graceful shutdown (SIGINT/SIGTERM) waits for busy connections.
     #[arg(long, env = "KV_SHUTDOWN_TIMEOUT_SECS",
-          default_value_t = SERVER.shutdown_timeout.as_secs())]
+          default_value_t = SERVER.shutdown_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=ServerConfig::MAX_DURATION.as_secs()))]
     shutdown_timeout_secs: u64,
 
     /// Acceptor restarts allowed within --max-restart-window-secs before the server
@@ -67,7 +70,7 @@ pub struct Cli {
 
     /// The window for --max-restarts, in seconds.
     #[arg(long, default_value_t = SERVER.max_restart_window.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=ServerConfig::MAX_DURATION.as_secs()))]
     max_restart_window_secs: u64,
 
     /// Enable the fault-injection commands DEBUG PANIC, DEBUG ACCEPTOR-PANIC and
@@ -113,8 +116,8 @@ pub struct Cli {
     data_dir: Option<PathBuf>,
 
     /// With --data-dir: `always` sends OK for a write only once it is on stable storage
-    /// (concurrent writes share one sync); `everysec` syncs once a second, so a crash may
-    /// lose the last second of acknowledged writes.
+    /// (concurrent writes share one sync); `everysec` syncs once a second, so a crash of the
+    /// machine (not of the process) may lose the last second of acknowledged writes.
     #[arg(long, env = "KV_FSYNC", value_enum, default_value_t = CliFsync::from(DURABLE.fsync))]
     fsync: CliFsync,
 

@@ -102,6 +102,19 @@ fn invalid_flag_values_end_the_process_with_a_message_naming_the_flag() {
         (&["--compact-after-mib=-1"], "compact-after-mib"),
         (&["--compact-after-mib", "2000000"], "compact-after-mib"),
         (&["--workers", "0"], "workers"),
+        // Values past what the timers and the connection limit can count.
+        (
+            &["--idle-timeout-secs", "18446744073709551615"],
+            "idle-timeout-secs",
+        ),
+        (
+            &["--shutdown-timeout-secs", "9223372036854775807"],
+            "shutdown-timeout-secs",
+        ),
+        (
+            &["--max-connections", "18446744073709551615"],
+            "max-connections",
+        ),
     ];
     for (args, flag) in cases {
         let run = TestServer::builder()

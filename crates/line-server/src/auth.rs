@@ -185,6 +185,12 @@ impl<S> AuthSession<S> {
             out.extend_from_slice(OK);
             return Flow::Continue;
         }
+        // A wrong password after a right one leaves the connection authenticated (as Redis
+        // 6 does): only tries to get in count towards closing it.
+        if self.standing == Standing::Served {
+            out.extend_from_slice(WRONGPASS);
+            return Flow::Continue;
+        }
         let failures = match self.standing {
             Standing::Locked(failures) => failures + 1,
             _ => 1,
@@ -288,6 +294,25 @@ mod tests {
         assert_eq!(
             ask(&mut session, b"auth\ts3cret\n"),
             (OK.to_vec(), Flow::Continue)
+        );
+    }
+
+    #[test]
+    fn a_wrong_password_after_the_right_one_keeps_the_session_open() {
+        let mut session = with_password().open_session(loopback());
+        assert_eq!(
+            ask(&mut session, b"AUTH s3cret\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+        for _ in 0..4 {
+            assert_eq!(
+                ask(&mut session, b"AUTH nope\r\n"),
+                (WRONGPASS.to_vec(), Flow::Continue)
+            );
+        }
+        assert_eq!(
+            ask(&mut session, b"hi\n"),
+            (b"hi\n".to_vec(), Flow::Continue)
         );
     }
 

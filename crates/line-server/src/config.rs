@@ -65,12 +65,33 @@ impl ServerConfig {
     /// Smallest line limit that still fits a short request (`PING\r\n`) and the error line
     /// logic.
     pub const MIN_LINE_BYTES: usize = 8;
+    /// Most concurrent clients: what the limit's semaphore can count (tokio's
+    /// `Semaphore::MAX_PERMITS`), far beyond any descriptor limit.
+    pub const MAX_CONNECTIONS: usize = tokio::sync::Semaphore::MAX_PERMITS;
+    /// Longest timeout or window accepted (about 100 years): a longer one would overflow the
+    /// clock arithmetic of the timers that enforce it.
+    pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
     /// Checks the values that the types alone do not rule out.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |message: String| Err(ConfigError(message));
-        if self.max_connections == 0 {
-            return fail("max-connections must be at least 1".into());
+        if self.max_connections == 0 || self.max_connections > Self::MAX_CONNECTIONS {
+            return fail(format!(
+                "max-connections must be between 1 and {}",
+                Self::MAX_CONNECTIONS
+            ));
+        }
+        let durations = [
+            Some(self.shutdown_timeout),
+            self.idle_timeout,
+            Some(self.max_restart_window),
+        ];
+        if durations
+            .into_iter()
+            .flatten()
+            .any(|d| d > Self::MAX_DURATION)
+        {
+            return fail("timeouts and windows must be at most 100 years".into());
         }
         if self.max_line_bytes < Self::MIN_LINE_BYTES {
             return fail(format!(
@@ -120,6 +141,18 @@ mod tests {
             },
             ServerConfig {
                 idle_timeout: Some(Duration::ZERO),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                idle_timeout: Some(Duration::from_secs(u64::MAX)),
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                shutdown_timeout: Duration::MAX,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                max_connections: usize::MAX,
                 ..ServerConfig::default()
             },
         ];

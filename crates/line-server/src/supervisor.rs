@@ -91,7 +91,8 @@ where
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => error!("{child} failed: {e}"),
             Err(join) if join.is_panic() => {
-                error!("{child} panicked: {}", panic_message(&join.into_panic()))
+                // `&*`: the message is in the box, not the box itself.
+                error!("{child} panicked: {}", panic_message(&*join.into_panic()))
             }
             Err(join) => error!("{child} was cancelled: {join}"),
         }
