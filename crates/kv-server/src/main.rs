@@ -129,6 +129,13 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
                 "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
                 dir.display()
             );
+            let (used, limit) = store.memory();
+            if limit > 0 && used > limit {
+                warn!(
+                    "the data loaded holds {used} bytes, more than --maxmemory {limit}: writes \
+                     that grow it are refused until deletes bring it under the limit"
+                );
+            }
             Some(store)
         }
         (Some(_), Mode::Echo) => {

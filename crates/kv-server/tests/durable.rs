@@ -53,6 +53,21 @@ fn an_empty_or_missing_data_dir_starts_an_empty_store() {
 }
 
 #[test]
+fn a_data_dir_that_cannot_be_created_stops_start_up_saying_so() {
+    let dir = temp_dir("uncreatable");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let under_a_file = file.join("data");
+    let run = TestServer::builder()
+        .args(["--data-dir", under_a_file.to_str().expect("utf-8")])
+        .run_to_exit(PATIENCE);
+    assert!(!run.status.success());
+    assert!(run.stderr.contains("cannot be created"), "{}", run.stderr);
+    // Nothing was there to lose: no advice meant for a damaged directory.
+    assert!(!run.stderr.contains("backup"), "{}", run.stderr);
+}
+
+#[test]
 fn the_data_dir_env_var_enables_durable_mode() {
     let dir = temp_dir("env");
     let server = TestServer::builder()

@@ -139,3 +139,29 @@ fn in_durable_mode_a_refused_write_is_never_written_to_disk() {
         OOM,
     );
 }
+
+#[test]
+fn restarting_with_a_limit_below_the_stored_data_warns_and_still_serves() {
+    let dir = common::temp_dir("maxmemory-lowered");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8");
+    let mut server = TestServer::start(&["--data-dir", data]);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
+    ask(
+        &mut c,
+        format!("PUT b k {}\r\n", "v".repeat(4000)).as_bytes(),
+        b"OK\r\n",
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.expect_exit(PATIENCE).success());
+
+    // A bucket alone counts about 3 KiB; the 4,000-byte value takes it past 4 KiB.
+    let server = TestServer::start(&["--data-dir", data, "--maxmemory", "4kb"]);
+    let warning = server.wait_for_log("more than --maxmemory", PATIENCE);
+    assert_eq!(common::log_level(&warning), Some("WARN"), "{warning}");
+    let mut c = server.connect();
+    ask(&mut c, b"PUT b other x\r\n", OOM);
+    ask(&mut c, b"DELETE b k\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT b other x\r\n", b"OK\r\n");
+}

@@ -48,7 +48,7 @@ impl DataDir {
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
         let unusable = |reason: String| OpenError::Unusable(path.to_path_buf(), reason);
         let existed = path.is_dir();
-        fs::create_dir_all(path).map_err(|e| unusable(format!("cannot create it: {e}")))?;
+        fs::create_dir_all(path).map_err(|e| OpenError::CannotCreate(path.to_path_buf(), e))?;
         if !existed {
             // Make the new directory's own entry durable, in its parent.
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());

@@ -80,6 +80,9 @@ pub enum FsyncPolicy {
 pub enum OpenError {
     /// Another running kv-server holds the directory.
     Locked(PathBuf),
+    /// The directory does not exist and cannot be created (a missing parent, no
+    /// permission): nothing was there to lose.
+    CannotCreate(PathBuf, std::io::Error),
     /// A file in the directory was written in a format version this build does not read
     /// (a newer kv-server's, or an old one with no upgrade path); `found` names the
     /// version. The directory is left exactly as it was.
@@ -101,6 +104,9 @@ impl fmt::Display for OpenError {
                 "data directory {} is in use by another running kv-server (its LOCK file is held)",
                 dir.display()
             ),
+            OpenError::CannotCreate(dir, e) => {
+                write!(f, "data directory {} cannot be created: {e}", dir.display())
+            }
             OpenError::UnsupportedVersion { file, found } => write!(
                 f,
                 "{} is in {found}; refusing to start, the data directory is left untouched (run \
