@@ -22,34 +22,14 @@ WORK=$(mktemp -d -p "${DATA_PARENT:-/var/tmp}" kv-durable-bench.XXXXXX)
 
 log() { printf '[durable %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 trap 'stop_all; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
-if ! command -v redis-server >/dev/null; then
-  log "installing redis-server"
-  sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
+install_redis
 log "building release binaries"
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" -p kv-server -p kv-bench
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
-  log "server on port $1 did not come up"; return 1
-}
 
 # start_server NAME → sets PORT and PID; fresh data each time.
 start_server() {

@@ -30,28 +30,13 @@ LOGS=$(mktemp -d)
 
 log() { printf '[scaling %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# --- processes we started, stopped by PID on any exit ----------------------------------
-PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  PIDS=()
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 trap 'stop_all; rm -rf "$LOGS"' EXIT
 trap 'exit 130' INT TERM
 
 # --- what it needs ------------------------------------------------------------------------
-if ! command -v redis-server >/dev/null; then
-  log "installing redis-server"
-  sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
-fi
+install_redis
 command -v taskset >/dev/null || { log "needs taskset (util-linux)"; exit 1; }
 log "building release binaries"
 (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet -p kv-server -p kv-bench --bins)
@@ -73,11 +58,6 @@ if ((${#NS[@]} == 0)); then
 fi
 log "CPUs ${CPU_IDS[*]}: N = ${NS[*]}"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
-  log "server on port $1 did not come up; its log ends:"; tail -5 "$2" >&2; return 1
-}
 
 # start_server NAME N → sets PORT and PID. taskset execs the server, so $! is its PID.
 start_server() {

@@ -1,0 +1,38 @@
+# Shared by the benchmark scripts (sourced, not run): the servers a script starts, stopped
+# by PID on any exit; free ports; waiting for a server; installing Redis if missing.
+# A script defines `log` before sourcing this file.
+
+# --- processes we started, stopped by PID on any exit ----------------------------------
+PIDS=()
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+
+# A loopback port that was free a moment ago.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT [LOGFILE]: until something accepts on PORT (10 s), else say so (with the
+# end of LOGFILE if given) and fail.
+wait_port() {
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done
+  log "server on port $1 did not come up"
+  [[ -n ${2:-} ]] && tail -5 "$2" >&2
+  return 1
+}
+
+# Installs Debian's redis-server if it is not there.
+install_redis() {
+  command -v redis-server >/dev/null && return 0
+  log "installing redis-server"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+}
