@@ -198,42 +198,37 @@ impl MemoryBucket {
         Ok(())
     }
 
-    /// What deleting `key` would free now (0 if it is not there).
-    pub(crate) fn delete_delta(&self, key: &[u8]) -> i64 {
+    /// Runs `look` on `key`'s entry (or `None`) under its shard's read lock: the one
+    /// lookup every read below shares. Generic, so each caller's closure is inlined.
+    #[inline]
+    fn peek<R>(&self, key: &[u8], look: impl FnOnce(Option<&(Bytes, Bytes)>) -> R) -> R {
         let hash = self.hash(key);
         let shard = self
             .shard(hash)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        shard
-            .find(hash, |(k, _)| k[..] == *key)
-            .map_or(0, |(k, v)| entry_cost(k.len(), v.len()) as i64)
+        look(shard.find(hash, |(k, _)| k[..] == *key))
+    }
+
+    /// What deleting `key` would free now (0 if it is not there).
+    pub(crate) fn delete_delta(&self, key: &[u8]) -> i64 {
+        self.peek(key, |entry| {
+            entry.map_or(0, |(k, v)| entry_cost(k.len(), v.len()) as i64)
+        })
     }
 
     /// What putting a value of `value_len` bytes at `key` would add to the data now
     /// (negative if it shrinks it): for the durable committer's admission.
     pub(crate) fn put_delta(&self, key: &[u8], value_len: usize) -> i64 {
-        let hash = self.hash(key);
-        let shard = self
-            .shard(hash)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        match shard.find(hash, |(k, _)| k[..] == *key) {
+        self.peek(key, |entry| match entry {
             Some((_, old)) => value_len as i64 - old.len() as i64,
             None => entry_cost(key.len(), value_len) as i64,
-        }
+        })
     }
 
     /// Synchronous `get`: a reference-count increment, no copy.
     pub(crate) fn get_now(&self, key: &[u8]) -> Option<Bytes> {
-        let hash = self.hash(key);
-        let shard = self
-            .shard(hash)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        shard
-            .find(hash, |(k, _)| k[..] == *key)
-            .map(|(_, value)| value.clone())
+        self.peek(key, |entry| entry.map(|(_, value)| value.clone()))
     }
 
     /// Synchronous `get_into`: appends the value of `key` to `out`, copied under the
@@ -241,18 +236,13 @@ impl MemoryBucket {
     /// value is only going to be copied: no reference count is touched, so readers on
     /// other cores do not contend on the value's counter.
     pub(crate) fn get_into_now(&self, key: &[u8], out: &mut BytesMut) -> bool {
-        let hash = self.hash(key);
-        let shard = self
-            .shard(hash)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        match shard.find(hash, |(k, _)| k[..] == *key) {
+        self.peek(key, |entry| match entry {
             Some((_, value)) => {
                 out.extend_from_slice(value);
                 true
             }
             None => false,
-        }
+        })
     }
 
     /// Synchronous `delete`.
