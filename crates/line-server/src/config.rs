@@ -7,6 +7,8 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use crate::tls::Tls;
+
 /// Limits, timeouts and restart intensity of one server. `Default` gives the documented
 /// defaults; an embedder changes what it needs with struct update syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     /// (`std::thread::available_parallelism`). `None` runs connections as tasks of the
     /// runtime that calls [`crate::serve`] instead.
     pub event_loops: Option<NonZeroUsize>,
+    /// Speak TLS only on the port ([`Tls`]); `None` (the default): plain TCP.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +49,7 @@ impl Default for ServerConfig {
             max_restarts: 3,
             max_restart_window: Duration::from_secs(5),
             event_loops: Some(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
+            tls: None,
         }
     }
 }

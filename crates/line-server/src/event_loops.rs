@@ -11,6 +11,7 @@
 //! registers it with its own reactor. Nothing crosses loops per request; only the store is
 //! shared.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -51,11 +52,42 @@ impl<P: Protocol> Connections<P> {
     ) {
         let session = self.protocol.open_session(peer);
         let tokens = (self.shutdown.clone(), self.hard_stop.clone());
-        let connection =
-            Connection::new(stream, peer, session, self.settings.clone(), tokens, slot);
-        // The seed's `Task.Supervisor.start_child`: a `:temporary` task of its own. A panic
-        // ends this task only; `run` catches and logs it with the peer address.
-        let run = connection.run();
+        let settings = self.settings.clone();
+        match &self.settings.tls {
+            None => {
+                let connection = Connection::new(stream, peer, session, settings, tokens, slot);
+                self.track(connection.run(), load);
+            }
+            Some(tls) => {
+                let handshake = tls.clone();
+                let connection = async move {
+                    let shutdown = tokens.0.clone();
+                    // On the connection's own task: a stalled handshake delays no one.
+                    let stream = tokio::select! {
+                        stream = handshake.handshake(stream) => stream,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match stream {
+                        Ok(stream) => {
+                            Connection::new(stream, peer, session, settings, tokens, slot)
+                                .run()
+                                .await
+                        }
+                        Err(e) => {
+                            settings.stats.tls_handshake_failed();
+                            debug!(peer = %peer, "TLS handshake failed: {e}");
+                        }
+                    }
+                };
+                self.track(connection, load);
+            }
+        }
+    }
+
+    /// Runs a connection's future as a task of its own, tracked for shutdown. The seed's
+    /// `Task.Supervisor.start_child`: a `:temporary` task; a panic ends this task only
+    /// (`Connection::run` catches and logs it with the peer address).
+    fn track(&self, run: impl Future<Output = ()> + Send + 'static, load: Option<LoadGuard>) {
         match load {
             None => drop(self.tracker.spawn(run)),
             // `map`, not an `async` block awaiting `run`: such a block would hold the

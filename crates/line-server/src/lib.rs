@@ -11,11 +11,12 @@
 //! - `event_loops`: one single-threaded runtime per core that connections live on, fed
 //!   by the acceptor (least loaded first).
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
-//!   shutdown.
+//!   shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `framing`: the pure line decoder (unit and property tested).
 //! - [`protocol`]: the seam a protocol implements; [`echo`] is the reference one.
 //! - [`fault`]: fault injection as a wrapper around any protocol ([`Faulty`]).
 //! - [`auth`]: password authentication and protected mode, a wrapper too ([`Auth`]).
+//! - [`tls`]: TLS settings and the handshake, on each connection's own task ([`Tls`]).
 //! - [`config`]: [`ServerConfig`], every default and `validate()`.
 //! - [`listener`]: binding the socket (reuseaddr, deep backlog).
 //! - [`limits`]: raising the open-file limit.
@@ -51,6 +52,7 @@ pub mod server;
 pub mod stats;
 mod supervisor;
 pub mod throttle;
+pub mod tls;
 
 pub use auth::{Auth, Password};
 pub use config::{ConfigError, ServerConfig};
@@ -63,3 +65,4 @@ pub use server::{serve, serve_with_stats, ServeError};
 pub use stats::{ServerStats, StatsSnapshot};
 pub use supervisor::Escalation;
 pub use throttle::Throttle;
+pub use tls::{Tls, TlsError};

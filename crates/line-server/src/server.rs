@@ -90,6 +90,7 @@ pub async fn serve_with_stats<P: Protocol>(
             max_line_bytes: config.max_line_bytes,
             idle_timeout: config.idle_timeout,
             stats: Arc::clone(&stats),
+            tls: config.tls.clone(),
         }),
         shutdown: shutdown.clone(),
         hard_stop: hard_stop.clone(),
@@ -115,7 +116,8 @@ pub async fn serve_with_stats<P: Protocol>(
     if let Some(loops) = config.event_loops {
         info!("{loops} event loop(s) serve the connections");
     }
-    info!("Accepting connections on port {port}");
+    let over = if config.tls.is_some() { " (TLS)" } else { "" };
+    info!("Accepting connections on port {port}{over}");
 
     let intensity = RestartIntensity::new(config.max_restarts, config.max_restart_window);
     // The closure owns the only handles to the listener and the loops' queues: when

@@ -21,6 +21,7 @@ pub struct ServerStats {
     acceptor_restarts: AtomicU64,
     accept_errors: AtomicU64,
     client_panics: AtomicU64,
+    tls_handshake_failures: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub struct StatsSnapshot {
     pub accept_errors: u64,
     /// Connection tasks that panicked.
     pub client_panics: u64,
+    /// TLS handshakes that failed, were refused or took too long.
+    pub tls_handshake_failures: u64,
 }
 
 impl Default for ServerStats {
@@ -64,6 +67,7 @@ impl Default for ServerStats {
             acceptor_restarts: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
         }
     }
 }
@@ -95,6 +99,7 @@ impl ServerStats {
             acceptor_restarts: self.acceptor_restarts.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             client_panics: self.client_panics.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
         }
     }
 
@@ -124,5 +129,9 @@ impl ServerStats {
 
     pub(crate) fn client_panicked(&self) {
         self.client_panics.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Relaxed);
     }
 }

@@ -2,12 +2,13 @@
 //! everything already received, then close) and after `Flow::Close` (close with a FIN the
 //! client's last reply survives).
 
-use std::io::{self, Read};
+use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Connection, Next, MAX_READ_SIZE};
+use super::transport::Transport;
+use super::{Connection, Next};
 use crate::protocol::{Flow, Session};
 
 /// After the server decides to close (QUIT, line too long), how long and how much unread
@@ -15,14 +16,14 @@ use crate::protocol::{Flow, Session};
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
 
-impl<S: Session> Connection<S> {
+impl<S: Session, T: Transport> Connection<S, T> {
     /// Shutting down: answers every complete line already received — also what still sits
     /// in the socket's receive buffer, which the runtime may not have reported readable
     /// yet, and what arrived while a command was running — then closes (PROTOCOL.md, "Shutdown"). A client
     /// that keeps sending is cut by the shutdown deadline.
     pub(super) async fn finish_for_shutdown(&mut self) -> io::Result<Next> {
         loop {
-            match self.read_without_waiting()? {
+            match self.stream.read_now(&mut self.input)? {
                 None => break,
                 Some(0) => {
                     self.answer_eof().await?;
@@ -49,22 +50,6 @@ impl<S: Session> Connection<S> {
             self.input.clear();
         }
         self.flush().await
-    }
-
-    /// Reads what the kernel holds for this socket now, asking the socket itself: tokio's
-    /// `try_read` trusts the readiness it last saw and would not look. Returns the bytes
-    /// read (`Some(0)` at end of input), or `None` if nothing is there.
-    fn read_without_waiting(&mut self) -> io::Result<Option<usize>> {
-        let start = self.input.len();
-        self.input.resize(start + MAX_READ_SIZE, 0);
-        // The socket is non-blocking (tokio made it so): this never waits.
-        let read = (&*socket2::SockRef::from(&self.stream)).read(&mut self.input[start..]);
-        self.input.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// Closes after the server chose to: send FIN, then drain (bounded) what the client

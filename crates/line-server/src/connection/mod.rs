@@ -12,15 +12,15 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -28,12 +28,16 @@ use crate::framing::{LineDecoder, LineTooLong};
 use crate::stats::ServerStats;
 
 mod closing;
+pub(crate) mod transport;
+
 use crate::protocol::{replies, Flow, Session};
 use crate::supervisor::panic_message;
+use crate::tls::Tls;
+use transport::Transport;
 
 /// Room offered to each read: it adapts between these bounds.
 const MIN_READ_SIZE: usize = 1024;
-const MAX_READ_SIZE: usize = 64 * 1024;
+pub(crate) const MAX_READ_SIZE: usize = 64 * 1024;
 /// Replies beyond this are written out before more lines are handled, so a burst of
 /// requests with large replies cannot grow the output buffer without bound.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
@@ -46,6 +50,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) idle_timeout: Option<Duration>,
     /// Where panics and turned-away clients are counted.
     pub(crate) stats: Arc<ServerStats>,
+    /// Speak TLS, not plain TCP.
+    pub(crate) tls: Option<Tls>,
 }
 
 /// Why the read side stopped waiting.
@@ -70,9 +76,9 @@ enum Next {
 }
 
 /// The state of one served client.
-pub(crate) struct Connection<S> {
-    /// The client's socket.
-    stream: TcpStream,
+pub(crate) struct Connection<S, T> {
+    /// The client's stream: a TCP socket, or TLS over one.
+    stream: T,
     /// For logs.
     peer: SocketAddr,
     /// The protocol's per-client state.
@@ -99,10 +105,10 @@ pub(crate) struct Connection<S> {
     read_size: usize,
 }
 
-impl<S: Session> Connection<S> {
-    /// Wraps an accepted socket.
+impl<S: Session, T: Transport> Connection<S, T> {
+    /// Wraps an accepted stream.
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: T,
         peer: SocketAddr,
         session: S,
         settings: Arc<ConnectionSettings>,
@@ -278,74 +284,80 @@ impl<S: Session> Connection<S> {
     /// connection holds no buffers at all: an idle client costs only its task and socket.
     /// Buffers are kept while input keeps coming (pipelined bursts), not reallocated.
     async fn read_more(&mut self) -> io::Result<ReadOutcome> {
-        loop {
-            tokio::select! {
-                biased;
-                ready = poll_fn(|cx| {
-                    let ready = self.stream.poll_read_ready(cx);
-                    // Going to wait with no partial line buffered: release the buffers.
-                    if ready.is_pending() && self.input.is_empty() {
-                        self.input = BytesMut::new();
-                        self.output = BytesMut::new();
-                    }
-                    ready
-                }) => ready?,
-                () = self.shutdown.cancelled() => return Ok(ReadOutcome::Shutdown),
-                () = idle_expired(&mut self.idle) => return Ok(ReadOutcome::IdleTimeout),
-            }
-            let spare = self.input.capacity() - self.input.len();
-            if spare < self.read_size / 2 {
-                self.input.reserve(self.read_size);
-            }
-            let spare = self.input.capacity() - self.input.len();
-            match self.stream.try_read_buf(&mut self.input) {
-                Ok(0) => return Ok(ReadOutcome::Eof),
-                Ok(n) => {
-                    self.adapt_read_size(n, spare);
-                    if n < spare {
-                        self.skip_next_read();
-                    }
-                    if let (Some(timer), Some(timeout)) =
-                        (&mut self.idle, self.settings.idle_timeout)
-                    {
-                        timer.as_mut().reset(Instant::now() + timeout);
-                    }
-                    return Ok(ReadOutcome::Data);
+        let Self {
+            stream,
+            input,
+            output,
+            read_size,
+            shutdown,
+            idle,
+            ..
+        } = self;
+        let read = tokio::select! {
+            biased;
+            read = poll_fn(|cx| poll_read(stream, (input, output), read_size, cx)) => read,
+            () = shutdown.cancelled() => return Ok(ReadOutcome::Shutdown),
+            () = idle_expired(idle) => return Ok(ReadOutcome::IdleTimeout),
+        };
+        match read {
+            Ok(0) => Ok(ReadOutcome::Eof),
+            Ok(_) => {
+                if let (Some(timer), Some(timeout)) = (idle, self.settings.idle_timeout) {
+                    timer.as_mut().reset(Instant::now() + timeout);
                 }
-                // The readiness was stale; it is cleared, so the next poll waits.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+                Ok(ReadOutcome::Data)
             }
+            // A TLS client that closed without `close_notify`: its end of input all the same.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(ReadOutcome::Eof),
+            Err(e) => Err(e),
         }
     }
+}
 
-    /// After a read that did not fill the buffer the socket is drained, so the next read
-    /// would fail with `EWOULDBLOCK`: forget the readiness now, and the next wait goes
-    /// straight to the reactor — one `recvfrom` per request instead of two at ping-pong.
-    /// Safe with edge-triggered epoll: bytes that arrive after the read raise a new event,
-    /// which sets readiness again (tokio only clears the readiness it had seen).
-    fn skip_next_read(&self) {
-        let _ = self.stream.try_io(Interest::READABLE, || {
-            Err::<(), _>(io::ErrorKind::WouldBlock.into())
-        });
+/// Waits for input holding no buffers (unless a partial line is kept in `input`), then
+/// reads into `input` with about `read_size` bytes of room, and adapts `read_size`.
+/// Returns the bytes read, 0 at the end of input.
+fn poll_read(
+    stream: &mut impl Transport,
+    (input, output): (&mut BytesMut, &mut BytesMut),
+    read_size: &mut usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let ready = stream.poll_read_ready(cx);
+    if ready.is_pending() && input.is_empty() {
+        *input = BytesMut::new();
+        *output = BytesMut::new();
     }
+    ready!(ready)?;
+    if input.capacity() - input.len() < *read_size / 2 {
+        input.reserve(*read_size);
+    }
+    let spare = input.capacity() - input.len();
+    let n = ready!(poll_read_buf(Pin::new(stream), cx, input))?;
+    *read_size = adapted_read_size(*read_size, n, spare);
+    if n > 0 && n < spare {
+        stream.after_short_read();
+    }
+    Poll::Ready(Ok(n))
+}
 
-    /// Reads start small (most requests are short) and grow while reads fill the
-    /// buffer (pipelined bursts), so a thousand clients sending at once do not each
-    /// pin a large buffer.
-    fn adapt_read_size(&mut self, read: usize, spare: usize) {
-        if read == spare {
-            self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
-        } else if read < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(MIN_READ_SIZE);
-        }
+/// Reads start small (most requests are short) and grow while reads fill the buffer
+/// (pipelined bursts), so a thousand clients sending at once do not each pin a large
+/// buffer.
+fn adapted_read_size(read_size: usize, read: usize, spare: usize) -> usize {
+    if read == spare {
+        (read_size * 2).min(MAX_READ_SIZE)
+    } else if read < read_size / 4 {
+        (read_size / 2).max(MIN_READ_SIZE)
+    } else {
+        read_size
     }
 }
 
 /// Writes `output` in full and empties it. A client that stops reading while also
 /// sending nothing is cut at the idle timeout, so it cannot pin a task forever.
 async fn write_out(
-    stream: &mut TcpStream,
+    stream: &mut impl Transport,
     output: &mut BytesMut,
     idle: &mut Option<Pin<Box<Sleep>>>,
 ) -> io::Result<()> {
@@ -383,7 +395,7 @@ mod tests {
     use super::*;
     use crate::echo::Echo;
     use crate::protocol::Protocol;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Semaphore;
 
     /// What an idle connection costs is mostly its task's future (BENCHMARKS.md): keep
@@ -398,6 +410,7 @@ mod tests {
             max_line_bytes: 1024,
             idle_timeout: None,
             stats: ServerStats::new(),
+            tls: None,
         });
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()

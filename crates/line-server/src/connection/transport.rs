@@ -1,0 +1,75 @@
+//! [`Transport`]: what a connection needs from the stream it serves, beyond reading and
+//! writing: plain TCP here, TLS in `crate::tls`.
+
+use std::io::{self, Read};
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
+use tokio::net::TcpStream;
+
+use super::MAX_READ_SIZE;
+
+/// A client's byte stream. Reads go through [`AsyncRead`]; these add what the connection
+/// loop does around them to keep an idle client cheap and a shutdown lossless.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Resolves once a read may return bytes or the end of input. The connection waits
+    /// here holding no buffers, and only reserves room to read once this is ready.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Called after a read that did not fill the room offered: the socket is drained, so
+    /// the next read would fail with `EWOULDBLOCK`. A transport may forget its readiness
+    /// now, so the next wait goes straight to the reactor (one `recvfrom` per request
+    /// instead of two at ping-pong).
+    fn after_short_read(&self) {}
+
+    /// Appends to `buf` what the kernel holds for this stream now, asking the socket
+    /// itself: tokio's readiness may not have caught up with bytes that just arrived.
+    /// Returns the bytes appended (`Some(0)` at the end of input), or `None` if nothing is
+    /// there. Used at shutdown, to answer every request already received.
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>>;
+}
+
+impl Transport for TcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+
+    /// Safe with edge-triggered epoll: bytes that arrive after the read raise a new event,
+    /// which sets readiness again (tokio only clears the readiness it had seen).
+    fn after_short_read(&self) {
+        let _ = self.try_io(Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+
+    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+        read_socket_now(self, buf)
+    }
+}
+
+/// [`Transport::read_now`] for the socket under any transport: a direct non-blocking
+/// `read(2)` of at most [`MAX_READ_SIZE`] bytes, appended to `buf`.
+pub(crate) fn read_socket_now(socket: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<usize>> {
+    let mut reader = SocketReader(socket);
+    let start = buf.len();
+    buf.resize(start + MAX_READ_SIZE, 0);
+    let read = reader.read(&mut buf[start..]);
+    buf.truncate(start + *read.as_ref().unwrap_or(&0));
+    match read {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `std::io::Read` straight on a tokio socket, bypassing tokio's readiness cache. The
+/// socket is non-blocking (tokio made it so), so a read never waits: it fails with
+/// `WouldBlock` instead.
+pub(crate) struct SocketReader<'a>(pub(crate) &'a TcpStream);
+
+impl Read for SocketReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*socket2::SockRef::from(self.0)).read(buf)
+    }
+}

@@ -1,0 +1,224 @@
+//! TLS (README, "Running it exposed"): the handshake on the connection's task with a
+//! deadline, client certificates, a plaintext client on a TLS port, shutdown over TLS, and
+//! files that cannot be used. In-process, against rustls clients; the binary's tests drive
+//! it with `openssl s_client`.
+
+pub mod common;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{start, start_counted, PATIENCE};
+use line_server::{Echo, Faulty, ServerConfig, ServerStats, Tls, TlsError};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use test_pki::TestPki;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+fn pki() -> TestPki {
+    TestPki::new().expect("test certificates")
+}
+
+fn tls_config(pki: &TestPki, client_ca: bool) -> ServerConfig {
+    let ca = client_ca.then(|| pki.ca_cert());
+    let tls = Tls::from_pem_files(&pki.server_cert(), &pki.server_key(), ca.as_deref())
+        .expect("TLS settings from the test certificates");
+    ServerConfig {
+        tls: Some(tls),
+        ..ServerConfig::default()
+    }
+}
+
+/// A rustls client trusting the test CA, presenting `identity` (certificate, key) if any.
+async fn connect_tls(
+    addr: SocketAddr,
+    pki: &TestPki,
+    identity: Option<(&Path, &Path)>,
+) -> io::Result<TlsStream<TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.ca_cert()).map_err(io::Error::other)?)
+        .map_err(io::Error::other)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = vec![CertificateDer::from_pem_file(cert).map_err(io::Error::other)?];
+            let key = PrivateKeyDer::from_pem_file(key).map_err(io::Error::other)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(io::Error::other)?
+        }
+    };
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let connect = TlsConnector::from(Arc::new(config)).connect(name, tcp);
+    timeout(PATIENCE, connect).await?
+}
+
+/// Writes `lines` and reads back exactly as many bytes; the bytes, or the error met.
+async fn round_trip(stream: &mut TlsStream<TcpStream>, lines: &[u8]) -> io::Result<Vec<u8>> {
+    stream.write_all(lines).await?;
+    let mut got = vec![0; lines.len()];
+    timeout(PATIENCE, stream.read_exact(&mut got)).await??;
+    Ok(got)
+}
+
+#[tokio::test]
+async fn lines_are_echoed_over_tls_one_at_a_time_and_pipelined() {
+    let pki = pki();
+    let server = start(Echo, tls_config(&pki, false));
+    let mut client = connect_tls(server.addr(), &pki, None)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        round_trip(&mut client, b"hello\n").await.expect("echo"),
+        b"hello\n"
+    );
+    let burst: Vec<u8> = (0..500)
+        .flat_map(|i| format!("line {i}\r\n").into_bytes())
+        .collect();
+    assert_eq!(round_trip(&mut client, &burst).await.expect("echo"), burst);
+    server.stop().await.expect("a clean shutdown");
+}
+
+#[tokio::test]
+async fn a_plaintext_client_on_a_tls_port_is_closed_and_harms_no_one() {
+    let pki = pki();
+    let stats = ServerStats::new();
+    let server = start_counted(Echo, tls_config(&pki, false), Arc::clone(&stats));
+    let mut tls = connect_tls(server.addr(), &pki, None)
+        .await
+        .expect("handshake");
+
+    let mut plain = server.connect().await;
+    plain.send(b"PING\r\n").await;
+    let answer = plain.read_to_end().await;
+    assert!(
+        !answer.windows(4).any(|w| w == b"PING"),
+        "a plaintext line must not be served: {answer:?}"
+    );
+    assert_eq!(
+        round_trip(&mut tls, b"still here\n").await.expect("echo"),
+        b"still here\n"
+    );
+    assert_eq!(stats.snapshot().tls_handshake_failures, 1);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_deadline() {
+    let pki = pki();
+    let mut config = tls_config(&pki, false);
+    config.tls = config
+        .tls
+        .map(|tls| tls.with_handshake_timeout(Duration::from_millis(300)));
+    let stats = ServerStats::new();
+    let server = start_counted(Echo, config, Arc::clone(&stats));
+    let mut stalled = server.connect().await;
+    let mut served = connect_tls(server.addr(), &pki, None)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        round_trip(&mut served, b"meanwhile\n").await.expect("echo"),
+        b"meanwhile\n"
+    );
+    // Nothing sent: the server closes it, with nothing to say.
+    assert_eq!(stalled.read_to_end().await, b"");
+    assert_eq!(stats.snapshot().tls_handshake_failures, 1);
+    assert_eq!(
+        round_trip(&mut served, b"after\n").await.expect("echo"),
+        b"after\n"
+    );
+}
+
+#[tokio::test]
+async fn with_a_client_ca_only_clients_with_a_certificate_it_signed_are_served() {
+    let pki = pki();
+    let stats = ServerStats::new();
+    let server = start_counted(Echo, tls_config(&pki, true), Arc::clone(&stats));
+
+    let mut signed = connect_tls(
+        server.addr(),
+        &pki,
+        Some((&pki.client_cert(), &pki.client_key())),
+    )
+    .await
+    .expect("a client with a certificate the CA signed");
+    assert_eq!(
+        round_trip(&mut signed, b"hello\n").await.expect("echo"),
+        b"hello\n"
+    );
+
+    let (stranger_cert, stranger_key) = pki.stranger();
+    for identity in [
+        None,
+        Some((stranger_cert.as_path(), stranger_key.as_path())),
+    ] {
+        // With TLS 1.3 the client's side of the handshake ends before the server has
+        // checked its certificate: the refusal shows on the first read.
+        let refused = match connect_tls(server.addr(), &pki, identity).await {
+            Err(_) => true,
+            Ok(mut stream) => round_trip(&mut stream, b"hello\n").await.is_err(),
+        };
+        assert!(refused, "a client with {identity:?} must be refused");
+    }
+    assert_eq!(stats.snapshot().tls_handshake_failures, 2);
+}
+
+/// The shutdown drain reads what rustls and the socket hold, as over TCP.
+#[tokio::test]
+async fn at_shutdown_a_line_that_reached_the_server_over_tls_is_answered() {
+    let pki = pki();
+    for round in 0..30 {
+        let server = start(Faulty::new(Echo), tls_config(&pki, false));
+        let mut client = connect_tls(server.addr(), &pki, None)
+            .await
+            .expect("handshake");
+        assert_eq!(
+            round_trip(&mut client, b"first\n").await.expect("echo"),
+            b"first\n"
+        );
+        client.write_all(b"last\n").await.expect("send");
+        server.begin_shutdown();
+        let mut rest = Vec::new();
+        let read = timeout(PATIENCE, client.read_to_end(&mut rest)).await;
+        // The server closes with close_notify, or just with a FIN: both end the stream.
+        let _ = read.expect("the server closes within PATIENCE");
+        assert_eq!(rest, b"last\n", "round {round}");
+        server.returned().await.expect("a clean shutdown");
+    }
+}
+
+#[test]
+fn files_that_cannot_be_used_are_refused_with_their_name() {
+    let pki = pki();
+    let missing = pki.dir().join("missing.pem");
+    let garbage = pki.dir().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").expect("write");
+    let cases = [
+        (missing.clone(), pki.server_key(), "missing.pem"),
+        (garbage.clone(), pki.server_key(), "garbage.pem"),
+        (pki.server_cert(), garbage.clone(), "garbage.pem"),
+        // A key that is not the certificate's.
+        (pki.server_cert(), pki.client_key(), "refused"),
+    ];
+    for (cert, key, named) in cases {
+        let error = Tls::from_pem_files(&cert, &key, None).expect_err("unusable files");
+        assert!(error.to_string().contains(named), "{error}");
+    }
+    let error = Tls::from_pem_files(&pki.server_cert(), &pki.server_key(), Some(&missing))
+        .expect_err("a missing CA file");
+    assert!(matches!(error, TlsError::File { .. }), "{error}");
+}
