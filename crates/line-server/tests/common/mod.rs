@@ -24,3 +24,17 @@ pub use server::{start, start_counted, TestServer};
 /// 2-core machine can stall a task for seconds. Never used to assert that something was
 /// fast.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Waits until `done()` holds, polling every few milliseconds; panics with `what` if it
+/// does not within [`PATIENCE`]. For effects a test cannot await directly (a counter the
+/// server bumps just after the client saw the outcome).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {PATIENCE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
