@@ -35,18 +35,25 @@
 
 mod error;
 mod response;
+pub mod tls;
 
 pub use error::Error;
 pub use kv_protocol::Request;
 pub use response::Response;
+pub use tls::TlsOptions;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, ToSocketAddrs};
+
+/// The connection under a [`Client`]: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// A connection to a kv-server.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     /// Encoded requests waiting to be written (reused between calls).
     out: Vec<u8>,
     /// Bytes read and not yet decoded: the start of the next reply (reused).
@@ -58,11 +65,24 @@ impl Client {
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, Error> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Self {
+        Ok(Self::over(Box::new(stream)))
+    }
+
+    /// Connects to `addr` over TLS (a server started with `--tls-cert-file`), checking its
+    /// certificate as `tls` says. Errors: as [`Client::connect`], or the handshake failed
+    /// (an untrusted certificate, a refused client certificate, a TLS file unusable).
+    pub async fn connect_tls(addr: impl ToSocketAddrs, tls: &TlsOptions) -> Result<Self, Error> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self::over(Box::new(tls::handshake(stream, tls).await?)))
+    }
+
+    fn over(stream: Box<dyn Stream>) -> Self {
+        Self {
             stream,
             out: Vec::new(),
             input: BytesMut::new(),
-        })
+        }
     }
 
     /// Creates a bucket (succeeds if it exists).

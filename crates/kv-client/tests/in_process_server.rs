@@ -179,3 +179,42 @@ async fn info_returns_the_report_lines() {
     assert!(all.starts_with(b"# Server\r\n"), "{all:?}");
     server.stop().await;
 }
+
+/// Over TLS the client's calls are the same: the README's example with a certificate our
+/// test CA signed, and a client certificate where the server asks for one.
+#[tokio::test]
+async fn over_tls_the_client_works_and_a_client_certificate_is_presented_when_asked() {
+    let pki = test_pki::TestPki::new().expect("test certificates");
+    for client_ca in [None, Some(pki.ca_cert())] {
+        let tls = line_server::Tls::from_pem_files(
+            &pki.server_cert(),
+            &pki.server_key(),
+            client_ca.as_deref(),
+        )
+        .expect("TLS settings");
+        let server = Server::start(ServerConfig {
+            tls: Some(tls),
+            ..ServerConfig::default()
+        });
+        let options = kv_client::TlsOptions {
+            ca_cert: pki.ca_cert(),
+            server_name: "localhost".into(),
+            identity: client_ca
+                .is_some()
+                .then(|| (pki.client_cert(), pki.client_key())),
+        };
+        let mut client = Client::connect_tls(server.addr, &options)
+            .await
+            .expect("a TLS connection");
+        client.create("shopping").await.expect("create");
+        client.put("shopping", "milk", "1").await.expect("put");
+        let milk = client.get("shopping", "milk").await.expect("get");
+        assert_eq!(milk.as_deref(), Some(&b"1"[..]));
+        client.quit().await.expect("quit");
+
+        // A plaintext client is not served on a TLS port.
+        let mut plain = server.connect().await;
+        assert!(plain.ping().await.is_err());
+        server.stop().await;
+    }
+}

@@ -13,7 +13,9 @@ use clap::{Parser, ValueEnum};
 use kv_store::{DurableOptions, FsyncPolicy};
 use line_server::ServerConfig;
 
-use crate::settings::{LogFormat, Mode, PasswordSource, Settings, DEFAULT_BIND, DEFAULT_PORT};
+use crate::settings::{
+    LogFormat, Mode, PasswordSource, Settings, TlsFiles, DEFAULT_BIND, DEFAULT_PORT,
+};
 
 /// The machinery's defaults, shown by `--help` and used when a flag is absent.
 static SERVER: LazyLock<ServerConfig> = LazyLock::new(ServerConfig::default);
@@ -97,6 +99,21 @@ pub struct Cli {
     /// so a server exposed by mistake does not hand its data to the network.
     #[arg(long, env = "KV_PROTECTED_MODE", value_enum, default_value_t = YesNo::Yes)]
     protected_mode: YesNo,
+
+    /// Speak TLS only (1.2 and 1.3) with this certificate chain (PEM, leaf first); needs
+    /// --tls-key-file. `openssl s_client -connect HOST:PORT -quiet` is then TLS's telnet.
+    #[arg(long, env = "KV_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// The private key of --tls-cert-file (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "KV_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+
+    /// With TLS: refuse, during the handshake, every client without a certificate signed
+    /// by one of these CA certificates (PEM). Such clients count as protected (protected
+    /// mode lets them in from anywhere).
+    #[arg(long, env = "KV_TLS_CA_CERT_FILE", requires = "tls_cert_file")]
+    tls_ca_cert_file: Option<PathBuf>,
 
     /// Keep what the data holds (keys, values and their bookkeeping, as counted: README,
     /// "Memory limit") under this size: bytes, or with a unit kb, mb or gb (1024-based).
@@ -216,6 +233,8 @@ impl Cli {
                 event_loops: usize::try_from(self.workers)
                     .ok()
                     .and_then(NonZeroUsize::new),
+                // Read from `tls` (the files) at start, where a bad file ends start-up.
+                tls: None,
             },
             debug_commands: self.debug_commands,
             password: match (self.requirepass, self.requirepass_file) {
@@ -224,6 +243,14 @@ impl Cli {
                 (None, None) => PasswordSource::None,
             },
             protected_mode: self.protected_mode == YesNo::Yes,
+            tls: self
+                .tls_cert_file
+                .zip(self.tls_key_file)
+                .map(|(cert, key)| TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_ca_cert_file,
+                }),
             log_format: self.log_format,
             data_dir: self.data_dir,
             durable: DurableOptions {

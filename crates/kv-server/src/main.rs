@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use log_writer::LossyWriter;
-use settings::{LogFormat, Mode, Settings};
+use settings::{LogFormat, Mode, Settings, TlsFiles};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
 /// with it, and small allocations are faster (BENCHMARKS.md). The `jemalloc` feature (on
@@ -110,14 +110,18 @@ fn init_logging(format: LogFormat) -> Result<LossyWriter, String> {
     Ok(writer)
 }
 
-async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
+async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     signals::install(shutdown.clone(), move || {
         logs.flush_within(EXIT_LOG_FLUSH);
     })
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let password = settings.password.read()?;
-    warn_if_exposed(&settings, password.is_some());
+    settings.server.tls = settings.tls.as_ref().map(TlsFiles::load).transpose()?;
+    warn_if_exposed(
+        &settings,
+        password.is_some() || client_certificates(&settings),
+    );
     // Open storage before binding: a refused data dir must stop start-up before clients
     // are told the port is ready.
     let durable = match (&settings.data_dir, settings.mode) {
@@ -171,18 +175,25 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     served.map_err(|e| e.to_string())
 }
 
+/// Whether every client must show a certificate our CA signed: such clients are
+/// authenticated, so protected mode does not apply to them.
+fn client_certificates(settings: &Settings) -> bool {
+    (settings.server.tls.as_ref()).is_some_and(|tls| tls.requires_client_certificates())
+}
+
 /// Says so at start when the server listens beyond loopback with nothing to protect it.
-fn warn_if_exposed(settings: &Settings, has_password: bool) {
-    if let Some(warning) = exposure_warning(settings.bind, settings.protected_mode, has_password) {
+fn warn_if_exposed(settings: &Settings, authenticated: bool) {
+    if let Some(warning) = exposure_warning(settings.bind, settings.protected_mode, authenticated) {
         warn!("{warning}");
     }
 }
 
 /// The warning for listening on `bind`: without a password, protected mode refuses remote
 /// clients (so say how to serve them); with it off, anyone who can reach the port has
-/// every key. `None` on loopback or with a password.
-fn exposure_warning(bind: IpAddr, protected_mode: bool, has_password: bool) -> Option<String> {
-    if bind.is_loopback() || has_password {
+/// every key. `None` on loopback or when clients must authenticate (a password, or client
+/// certificates).
+fn exposure_warning(bind: IpAddr, protected_mode: bool, authenticated: bool) -> Option<String> {
+    if bind.is_loopback() || authenticated {
         return None;
     }
     Some(if protected_mode {
@@ -221,7 +232,7 @@ async fn serve_with<P: Protocol>(
         shutdown,
     } = serving;
     let config: &ServerConfig = &settings.server;
-    let protected = settings.protected_mode;
+    let protected = settings.protected_mode && !client_certificates(settings);
     if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
         serve_with_stats(listener, config, protocol, shutdown, stats).await

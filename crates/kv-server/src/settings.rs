@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use kv_store::DurableOptions;
-use line_server::{Password, ServerConfig};
+use line_server::{Password, ServerConfig, Tls};
 
 /// Which protocol the server speaks on every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,6 +36,8 @@ pub struct Settings {
     pub password: PasswordSource,
     /// Without a password, serve loopback clients only.
     pub protected_mode: bool,
+    /// Speak TLS with these files; `None`: plain TCP.
+    pub tls: Option<TlsFiles>,
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Where durable mode keeps its data; `None` keeps everything in memory.
@@ -44,6 +46,28 @@ pub struct Settings {
     pub durable: DurableOptions,
     /// Limit on what the data holds, in bytes; 0: none.
     pub max_memory: u64,
+}
+
+/// The PEM files of `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`; read
+/// once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// CA certificates a client's certificate must chain to; `None`: no client certificate
+    /// asked for.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The machinery's TLS settings from these files. Errors name the file and what is
+    /// wrong with it.
+    pub fn load(&self) -> Result<Tls, String> {
+        Tls::from_pem_files(&self.cert, &self.key, self.client_ca.as_deref())
+            .map_err(|e| format!("cannot use the TLS files: {e}"))
+    }
 }
 
 /// How log lines are written to stderr.
