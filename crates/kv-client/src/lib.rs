@@ -157,6 +157,8 @@ impl Client {
             request.encode(&mut self.out);
         }
         self.stream.write_all(&self.out).await?;
+        // Over TLS, the tail of the requests may wait in rustls' buffer until flushed.
+        self.stream.flush().await?;
         let mut replies = Vec::with_capacity(requests.len());
         for request in requests {
             let asked = request.verb();

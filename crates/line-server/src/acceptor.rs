@@ -155,6 +155,11 @@ impl<P: Protocol> Acceptor<P> {
         let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
             debug!(peer = %peer, "refusing client: too many connections");
             self.connections.settings.stats.rejected();
+            // Over TLS the line could only be sent after a handshake, which a client over
+            // the limit is not worth: it is closed without a reply (as Redis does).
+            if self.connections.settings.tls.is_some() {
+                return;
+            }
             if let Ok(stream) = TcpStream::from_std(stream) {
                 self.connections.tracker.spawn(refuse(stream));
             }

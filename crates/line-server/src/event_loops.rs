@@ -61,11 +61,14 @@ impl<P: Protocol> Connections<P> {
             Some(tls) => {
                 let handshake = tls.clone();
                 let connection = async move {
-                    let shutdown = tokens.0.clone();
-                    // On the connection's own task: a stalled handshake delays no one.
+                    let hard_stop = tokens.1.clone();
+                    // On the connection's own task: a stalled handshake delays no one. A
+                    // shutdown lets it finish (the client may have sent requests behind
+                    // its last handshake message, which it takes as done); the deadline
+                    // still cuts it.
                     let stream = tokio::select! {
                         stream = handshake.handshake(stream) => stream,
-                        () = shutdown.cancelled() => return,
+                        () = hard_stop.cancelled() => return,
                     };
                     match stream {
                         Ok(stream) => {

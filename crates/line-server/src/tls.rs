@@ -51,7 +51,14 @@ impl Tls {
         client_ca: Option<&Path>,
     ) -> Result<Self, TlsError> {
         let chain = read_certificates(cert_chain)?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::file(key, e))?;
+        let key_file = key;
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+            rustls::pki_types::pem::Error::NoItemsFound => TlsError::file(
+                key,
+                "no private key (PKCS#8, PKCS#1 or SEC1; unencrypted) in the file",
+            ),
+            e => TlsError::file(key, e),
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -73,7 +80,11 @@ impl Tls {
         };
         let config = builder
             .with_single_cert(chain, key)
-            .map_err(TlsError::Config)?;
+            .map_err(|error| TlsError::Refused {
+                cert_chain: cert_chain.to_owned(),
+                key: key_file.to_owned(),
+                error,
+            })?;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             client_certificates: client_ca.is_some(),
@@ -149,7 +160,17 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// rustls refused the certificate and key together (e.g. the key does not match).
+    /// rustls refused the certificate and key together (e.g. the key is not the
+    /// certificate's).
+    Refused {
+        /// The certificate chain's file.
+        cert_chain: PathBuf,
+        /// The key's file.
+        key: PathBuf,
+        /// rustls' reason.
+        error: rustls::Error,
+    },
+    /// rustls refused its own settings (no TLS version the provider supports).
     Config(rustls::Error),
 }
 
@@ -166,7 +187,17 @@ impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsError::File { path, reason } => write!(f, "{}: {reason}", path.display()),
-            TlsError::Config(e) => write!(f, "certificate and key refused: {e}"),
+            TlsError::Refused {
+                cert_chain,
+                key,
+                error,
+            } => write!(
+                f,
+                "{} and {}: certificate and key refused: {error}",
+                cert_chain.display(),
+                key.display()
+            ),
+            TlsError::Config(e) => write!(f, "TLS settings refused: {e}"),
         }
     }
 }
@@ -205,11 +236,15 @@ impl Transport for TlsStream<TcpStream> {
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
         let (socket, session) = self.get_mut();
         let mut ended = false;
-        if session.wants_read() {
+        // rustls takes at most 4 KiB per `read_tls`: a larger record needs several.
+        while session.wants_read() {
             match session.read_tls(&mut SocketReader(socket)) {
-                Ok(0) => ended = true,
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
             session

@@ -38,7 +38,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 return Ok(Next::Stop);
             }
         }
-        self.stream.shutdown().await?;
+        self.close_write().await?;
         Ok(Next::Stop)
     }
 
@@ -52,11 +52,21 @@ impl<S: Session, T: Transport> Connection<S, T> {
         self.flush().await
     }
 
+    /// Sends FIN (over TLS, `close_notify` first). Bounded: over TLS the alert waits for
+    /// the client to read what rustls still holds, and a client that never reads must not
+    /// keep its connection slot; the alert is best effort anyway.
+    pub(super) async fn close_write(&mut self) -> io::Result<()> {
+        match tokio::time::timeout(LINGER_TIME, self.stream.shutdown()).await {
+            Ok(closed) => closed,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+
     /// Closes after the server chose to: send FIN, then drain (bounded) what the client
     /// is still sending, so the kernel does not answer it with an RST that could make the
     /// client lose our last reply.
     pub(super) async fn linger_close(&mut self) -> io::Result<()> {
-        self.stream.shutdown().await?;
+        self.close_write().await?;
         // On the heap: an array here would sit in every connection's future, idle or not.
         let mut scratch = vec![0u8; 4096];
         let mut drained = 0;

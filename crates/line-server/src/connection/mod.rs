@@ -152,6 +152,10 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 Ok(Err(e)) if is_disconnect(&e) => {
                     debug!(peer = %self.peer, "client went away: {e}")
                 }
+                // Only TLS reads fail so: the client sent records that do not decrypt.
+                Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    debug!(peer = %self.peer, "client sent invalid TLS data: {e}")
+                }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
                     info!(peer = %self.peer, "closing idle connection (no input, replies not read)")
                 }
@@ -224,7 +228,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
             ReadOutcome::IdleTimeout => info!(peer = %self.peer, "closing idle connection"),
             ReadOutcome::Shutdown => return self.finish_for_shutdown().await,
         }
-        self.stream.shutdown().await?;
+        self.close_write().await?;
         Ok(Next::Stop)
     }
 
@@ -333,7 +337,15 @@ fn poll_read(
         input.reserve(*read_size);
     }
     let spare = input.capacity() - input.len();
-    let n = ready!(poll_read_buf(Pin::new(stream), cx, input))?;
+    let Poll::Ready(read) = poll_read_buf(Pin::new(stream), cx, input) else {
+        // The readiness was stale: the task sleeps now, so release the buffers as above.
+        if input.is_empty() {
+            *input = BytesMut::new();
+            *output = BytesMut::new();
+        }
+        return Poll::Pending;
+    };
+    let n = read?;
     *read_size = adapted_read_size(*read_size, n, spare);
     if n > 0 && n < spare {
         stream.after_short_read();
@@ -366,7 +378,8 @@ async fn write_out(
     }
     tokio::select! {
         biased;
-        written = stream.write_all(output) => written?,
+        // TLS keeps what the socket did not take inside its own buffer until flushed.
+        written = async { stream.write_all(output).await?; stream.flush().await } => written?,
         () = idle_expired(idle) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
     }
     output.clear();
