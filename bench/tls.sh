@@ -101,9 +101,9 @@ for round in $(seq "$ROUNDS"); do
 done
 LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
-section=$(python3 - "$RESULTS" "$ROUNDS" "$DURATION" "$IDLE_CONNS" "$LOAD_AT_START" "$LOAD_AT_END" <<'PY'
+section=$(python3 - "$RESULTS" "$ROUNDS" "$DURATION" "$WARMUP" "$IDLE_CONNS" "$LOAD_AT_START" "$LOAD_AT_END" <<'PY'
 import json, statistics, sys
-path, rounds, duration, idle_conns, load_start, load_end = sys.argv[1:]
+path, rounds, duration, warmup, idle_conns, load_start, load_end = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 loads = [r for r in rows if r["kind"] == "load"]
 idles = [r for r in rows if r["kind"] == "idle"]
@@ -114,7 +114,7 @@ def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
 print("### TLS against plaintext (issue 13)\n")
-print(f"`bash bench/tls.sh` ({rounds} rounds of {duration} s after 1 s warm-up, plain and TLS "
+print(f"`bash bench/tls.sh` ({rounds} rounds of {duration} s after {warmup} s warm-up, plain and TLS "
       "alternating, a fresh server each run; load average "
       f"{load_start} at the start, {load_end} at the end): the same release kv-server started "
       "plain and with `--tls-cert-file server.pem --tls-key-file server.key` (a throwaway "
