@@ -92,11 +92,16 @@ for round in $(seq "$ROUNDS"); do
       stop_all
     done
   done
-  for mode in "${modes[@]}"; do
-    start_server "$mode"
-    log "round $round/$ROUNDS: $IDLE_CONNS idle $mode connections"
-    bench "$mode" --proto kv --idle "$IDLE_CONNS" --warmup "$IDLE_SETTLE"
-    stop_all
+  # Served one ping (what a real idle client costs), and silent: for TLS, handshake done
+  # but no record of data read yet, which separates the session from the buffers data
+  # leaves behind.
+  for silent in "" --idle-silent; do
+    for mode in "${modes[@]}"; do
+      start_server "$mode"
+      log "round $round/$ROUNDS: $IDLE_CONNS idle $mode connections ${silent:-(one ping each)}"
+      bench "$mode" --proto kv --idle "$IDLE_CONNS" $silent --warmup "$IDLE_SETTLE"
+      stop_all
+    done
   done
 done
 LOAD_AT_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -143,18 +148,25 @@ if any(r.get("generator_bound") for r in loads):
     print("\n† kv-bench used at least 90% of its core in a run of this row: ops/s there measures "
           "the generator (which encrypts too) as much as the server.")
 if idles:
-    print(f"\nServer memory per idle connection ({idle_conns} connections, each served one "
-          "ping then left idle; RSS growth ÷ connections, median of the rounds):\n")
-    print("| | bytes per idle connection | rounds |")
-    print("|---|---|---|")
+    print(f"\nServer memory per idle connection ({idle_conns} connections; RSS growth ÷ "
+          "connections, median of the rounds; *one ping*: each served one request then left "
+          "idle, *silent*: connected (for TLS, handshake finished) and never sent a byte of "
+          "data):\n")
+    print("| | one ping: bytes per connection | rounds | silent: bytes per connection | rounds |")
+    print("|---|---|---|---|---|")
     per = {}
     for mode in ("plain", "tls"):
-        these = [r for r in idles if r["label"] == f"kv-server-{mode}"]
-        per[mode] = med(r.get("bytes_per_conn") for r in these)
-        vals = ", ".join(f"{r['bytes_per_conn']:,.0f} ({r['open']} open, {r['errors']} errors)"
-                         for r in these if r.get("bytes_per_conn") is not None)
-        print(f"| {mode} | {per[mode]:,.0f} | {vals} |")
-    print(f"| TLS − plain | {per['tls'] - per['plain']:,.0f} | |")
+        cells = []
+        for pinged in (True, False):
+            these = [r for r in idles if r["label"] == f"kv-server-{mode}"
+                     and r.get("pinged", True) == pinged]
+            per[mode, pinged] = med(r.get("bytes_per_conn") for r in these)
+            vals = ", ".join(f"{r['bytes_per_conn']:,.0f} ({r['open']} open, {r['errors']} errors)"
+                             for r in these if r.get("bytes_per_conn") is not None)
+            cells += [f"{per[mode, pinged]:,.0f}", vals]
+        print(f"| {mode} | " + " | ".join(cells) + " |")
+    print(f"| TLS − plain | {per['tls', True] - per['plain', True]:,.0f} | | "
+          f"{per['tls', False] - per['plain', False]:,.0f} | |")
 PY
 )
 python3 - "$OUT" "$section" <<'PY'
