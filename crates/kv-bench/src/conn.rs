@@ -27,7 +27,9 @@ pub enum Connector {
     Plain,
     /// TLS with this configuration, checking the server's certificate for this name.
     Tls {
+        /// kv-client's connector: the CA to trust and the client certificate, if any.
         connector: TlsConnector,
+        /// What the server's certificate must be valid for (`--tls-server-name`).
         server_name: ServerName<'static>,
     },
 }
