@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use kv_client::TlsOptions;
 
 use crate::affinity::CpuList;
 use crate::idle::IdleConfig;
@@ -110,6 +111,24 @@ pub struct RunArgs {
     /// Print one JSON line instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Speak TLS (a kv-server started with `--tls-cert-file`). Every handshake is done
+    /// before the measured window (in idle mode: before the memory is read).
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// With `--tls`: the CA certificate (PEM) the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// With `--tls`: a client certificate (PEM), for a server started with
+    /// `--tls-ca-cert-file`.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// With `--tls-cert`: its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// With `--tls`: the name the server's certificate must be valid for (a DNS name or
+    /// an IP address) [default: localhost].
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_server_name: Option<String>,
 }
 
 /// What a run should do.
@@ -124,6 +143,17 @@ impl RunArgs {
     pub fn into_plan(self) -> Result<Plan, String> {
         let addr = resolve(&self.addr)?;
         let label = self.label.unwrap_or_else(|| self.proto.name().to_string());
+        // clap has checked that --tls comes with --tls-ca, and a certificate with its key.
+        let tls = match (self.tls, self.tls_ca) {
+            (true, Some(ca_cert)) => Some(TlsOptions {
+                ca_cert,
+                server_name: self
+                    .tls_server_name
+                    .unwrap_or_else(|| "localhost".to_string()),
+                identity: self.tls_cert.zip(self.tls_key),
+            }),
+            _ => None,
+        };
         if let Some(conns) = self.idle {
             return Ok(Plan::Idle(IdleConfig {
                 label,
@@ -133,6 +163,7 @@ impl RunArgs {
                 server_pid: self.server_pid,
                 settle: self.warmup,
                 ping: !self.idle_silent,
+                tls,
             }));
         }
         if self.duration.is_zero() {
@@ -153,6 +184,7 @@ impl RunArgs {
             progress: !self.json && stderr_is_terminal(),
             server_pid: self.server_pid,
             pin: self.pin,
+            tls,
         }))
     }
 }
@@ -223,6 +255,55 @@ mod tests {
         assert_eq!(c.warmup, Duration::from_secs(1));
         assert_eq!(c.label, "kv");
         assert_eq!(c.pin, None, "unpinned unless asked");
+        assert_eq!(c.tls, None, "plain TCP unless asked");
+    }
+
+    #[test]
+    fn tls_takes_a_ca_an_optional_client_certificate_and_a_server_name() {
+        let c = load(&["--tls", "--tls-ca", "ca.pem"]);
+        assert_eq!(
+            c.tls,
+            Some(TlsOptions {
+                ca_cert: "ca.pem".into(),
+                server_name: "localhost".into(),
+                identity: None,
+            })
+        );
+        let c = load(&[
+            "--tls",
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "client.pem",
+            "--tls-key",
+            "client.key",
+            "--tls-server-name",
+            "127.0.0.1",
+        ]);
+        let tls = c.tls.expect("TLS on");
+        assert_eq!(tls.server_name, "127.0.0.1");
+        assert_eq!(
+            tls.identity,
+            Some(("client.pem".into(), "client.key".into()))
+        );
+        let idle = parse(&["--idle", "3", "--tls", "--tls-ca", "ca.pem"])
+            .expect("valid flags")
+            .run
+            .into_plan();
+        assert!(matches!(idle, Ok(Plan::Idle(c)) if c.tls.is_some()));
+    }
+
+    #[test]
+    fn tls_flags_that_cannot_work_are_rejected() {
+        for bad in [
+            &["--tls"][..],
+            &["--tls-ca", "ca.pem"],
+            &["--tls", "--tls-ca", "ca.pem", "--tls-cert", "c.pem"],
+            &["--tls", "--tls-ca", "ca.pem", "--tls-key", "c.key"],
+            &["--tls-server-name", "localhost"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
     }
 
     #[test]

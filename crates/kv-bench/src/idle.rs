@@ -6,16 +6,19 @@
 //! backlog costs the server nothing yet, which would flatter it) and any buffer the server
 //! keeps after serving shows up in the measurement. `--idle-silent` connections never send
 //! a byte: that is the cost of a connection the server has accepted but never read from.
+//!
+//! With `--tls` every connection finishes its handshake before it counts as open, so the
+//! figure includes what the server keeps per TLS session (rustls's state and buffers).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kv_client::TlsOptions;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+use crate::conn::{Conn, Connector};
 use crate::limits;
 use crate::stats::IdleReport;
 use crate::workload::{Proto, ReplyCheck};
@@ -23,7 +26,8 @@ use crate::workload::{Proto, ReplyCheck};
 /// Connections opened at once: enough to be quick, few enough not to overflow a
 /// server's accept backlog (Redis's default is 511).
 const OPEN_CONCURRENCY: usize = 128;
-/// How long one connection may take to connect and answer its ping.
+/// How long one connection may take to connect (and finish its TLS handshake) and answer
+/// its ping.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an idle run needs.
@@ -40,18 +44,21 @@ pub struct IdleConfig {
     /// Send one ping on each connection (the default) or never a byte (`--idle-silent`),
     /// which shows what a connection costs before it is first read from.
     pub ping: bool,
+    /// Speak TLS (`--tls`); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Runs idle mode. Blocks the calling thread.
 pub fn run(config: IdleConfig) -> Result<IdleReport, String> {
     limits::raise_open_files(config.conns as u64 + 256)?;
+    let connector = Connector::new(config.tls.as_ref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let rss = |pid: Option<u32>| pid.map(resident_kib).transpose();
     let rss_before_kib = rss(config.server_pid)?;
-    let (streams, errors) = runtime.block_on(open_all(&config));
+    let (streams, errors) = runtime.block_on(open_all(&config, &connector));
     runtime.block_on(async { tokio::time::sleep(config.settle).await });
     let rss_after_kib = rss(config.server_pid)?;
     let open = streams.len();
@@ -74,19 +81,25 @@ pub fn run(config: IdleConfig) -> Result<IdleReport, String> {
         rss_after_kib,
         bytes_per_conn,
         pinged: config.ping,
+        tls: config.tls.is_some(),
     })
 }
 
 /// Opens the connections, `OPEN_CONCURRENCY` at a time; returns the good ones and the
 /// number that failed.
-async fn open_all(config: &IdleConfig) -> (Vec<TcpStream>, u64) {
+async fn open_all(config: &IdleConfig, connector: &Connector) -> (Vec<Conn>, u64) {
     let mut streams = Vec::with_capacity(config.conns);
     let mut errors = 0;
     let mut pending = JoinSet::new();
     let mut started = 0;
     while started < config.conns || !pending.is_empty() {
         while started < config.conns && pending.len() < OPEN_CONCURRENCY {
-            pending.spawn(open_one(config.addr, config.proto, config.ping));
+            pending.spawn(open_one(
+                connector.clone(),
+                config.addr,
+                config.proto,
+                config.ping,
+            ));
             started += 1;
         }
         match pending.join_next().await {
@@ -98,11 +111,16 @@ async fn open_all(config: &IdleConfig) -> (Vec<TcpStream>, u64) {
     (streams, errors)
 }
 
-/// Connects and, if `ping`, has one ping answered.
-async fn open_one(addr: SocketAddr, proto: Proto, ping: bool) -> io::Result<TcpStream> {
+/// Connects (for TLS, with the handshake) and, if `ping`, has one ping answered.
+async fn open_one(
+    connector: Connector,
+    addr: SocketAddr,
+    proto: Proto,
+    ping: bool,
+) -> io::Result<Conn> {
     let work = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+        // The outer timeout bounds connect, handshake and ping together.
+        let mut stream = connector.connect(addr, OPEN_TIMEOUT).await?;
         if !ping {
             return Ok(stream);
         }
@@ -110,7 +128,7 @@ async fn open_one(addr: SocketAddr, proto: Proto, ping: bool) -> io::Result<TcpS
         stream.write_all(ping).await?;
         let mut reply = Vec::with_capacity(64);
         loop {
-            if stream.read_buf(&mut reply).await? == 0 {
+            if stream.read_some(&mut reply).await? == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed"));
             }
             if reply.contains(&b'\n') {

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`cli`]: flags → run configuration; nothing else parses arguments.
+//! - [`conn`]: opening connections, plain TCP or TLS, and reading and writing them.
 //! - [`workload`]: every request and its exact expected reply, per protocol.
 //! - [`verify`]: comparing a reply with the expected bytes, and framing a wrong one.
 //! - [`load`]: the closed-loop run (threads, connections, coordinated-omission-aware timing).
@@ -18,6 +19,7 @@
 pub mod affinity;
 pub mod chart;
 pub mod cli;
+pub mod conn;
 pub mod cpu;
 pub mod idle;
 pub mod limits;

@@ -217,6 +217,7 @@ mod tests {
             server_ns_per_request: Some(1e9 / ops),
             server_ctx_switches_per_request: Some(0.5),
             generator_bound: Some(bound),
+            tls: false,
         })
     }
 

@@ -99,6 +99,9 @@ pub struct RunReport {
     /// the server.
     #[serde(default)]
     pub generator_bound: Option<bool>,
+    /// The connections spoke TLS (`--tls`), handshakes done before the window opened.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// The cores a generator of `threads` threads could use: one per thread, at most the
@@ -139,7 +142,7 @@ impl RunReport {
     pub fn table(&self) -> String {
         let l = &self.latency;
         format!(
-            "\n{label} ({proto}) at {addr}: {conns} conns x pipeline {pipeline}, {duration}s \
+            "\n{label} ({proto}{over}) at {addr}: {conns} conns x pipeline {pipeline}, {duration}s \
              (+{warmup}s warm-up), {threads} generator threads{pin}\n{cpu}{cost}{bound}\
              {:>14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8}\n\
              {:>14.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8}\n",
@@ -165,6 +168,7 @@ impl RunReport {
             duration = self.duration_secs,
             warmup = self.warmup_secs,
             threads = self.threads,
+            over = if self.tls { " over TLS" } else { "" },
             pin = self
                 .pin
                 .as_ref()
@@ -233,6 +237,10 @@ pub struct IdleReport {
     /// Whether each connection was served one ping before going idle.
     #[serde(default = "yes")]
     pub pinged: bool,
+    /// The connections spoke TLS (`--tls`): each finished its handshake before the memory
+    /// was read.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 fn yes() -> bool {
@@ -244,7 +252,7 @@ impl IdleReport {
     pub fn table(&self) -> String {
         let show = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         format!(
-            "\n{label} ({proto}) at {addr}: {open}/{requested} idle connections open{how}, {errors} errors\n\
+            "\n{label} ({proto}{over}) at {addr}: {open}/{requested} idle connections open{how}, {errors} errors\n\
              server RSS before {before} KiB, after {after} KiB: {per} bytes per connection\n",
             label = self.label,
             proto = self.proto,
@@ -252,6 +260,7 @@ impl IdleReport {
             open = self.open,
             requested = self.requested,
             errors = self.errors,
+            over = if self.tls { " over TLS" } else { "" },
             how = if self.pinged { " (each served one ping)" } else { " (silent)" },
             before = show(self.rss_before_kib),
             after = show(self.rss_after_kib),
@@ -313,6 +322,7 @@ mod tests {
             server_ns_per_request: None,
             server_ctx_switches_per_request: None,
             generator_bound: None,
+            tls: false,
         }
     }
 
@@ -353,6 +363,7 @@ mod tests {
             "server_ns_per_request",
             "server_ctx_switches_per_request",
             "generator_bound",
+            "tls",
         ] {
             assert!(fields.remove(new).is_some(), "{new} is written");
         }

@@ -131,6 +131,7 @@ fn config(addr: SocketAddr, proto: Proto) -> LoadConfig {
         progress: false,
         server_pid: None,
         pin: None,
+        tls: None,
     }
 }
 
@@ -232,6 +233,7 @@ fn idle_mode_opens_and_pings_every_connection() {
         server_pid: Some(std::process::id()),
         settle: Duration::from_millis(10),
         ping: true,
+        tls: None,
     })
     .expect("idle run");
     assert_eq!((report.open, report.errors), (50, 0), "{report:?}");

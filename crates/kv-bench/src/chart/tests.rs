@@ -41,6 +41,7 @@ fn the_chart_is_an_svg_with_a_line_per_server() {
             server_ns_per_request: None,
             server_ctx_switches_per_request: None,
             generator_bound: None,
+            tls: false,
         })
     };
     let records = vec![run("a<b", 1), run("a<b", 50), run("c", 1), run("c", 50)];

@@ -52,7 +52,7 @@ impl Driver {
         }
     }
 
-    pub(super) async fn run(mut self, stream: TcpStream) {
+    pub(super) async fn run(mut self, stream: Conn) {
         let mut stream = stream;
         loop {
             match self.drive(&mut stream).await {
@@ -75,7 +75,12 @@ impl Driver {
                 if Instant::now() >= self.window.end {
                     return;
                 }
-                match connect(self.plan.config.addr).await {
+                let plan = &self.plan;
+                match plan
+                    .connector
+                    .connect(plan.config.addr, CONNECT_TIMEOUT)
+                    .await
+                {
                     Ok(s) => {
                         stream = s;
                         break;
@@ -96,8 +101,8 @@ impl Driver {
     ///
     /// The generator shares the CPUs with the server, so every syscall it saves is CPU the
     /// server gets: one deadline timer per connection (not one per wait), and no
-    /// speculative read that is bound to fail (see [`read_some`]).
-    async fn drive(&mut self, stream: &mut TcpStream) -> Stop {
+    /// speculative read that is bound to fail (see [`Conn::read_some`]).
+    async fn drive(&mut self, stream: &mut Conn) -> Stop {
         let deadline = sleep_until(self.window.end);
         tokio::pin!(deadline);
         let mut slot_free_at = Instant::now().max(self.window.start);
@@ -113,7 +118,7 @@ impl Driver {
             }
             tokio::select! {
                 biased;
-                read = read_some(stream, &mut self.input) => match read {
+                read = stream.read_some(&mut self.input) => match read {
                     Ok(0) | Err(_) => return Stop::Lost,
                     Ok(_) => {}
                 },
@@ -196,32 +201,6 @@ impl Driver {
 
     fn count_errors(&self, n: u64) {
         self.plan.counters.errors.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// Reads what is available into `input`, waiting for readiness first if needed.
-///
-/// A read that did not fill the room it was given drained the socket, so readiness is
-/// cleared right away (a `try_io` that reports `WouldBlock` without a syscall): the next
-/// call then parks on the reactor instead of first making a `recvfrom` that can only fail.
-/// Clearing is safe: tokio only clears readiness it has already seen, so bytes that
-/// arrive meanwhile raise a fresh event.
-async fn read_some(stream: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
-    input.reserve(READ_CHUNK);
-    let room = input.capacity() - input.len();
-    loop {
-        match stream.try_read_buf(input) {
-            Ok(n) => {
-                if n > 0 && n < room {
-                    let _ = stream.try_io(Interest::READABLE, || {
-                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                    });
-                }
-                return Ok(n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
-            Err(e) => return Err(e),
-        }
     }
 }
 

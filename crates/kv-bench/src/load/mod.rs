@@ -21,12 +21,11 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::io::Interest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kv_client::TlsOptions;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::affinity::{self, CpuList};
+use crate::conn::{Conn, Connector, READ_CHUNK};
 use crate::cpu::{self, CpuUse};
 use crate::stats::{self, generator_cores, Latency, RunReport};
 use crate::verify::{check, Verdict};
@@ -38,13 +37,11 @@ mod preload;
 use driver::Driver;
 use preload::preload;
 
-/// Room reserved per read.
-const READ_CHUNK: usize = 16 * 1024;
 /// Requests per write while preloading.
 const PRELOAD_BATCH: usize = 512;
 /// How long preloading may take before the run is abandoned.
 const PRELOAD_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one connect may take.
+/// How long one connect (and TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before reconnecting a connection the server closed, so a server that refuses
 /// everyone is not hammered in a tight loop.
@@ -70,6 +67,8 @@ pub struct LoadConfig {
     pub server_pid: Option<u32>,
     /// CPUs to pin the generator threads to (`--pin`), one each, in turn.
     pub pin: Option<CpuList>,
+    /// Speak TLS (`--tls`); `None`: plain TCP.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Counters every connection adds to once per read, for the progress line and the totals.
@@ -94,6 +93,7 @@ struct Window {
 /// Shared, read-only state of a run.
 struct Plan {
     config: LoadConfig,
+    connector: Connector,
     workload: Workload,
     counters: Counters,
     window: OnceLock<Window>,
@@ -102,11 +102,13 @@ struct Plan {
 /// Runs the load and returns its report. Blocks the calling thread.
 pub fn run(config: LoadConfig) -> Result<RunReport, String> {
     check_pin(config.pin.as_ref())?;
+    let connector = Connector::new(config.tls.as_ref())?;
     let workload = Workload::new(config.proto, config.keys, config.value_size);
-    preload(&config, &workload)?;
+    preload(&config, &connector, &workload)?;
     let threads = config.threads.clamp(1, config.conns);
     let plan = Arc::new(Plan {
         config,
+        connector,
         workload,
         counters: Counters::default(),
         window: OnceLock::new(),
@@ -215,6 +217,7 @@ fn report(
         latency: Latency::from_histogram(histogram),
         cpu,
         pin: c.pin.as_ref().map(CpuList::to_string),
+        tls: c.tls.is_some(),
         server_cpus: c
             .server_pid
             .and_then(|pid| affinity::allowed_cpus(Some(pid)))
@@ -298,7 +301,11 @@ fn generator_thread(
     local.block_on(&runtime, async {
         let mut streams = Vec::with_capacity(conns);
         for _ in 0..conns {
-            match connect(plan.config.addr).await {
+            match plan
+                .connector
+                .connect(plan.config.addr, CONNECT_TIMEOUT)
+                .await
+            {
                 Ok(stream) => streams.push(stream),
                 Err(_) => {
                     plan.counters.conn_errors.fetch_add(1, Ordering::Relaxed);
@@ -324,14 +331,6 @@ fn generator_thread(
     Rc::try_unwrap(histogram)
         .map(RefCell::into_inner)
         .map_err(|_| "a connection task outlived the run".to_string())
-}
-
-async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 #[cfg(test)]

@@ -5,7 +5,11 @@ use super::*;
 /// Sends the workload's preload steps over one connection, pipelined, and requires every
 /// reply to be exactly right: a run against a server that cannot store the keys would
 /// only measure errors.
-pub(super) fn preload(config: &LoadConfig, workload: &Workload) -> Result<(), String> {
+pub(super) fn preload(
+    config: &LoadConfig,
+    connector: &Connector,
+    workload: &Workload,
+) -> Result<(), String> {
     let steps = workload.preload();
     if steps.is_empty() {
         return Ok(());
@@ -18,7 +22,8 @@ pub(super) fn preload(config: &LoadConfig, workload: &Workload) -> Result<(), St
     let proto = config.proto;
     runtime.block_on(async move {
         let work = async {
-            let mut stream = connect(addr)
+            let mut stream = connector
+                .connect(addr, CONNECT_TIMEOUT)
                 .await
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let mut input = Vec::with_capacity(READ_CHUNK);
@@ -46,18 +51,15 @@ pub(super) fn preload(config: &LoadConfig, workload: &Workload) -> Result<(), St
                                     String::from_utf8_lossy(&input[..n])
                                 ))
                             }
-                            Verdict::Incomplete => {
-                                input.reserve(READ_CHUNK);
-                                match stream.read_buf(&mut input).await {
-                                    Ok(0) => {
-                                        return Err(
-                                            "preload: the server closed the connection".to_string()
-                                        )
-                                    }
-                                    Ok(_) => {}
-                                    Err(e) => return Err(format!("preload read failed: {e}")),
+                            Verdict::Incomplete => match stream.read_some(&mut input).await {
+                                Ok(0) => {
+                                    return Err(
+                                        "preload: the server closed the connection".to_string()
+                                    )
                                 }
-                            }
+                                Ok(_) => {}
+                                Err(e) => return Err(format!("preload read failed: {e}")),
+                            },
                         }
                     }
                 }

@@ -30,6 +30,7 @@ fn run(label: &str, proto: Proto, conns: usize, pipeline: usize, ops: f64) -> Re
         server_ns_per_request: None,
         server_ctx_switches_per_request: None,
         generator_bound: None,
+        tls: false,
     })
 }
 

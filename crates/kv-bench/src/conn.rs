@@ -1,0 +1,137 @@
+//! The generator's connections: plain TCP or TLS over it (`--tls`), opened the same way by
+//! the load run, its preload and idle mode.
+//!
+//! The TLS handshake happens in [`Connector::connect`], before a load run's window opens,
+//! so a run measures record encryption, not handshakes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kv_client::TlsOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+
+/// Room reserved per read.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// How every connection of a run is opened: one TLS configuration shared by all of them
+/// (so its certificates are read once), or none.
+#[derive(Clone)]
+pub enum Connector {
+    /// Plain TCP.
+    Plain,
+    /// TLS with this configuration, checking the server's certificate for this name.
+    Tls {
+        /// kv-client's connector: the CA to trust and the client certificate, if any.
+        connector: TlsConnector,
+        /// What the server's certificate must be valid for (`--tls-server-name`).
+        server_name: ServerName<'static>,
+    },
+}
+
+impl Connector {
+    /// The connector for `tls` (plain TCP when `None`). Errors: a certificate or key file
+    /// that cannot be read or used, or a server name that is neither a DNS name nor an IP
+    /// address; the message says which.
+    pub fn new(tls: Option<&TlsOptions>) -> Result<Self, String> {
+        let Some(tls) = tls else {
+            return Ok(Self::Plain);
+        };
+        let connector = tls.connector().map_err(|e| format!("--tls: {e}"))?;
+        let server_name = tls
+            .server_name()
+            .map_err(|e| format!("--tls-server-name {}: {e}", tls.server_name))?;
+        Ok(Self::Tls {
+            connector,
+            server_name,
+        })
+    }
+
+    /// Connects (with TCP_NODELAY: requests must not wait for Nagle) and, for TLS, runs
+    /// the handshake, all within `limit`.
+    pub async fn connect(&self, addr: SocketAddr, limit: Duration) -> io::Result<Conn> {
+        let work = async {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            match self {
+                Self::Plain => Ok(Conn::Plain(stream)),
+                Self::Tls {
+                    connector,
+                    server_name,
+                } => {
+                    let tls = connector.connect(server_name.clone(), stream).await?;
+                    Ok(Conn::Tls(Box::new(tls)))
+                }
+            }
+        };
+        timeout(limit, work)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+}
+
+/// One open connection.
+pub enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP; boxed because a rustls connection is large next to a socket.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    /// Writes all of `bytes`. For TLS, also flushes: rustls may hold encrypted records a
+    /// full socket would not take, and a request left there would never be answered.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(stream) => stream.write_all(bytes).await,
+            Self::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+
+    /// Reads what is available into `input` (growing it by up to [`READ_CHUNK`]); `Ok(0)`
+    /// is the end of the stream.
+    pub async fn read_some(&mut self, input: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Self::Plain(stream) => read_some_tcp(stream, input).await,
+            Self::Tls(stream) => {
+                input.reserve(READ_CHUNK);
+                stream.read_buf(input).await
+            }
+        }
+    }
+}
+
+/// [`Conn::read_some`] for plain TCP.
+///
+/// A read that did not fill the room it was given drained the socket, so readiness is
+/// cleared right away (a `try_io` that reports `WouldBlock` without a syscall): the next
+/// call then parks on the reactor instead of first making a `recvfrom` that can only fail.
+/// Clearing is safe: tokio only clears readiness it has already seen, so bytes that
+/// arrive meanwhile raise a fresh event. TLS cannot do this: rustls may hold decrypted
+/// bytes the socket no longer shows.
+async fn read_some_tcp(stream: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
+    input.reserve(READ_CHUNK);
+    let room = input.capacity() - input.len();
+    loop {
+        match stream.try_read_buf(input) {
+            Ok(n) => {
+                if n > 0 && n < room {
+                    let _ = stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.readable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+}
