@@ -4,8 +4,9 @@
 //! applied to the store, and its reply is encoded. The grammar — parsing, the cross-protocol
 //! classification, every reply's bytes — is `kv_protocol`'s, shared with the client and the
 //! bench; the server's half is here: this file (the session that ties a connection to the
-//! store), `apply.rs` (running each request against the store) and `cross_protocol.rs`
-//! (closing on a line of HTTP, with a warning).
+//! store), `apply.rs` (running each request against the store), `cross_protocol.rs`
+//! (closing on a line of HTTP, with a warning), `counters.rs` (what is counted, per
+//! thread) and `info.rs` (`INFO`).
 
 mod apply;
 pub mod counters;
