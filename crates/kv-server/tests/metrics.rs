@@ -148,7 +148,7 @@ fn readyz_says_503_from_the_start_of_a_graceful_shutdown() {
     // A busy connection keeps the shutdown going while /readyz is asked.
     let mut busy = server.connect();
     ask(&mut busy, b"PING\r\n", b"PONG\r\n");
-    busy.send(b"DEBUG SLEEP 3000\r\n");
+    busy.send(b"DEBUG SLEEP 5000\r\n");
     thread::sleep(Duration::from_millis(300));
     server.signal(libc::SIGTERM);
     server.wait_for_log("shutting down", PATIENCE);
