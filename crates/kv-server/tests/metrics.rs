@@ -118,6 +118,10 @@ fn durable_mode_adds_commit_counters() {
     assert!(metrics.value("kv_durable_commits_total") >= 2.0);
     assert!(metrics.value("kv_durable_syncs_total") >= 1.0);
     assert_eq!(metrics.value("kv_durable_write_errors_total"), 0.0);
+    assert_eq!(
+        metrics.value("kv_durable_commit_duration_seconds_count"),
+        metrics.value("kv_durable_commits_total")
+    );
 }
 
 #[test]

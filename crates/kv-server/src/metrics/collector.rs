@@ -8,7 +8,7 @@ use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use kv_server::kv::counters::{self, ErrorKind, Totals, Verb, LATENCY_BOUNDS_MICROS};
-use kv_store::{Persistence, StoreReport};
+use kv_store::{Persistence, StoreReport, COMMIT_LATENCY_BOUNDS_MICROS};
 use line_server::{ServerStats, StatsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -159,25 +159,39 @@ fn encode_commands(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
     encode_latency(e, t)
 }
 
-/// The buckets in seconds, per bucket: the encoder makes them cumulative. Its last bound
-/// must be `f64::MAX`, which it writes as `+Inf`.
 fn encode_latency(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
-    let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_MICROS
+    let help = "Time from a command's batch (the lines one read brought) arriving to its \
+                replies being ready; every command of a batch is recorded with the batch's time.";
+    let latency = Histogram {
+        bounds_micros: &LATENCY_BOUNDS_MICROS,
+        counts: &t.latency,
+        sum_nanos: t.latency_sum_nanos,
+    };
+    histogram(e, ("command_duration", help), &latency)
+}
+
+/// A histogram as the counters keep it: a count per bucket (not cumulative), the last
+/// bucket `+Inf`.
+struct Histogram<'a> {
+    bounds_micros: &'a [u64],
+    counts: &'a [u64],
+    sum_nanos: u64,
+}
+
+/// Encodes `h` in seconds. The encoder makes the buckets cumulative, and wants `f64::MAX`
+/// as the last bound (it writes `+Inf`).
+fn histogram(e: &mut DescriptorEncoder, (name, help): (&str, &str), h: &Histogram) -> fmt::Result {
+    let buckets: Vec<(f64, u64)> = h
+        .bounds_micros
         .iter()
         .map(|micros| *micros as f64 / 1e6)
         .chain([f64::MAX])
-        .zip(t.latency)
+        .zip(h.counts.iter().copied())
         .collect();
-    let count = t.latency.iter().sum();
-    let help = "Time from a command's batch (the lines one read brought) arriving to its \
-                replies being ready; every command of a batch is recorded with the batch's time.";
-    let mut metric = e.encode_descriptor(
-        "command_duration",
-        help,
-        Some(&Unit::Seconds),
-        MetricType::Histogram,
-    )?;
-    let sum = t.latency_sum_nanos as f64 / 1e9;
+    let count = h.counts.iter().sum();
+    let mut metric =
+        e.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+    let sum = h.sum_nanos as f64 / 1e9;
     metric.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
 }
 
@@ -214,7 +228,15 @@ fn encode_persistence(e: &mut DescriptorEncoder, p: &Persistence) -> fmt::Result
         p.syncs,
     )?;
     let errors = "Writes answered ERROR because the disk failed them.";
-    counter(e, "durable_write_errors", errors, p.write_errors)
+    counter(e, "durable_write_errors", errors, p.write_errors)?;
+    let help = "Time a group commit took to append its frame to the journal and, with \
+                --fsync always, fdatasync it.";
+    let commits = Histogram {
+        bounds_micros: &COMMIT_LATENCY_BOUNDS_MICROS,
+        counts: &p.commit_latency,
+        sum_nanos: p.commit_latency_sum_nanos,
+    };
+    histogram(e, ("durable_commit_duration", help), &commits)
 }
 
 fn encode_process(e: &mut DescriptorEncoder, p: &ProcessStats) -> fmt::Result {
