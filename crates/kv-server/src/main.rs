@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use log_writer::LossyWriter;
+use metrics::CountRefusals;
 use settings::{LogFormat, Mode, Settings};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
@@ -242,7 +243,8 @@ struct Serving<'a> {
 }
 
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
-/// injection if `--debug-commands` asks for it.
+/// injection if `--debug-commands` asks for it; the clients protected mode refuses are
+/// counted for the metrics.
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
     serving: Serving<'_>,
@@ -258,10 +260,10 @@ async fn serve_with<P: Protocol>(
     let protected = settings.protected_mode;
     if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
-        serve_with_stats(listener, config, protocol, shutdown, stats).await
+        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
     } else {
         let protocol = Auth::new(protocol, password, protected);
-        serve_with_stats(listener, config, protocol, shutdown, stats).await
+        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
     }
 }
 

@@ -107,6 +107,28 @@ fn metrics_are_valid_and_move_with_the_work() {
 }
 
 #[test]
+fn clients_over_the_limit_are_counted_by_reason() {
+    let (server, addr) = start(&["--max-connections", "1"]);
+    let mut served = server.connect();
+    ask(&mut served, b"PING\r\n", b"PONG\r\n");
+    let mut refused = server.connect();
+    refused.expect(b"ERROR too many connections\r\n");
+    let (_, metrics) = scrape(addr);
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="limit"}"#),
+        1.0
+    );
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="protected_mode"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="cross_protocol"}"#),
+        0.0
+    );
+}
+
+#[test]
 fn durable_mode_adds_commit_counters() {
     let dir = common::temp_dir("metrics");
     let (server, addr) = start(&["--data-dir", dir.path().to_str().expect("utf-8")]);

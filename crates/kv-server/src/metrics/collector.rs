@@ -121,19 +121,19 @@ fn encode_server(e: &mut DescriptorEncoder, s: &StatsSnapshot) -> fmt::Result {
     )
 }
 
-/// Clients turned away, by reason. The machinery counts those over the connection limit
-/// and those refused by protected mode together.
+/// Clients turned away, by reason.
 fn encode_rejections(
     e: &mut DescriptorEncoder,
     s: &StatsSnapshot,
     kv: Option<&Totals>,
 ) -> fmt::Result {
-    let mut series = vec![("limit_or_protected_mode", s.rejected_connections)];
+    let (limit, protected_mode) = super::refusals::split(s.rejected_connections);
+    let mut series = vec![("limit", limit), ("protected_mode", protected_mode)];
     if let Some(totals) = kv {
         series.push(("cross_protocol", totals.cross_protocol));
     }
-    let help = "Clients turned away: over --max-connections or by protected mode, or closed \
-                for a line of HTTP (cross_protocol).";
+    let help = "Clients turned away: over --max-connections (limit), not on loopback in \
+                protected mode, or closed for a line of HTTP (cross_protocol).";
     labelled_counter(e, ("rejected_connections", help, "reason"), &series)
 }
 
