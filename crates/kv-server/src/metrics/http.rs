@@ -7,7 +7,7 @@
 //!   `header_read_timeout`), and a connection lives at most [`CONNECTION_TIMEOUT`] in all.
 //! - Headers are read into a buffer of at most [`MAX_BUFFER`] bytes and [`MAX_HEADERS`]
 //!   headers; a bigger request is answered 431 by hyper and closed. Bodies are never read.
-//! - One request per connection (no keep-alive), GET and HEAD only.
+//! - One request per connection (no keep-alive); only GET and HEAD reach the routes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,16 +16,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::routes::Routes;
+use super::routes::{self, Routes};
 
 /// Connections served at once; a scraper needs one, a person with curl another.
 pub const MAX_CONNECTIONS: usize = 4;
@@ -84,29 +84,17 @@ async fn serve_connection(stream: TcpStream, routes: Arc<Routes>) {
     }
 }
 
-/// The reply to `request`: GET and HEAD go to the routes, anything else is 405.
+/// The reply to `request`: GET (and HEAD, its body left out by hyper) go to the routes;
+/// any other method is "anything else" to SPEC §11, so 404 like an unknown path.
 fn answer(routes: &Routes, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    let (status, content_type, body) = routes.get(request.uri().path());
+    let (status, content_type, body) = match *request.method() {
+        Method::GET | Method::HEAD => routes.get(request.uri().path()),
+        _ => routes::not_found(),
+    };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(super::routes::TEXT));
     response
 }

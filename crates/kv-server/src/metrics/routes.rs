@@ -61,3 +61,12 @@ impl Routes {
         }
     }
 }
+
+/// The reply to anything the endpoint does not serve.
+pub fn not_found() -> (StatusCode, &'static str, Bytes) {
+    (
+        StatusCode::NOT_FOUND,
+        TEXT,
+        Bytes::from_static(b"not found\n"),
+    )
+}
