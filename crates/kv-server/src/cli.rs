@@ -2,7 +2,7 @@
 //! default is taken from the libraries' `Default`s ([`ServerConfig`], [`DurableOptions`])
 //! or from `settings.rs`, so each is written once.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -126,6 +126,16 @@ pub struct Cli {
     /// shippers (`json`).
     #[arg(long, env = "KV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Serve `GET /metrics` (Prometheus), `/livez` and `/readyz` over HTTP on this port;
+    /// 0 picks a free port (the log line tells which). Off without it.
+    #[arg(long, env = "KV_METRICS_PORT")]
+    metrics_port: Option<u16>,
+
+    /// Address the metrics port listens on. Loopback by default: the figures tell about
+    /// the server's load and clients, so expose them only on purpose.
+    #[arg(long, env = "KV_METRICS_BIND", default_value_t = DEFAULT_BIND)]
+    metrics_bind: IpAddr,
 
     /// Keep buckets on disk in this directory (durable mode); without it nothing
     /// touches disk.
@@ -262,6 +272,9 @@ impl Cli {
                 max_memory: self.maxmemory,
             },
             max_memory: self.maxmemory,
+            metrics: self
+                .metrics_port
+                .map(|port| SocketAddr::new(self.metrics_bind, port)),
         }
     }
 }
@@ -306,5 +319,19 @@ mod tests {
         assert_eq!((settings.port, settings.bind), (DEFAULT_PORT, DEFAULT_BIND));
         assert_eq!(settings.mode, Mode::Kv);
         assert!(!settings.debug_commands);
+        assert_eq!(settings.metrics, None);
+    }
+
+    #[test]
+    fn the_metrics_port_listens_on_loopback_unless_told_otherwise() {
+        let settings = Cli::try_parse_from(["kv-server", "--metrics-port", "9100"])
+            .expect("parse")
+            .into_settings();
+        assert_eq!(settings.metrics, Some(SocketAddr::new(DEFAULT_BIND, 9100)));
+        let settings =
+            Cli::try_parse_from(["kv-server", "--metrics-port", "0", "--metrics-bind", "::"])
+                .expect("parse")
+                .into_settings();
+        assert_eq!(settings.metrics, Some("[::]:0".parse().expect("address")));
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`kv`]: the session that ties a connection to the store (`kv/mod.rs`), running each
-//!   request against the store (`kv/apply.rs`), and closing on a line of HTTP
-//!   (`kv/cross_protocol.rs`). The grammar — parsing requests, encoding replies — is the
+//!   request against the store (`kv/apply.rs`), closing on a line of HTTP
+//!   (`kv/cross_protocol.rs`), the per-thread counters and latency histogram
+//!   ([`kv::counters`]) and `INFO` (`kv/info.rs`). The grammar — parsing requests, encoding replies — is the
 //!   `kv-protocol` crate's, shared with `kv-client` and `kv-bench`.
 //!
 //! The binary, not part of the library:
@@ -14,6 +15,7 @@
 //!   default comes from the libraries' `Default`s.
 //! - `log_writer.rs`: a log writer that a broken stderr cannot block or crash.
 //! - `signals.rs`: SIGINT/SIGTERM into a graceful shutdown; a second signal exits.
+//! - `metrics/`: the HTTP endpoint of `--metrics-port` (`/metrics`, `/livez`, `/readyz`).
 //!
 //! # Embedding
 //! ```no_run

@@ -2,6 +2,7 @@
 
 mod cli;
 mod log_writer;
+mod metrics;
 mod settings;
 mod signals;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use kv_server::kv::Kv;
-use kv_store::{DurableStore, MemoryStore};
+use kv_store::{DurableStore, MemoryStore, Store};
 use line_server::{
     bind, limits, serve_with_stats, Auth, Echo, Faulty, Password, Protocol, ServeError,
     ServerConfig, ServerStats,
@@ -23,6 +24,7 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use log_writer::LossyWriter;
+use metrics::CountRefusals;
 use settings::{LogFormat, Mode, Settings, TlsFiles};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
@@ -151,19 +153,28 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let stats = ServerStats::new();
+    let store = match (settings.mode, durable) {
+        (Mode::Echo, _) => Served::Echo,
+        (Mode::Kv, None) => Served::Memory(MemoryStore::with_limit(settings.max_memory)),
+        (Mode::Kv, Some(store)) => Served::Durable(store),
+    };
+    if let Some(metrics_addr) = settings.metrics {
+        let sources = metrics::Sources {
+            server: Arc::clone(&stats),
+            store: store.reader(),
+        };
+        metrics::start(metrics_addr, sources, shutdown.clone()).await?;
+    }
     let serving = Serving {
         settings: &settings,
         password,
         stats: Arc::clone(&stats),
         shutdown,
     };
-    let served = match (settings.mode, durable) {
-        (Mode::Echo, _) => serve_with(listener, serving, Echo).await,
-        (Mode::Kv, None) => {
-            let store = MemoryStore::with_limit(settings.max_memory);
-            serve_with(listener, serving, Kv::with_stats(store, stats)).await
-        }
-        (Mode::Kv, Some(store)) => {
+    let served = match store {
+        Served::Echo => serve_with(listener, serving, Echo).await,
+        Served::Memory(store) => serve_with(listener, serving, Kv::with_stats(store, stats)).await,
+        Served::Durable(store) => {
             let kv = Kv::with_stats(store.clone(), stats);
             let served = serve_with(listener, serving, kv).await;
             // Storage last: every acknowledged write is already durable; this finishes a
@@ -179,6 +190,30 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
 /// authenticated, so protected mode does not apply to them.
 fn client_certificates(settings: &Settings) -> bool {
     (settings.server.tls.as_ref()).is_some_and(|tls| tls.requires_client_certificates())
+}
+
+/// What the server serves: echo, or KV mode over one of the stores.
+enum Served {
+    Echo,
+    Memory(MemoryStore),
+    Durable(DurableStore),
+}
+
+impl Served {
+    /// How the metrics read the store's report (`None` in echo mode).
+    fn reader(&self) -> Option<metrics::StoreReader> {
+        match self {
+            Served::Echo => None,
+            Served::Memory(store) => {
+                let store = store.clone();
+                Some(Box::new(move || store.report()))
+            }
+            Served::Durable(store) => {
+                let store = store.clone();
+                Some(Box::new(move || store.report()))
+            }
+        }
+    }
 }
 
 /// Says so at start when the server listens beyond loopback with nothing to protect it.
@@ -219,7 +254,8 @@ struct Serving<'a> {
 }
 
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
-/// injection if `--debug-commands` asks for it.
+/// injection if `--debug-commands` asks for it; the clients protected mode refuses are
+/// counted for the metrics.
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
     serving: Serving<'_>,
@@ -235,10 +271,10 @@ async fn serve_with<P: Protocol>(
     let protected = settings.protected_mode && !client_certificates(settings);
     if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
-        serve_with_stats(listener, config, protocol, shutdown, stats).await
+        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
     } else {
         let protocol = Auth::new(protocol, password, protected);
-        serve_with_stats(listener, config, protocol, shutdown, stats).await
+        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
     }
 }
 

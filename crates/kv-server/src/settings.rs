@@ -2,7 +2,7 @@
 //! machinery's own part is a [`ServerConfig`]; the defaults live in the libraries
 //! (`ServerConfig::default()`, `DurableOptions::default()`) and nowhere else.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use kv_store::DurableOptions;
@@ -46,6 +46,8 @@ pub struct Settings {
     pub durable: DurableOptions,
     /// Limit on what the data holds, in bytes; 0: none.
     pub max_memory: u64,
+    /// Where to serve `/metrics`, `/livez` and `/readyz`; `None`: nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The PEM files of `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`; read

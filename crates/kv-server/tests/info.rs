@@ -104,6 +104,9 @@ fn supervision_events_and_rejections_show_in_info() {
     let mut victim = server.connect();
     victim.send(b"DEBUG PANIC\r\n");
     victim.expect_eof();
+    // The victim's slot is freed after its socket closes: without this wait, the
+    // connections below could find the limit reached one too early.
+    wait_for_clients(&mut c, 1);
     let mut trigger = server.connect();
     ask(&mut trigger, b"DEBUG ACCEPTOR-PANIC\r\n", b"OK\r\n");
     server.wait_for_log("restarting acceptor", PATIENCE);
@@ -112,14 +115,7 @@ fn supervision_events_and_rejections_show_in_info() {
     refused.expect(b"ERROR too many connections\r\n");
     // Free a slot for the web page, and wait until the server has seen it go.
     drop(second);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while number(&info(&mut c, b"INFO clients\r\n").0, "connected_clients") > 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the slot was never freed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_for_clients(&mut c, 2);
     let mut http = server.connect();
     http.send(b"POST / HTTP/1.1\r\n");
     http.expect_eof();
@@ -128,6 +124,18 @@ fn supervision_events_and_rejections_show_in_info() {
     assert_eq!(number(&fields, "acceptor_restarts"), 1);
     // Over the limit, and the web page's request.
     assert_eq!(number(&fields, "rejected_connections"), 2);
+}
+
+/// Waits until the server counts at most `n` connected clients.
+fn wait_for_clients(c: &mut Client, n: u64) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while number(&info(c, b"INFO clients\r\n").0, "connected_clients") > n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -147,6 +155,23 @@ fn durable_mode_adds_persistence() {
         "{commits} commits for 4 writes, 3 pipelined"
     );
     assert_eq!(number(&fields, "write_errors"), 0);
+}
+
+#[test]
+fn commandstats_and_errorstats_come_with_info_all_or_by_name() {
+    let server = TestServer::start(&[]);
+    let mut c = server.connect();
+    ask(&mut c, b"GET nowhere k\r\n", b"NOT FOUND\r\n");
+    ask(&mut c, b"GET nowhere k\r\n", b"NOT FOUND\r\n");
+    let (fields, sections) = info(&mut c, b"INFO commandstats\r\n");
+    assert_eq!(sections, ["Commandstats"]);
+    assert_eq!(fields["cmdstat_get"], "calls=2");
+    assert_eq!(fields["cmdstat_put"], "calls=0");
+    let (fields, sections) = info(&mut c, b"INFO ALL\r\n");
+    assert_eq!(sections.last().map(String::as_str), Some("Errorstats"));
+    assert_eq!(fields["errorstat_not_found"], "count=2");
+    // Both INFOs, this one included: a command is counted before it runs.
+    assert_eq!(fields["cmdstat_info"], "calls=2");
 }
 
 #[test]

@@ -23,7 +23,10 @@ use std::future::Future;
 
 use bytes::{Bytes, BytesMut};
 
-pub use durable::{DurableOptions, DurableStore, FsyncPolicy, OpenError};
+pub use durable::{
+    DurableOptions, DurableStore, FsyncPolicy, OpenError, COMMIT_LATENCY_BOUNDS_MICROS,
+    COMMIT_LATENCY_BUCKETS,
+};
 pub use memory::MemoryStore;
 pub use pipeline::Pipeline;
 
@@ -81,6 +84,11 @@ pub struct Persistence {
     pub syncs: u64,
     /// Writes answered `ERROR` because the disk failed them.
     pub write_errors: u64,
+    /// Commits by how long their append and sync took: per bucket of
+    /// [`COMMIT_LATENCY_BOUNDS_MICROS`], then `+Inf` (not cumulative).
+    pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
+    /// The sum of those times, in nanoseconds.
+    pub commit_latency_sum_nanos: u64,
 }
 
 /// One bucket. A write is visible to every other handle once its future completes.

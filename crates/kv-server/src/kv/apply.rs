@@ -16,6 +16,7 @@ use kv_protocol::{Create, Delete, Get, Put, Reply, Request};
 use kv_store::{Bucket, Pipeline, Store, StoreError};
 use line_server::Flow;
 
+use super::counters::{self, ErrorKind, Verb};
 use super::{cached_bucket, KvSession};
 
 impl<S: Store> KvSession<S> {
@@ -25,6 +26,7 @@ impl<S: Store> KvSession<S> {
         if !matches!(request, Request::Put(_) | Request::Delete(_)) {
             self.flush_queued(out).await;
         }
+        counters::count_verb(verb(&request));
         let done = match request {
             Request::Create(create) => self.create(create, out).await,
             Request::Put(put) => self.put(put, out).await,
@@ -44,6 +46,7 @@ impl<S: Store> KvSession<S> {
             }
         };
         if let Err(e) = done {
+            counters::count_error(ErrorKind::Store);
             Reply::Error(e.message().as_bytes()).encode(out);
         }
         Flow::Continue
@@ -76,10 +79,10 @@ impl<S: Store> KvSession<S> {
         match self.bucket(get.bucket).await? {
             Some(bucket) => {
                 let found = bucket.get_into(get.key, out).await?;
-                super::info::count_lookup(found);
+                counters::count_lookup(found);
                 Reply::encode_value_end(out);
             }
-            None => Reply::NotFound.encode(out),
+            None => not_found(out),
         }
         Ok(())
     }
@@ -103,7 +106,7 @@ impl<S: Store> KvSession<S> {
         out: &mut BytesMut,
     ) -> Result<(), StoreError> {
         self.flush_queued(out).await;
-        lookup.map(|()| Reply::NotFound.encode(out))
+        lookup.map(|()| not_found(out))
     }
 
     /// Carries out the queued writes and appends their replies, in order.
@@ -114,7 +117,10 @@ impl<S: Store> KvSession<S> {
         for result in self.pipeline.flush().await {
             match result {
                 Ok(()) => Reply::Ok.encode(out),
-                Err(e) => Reply::Error(e.message().as_bytes()).encode(out),
+                Err(e) => {
+                    counters::count_error(ErrorKind::Store);
+                    Reply::Error(e.message().as_bytes()).encode(out);
+                }
             }
         }
     }
@@ -126,5 +132,24 @@ fn answer_now(done: Option<Result<(), StoreError>>, out: &mut BytesMut) -> Resul
     match done {
         Some(result) => result.map(|()| Reply::Ok.encode(out)),
         None => Ok(()),
+    }
+}
+
+/// `NOT FOUND`, counted.
+fn not_found(out: &mut BytesMut) {
+    counters::count_error(ErrorKind::NotFound);
+    Reply::NotFound.encode(out);
+}
+
+/// The verb `request` is counted under.
+fn verb(request: &Request<'_>) -> Verb {
+    match request {
+        Request::Create(_) => Verb::Create,
+        Request::Put(_) => Verb::Put,
+        Request::Get(_) => Verb::Get,
+        Request::Delete(_) => Verb::Delete,
+        Request::Ping => Verb::Ping,
+        Request::Quit => Verb::Quit,
+        Request::Info { .. } => Verb::Info,
     }
 }

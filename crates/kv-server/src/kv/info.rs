@@ -1,88 +1,22 @@
 //! `INFO` and `INFO section` (PROTOCOL.md, "INFO"): the server's state as report lines,
 //! `# Section` then `name:value`, with Redis' names where Redis has one.
 //!
-//! The per-request counters (commands, keyspace hits and misses, cross-protocol
-//! rejections) are kept per thread — each event loop is a thread — and only ever written by
-//! their own thread, so counting is a plain load and store on a cache line no other core
-//! writes: nothing measurable on the hot path. A report sums every thread's counters. They
-//! count the KV sessions of the whole process (one server, in the binary).
-
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+//! The per-request counters are `counters.rs`'s; the machinery's come in a
+//! [`StatsSnapshot`], the store's in a [`StoreReport`].
+//!
+//! As in Redis, `INFO` alone leaves out the long sections (`# Commandstats`,
+//! `# Errorstats`): `INFO all`, `INFO everything` or the section's name shows them.
 
 use bytes::BytesMut;
 use kv_protocol::Reply;
 use kv_store::StoreReport;
 use line_server::StatsSnapshot;
+use std::fmt::Write as _;
 
-/// One thread's counters, alone on their cache line.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct ThreadCounters {
-    commands: AtomicU64,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    cross_protocol: AtomicU64,
-}
+use super::counters::{self, ErrorKind, Totals, Verb};
 
-/// Every thread's counters, for reports.
-static THREADS: Mutex<Vec<Arc<ThreadCounters>>> = Mutex::new(Vec::new());
-
-thread_local! {
-    static COUNTERS: Arc<ThreadCounters> = {
-        let counters = Arc::new(ThreadCounters::default());
-        THREADS.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::clone(&counters));
-        counters
-    };
-}
-
-/// Adds one to a counter only this thread writes: a load and a store, no atomic
-/// read-modify-write.
-fn bump(counter: impl Fn(&ThreadCounters) -> &AtomicU64) {
-    COUNTERS.with(|counters| {
-        let counter = counter(counters);
-        counter.store(counter.load(Relaxed) + 1, Relaxed);
-    });
-}
-
-/// A request (or unknown line) was answered.
-pub(crate) fn count_command() {
-    bump(|c| &c.commands);
-}
-
-/// A GET found its key (`true`) or not.
-pub(crate) fn count_lookup(found: bool) {
-    if found {
-        bump(|c| &c.hits);
-    } else {
-        bump(|c| &c.misses);
-    }
-}
-
-/// A connection was closed for a line of HTTP.
-pub(crate) fn count_cross_protocol() {
-    bump(|c| &c.cross_protocol);
-}
-
-/// The sums over every thread.
-#[derive(Debug, Default, Clone, Copy)]
-struct Totals {
-    commands: u64,
-    hits: u64,
-    misses: u64,
-    cross_protocol: u64,
-}
-
-fn totals() -> Totals {
-    let threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
-    threads.iter().fold(Totals::default(), |t, c| Totals {
-        commands: t.commands + c.commands.load(Relaxed),
-        hits: t.hits + c.hits.load(Relaxed),
-        misses: t.misses + c.misses.load(Relaxed),
-        cross_protocol: t.cross_protocol + c.cross_protocol.load(Relaxed),
-    })
-}
+/// Sections `INFO` without an argument leaves out, as Redis does.
+const LONG_SECTIONS: [&str; 2] = ["Commandstats", "Errorstats"];
 
 /// Appends the `INFO` reply for `section` (every section if `None`; nothing but `OK` for
 /// an unknown one).
@@ -92,12 +26,12 @@ pub(crate) fn report(
     store: &StoreReport,
     out: &mut BytesMut,
 ) {
-    let text = render(server, store, totals());
+    let text = render(server, store, &counters::totals());
     let mut lines = String::new();
     let mut include = false;
     for line in text.lines() {
         if let Some(title) = line.strip_prefix("# ") {
-            include = section.is_none_or(|wanted| wanted.eq_ignore_ascii_case(title.as_bytes()));
+            include = wanted(section, title);
         }
         if include {
             lines.push_str(line);
@@ -107,8 +41,17 @@ pub(crate) fn report(
     Reply::Report(lines.as_bytes()).encode(out);
 }
 
+/// Whether the section `title` answers `INFO section` (`None`: plain `INFO`).
+fn wanted(section: Option<&[u8]>, title: &str) -> bool {
+    match section {
+        None => !LONG_SECTIONS.contains(&title),
+        Some(s) if s.eq_ignore_ascii_case(b"all") || s.eq_ignore_ascii_case(b"everything") => true,
+        Some(s) => s.eq_ignore_ascii_case(title.as_bytes()),
+    }
+}
+
 /// Every section, one `name:value` per line.
-fn render(server: &StatsSnapshot, store: &StoreReport, totals: Totals) -> String {
+fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> String {
     let mut text = String::new();
     let mut section = |title: &str, fields: &[(&str, String)]| {
         let _ = writeln!(text, "# {title}");
@@ -150,7 +93,10 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: Totals) -> String
                 "rejected_connections",
                 (server.rejected_connections + totals.cross_protocol).to_string(),
             ),
-            ("total_commands_processed", totals.commands.to_string()),
+            (
+                "total_commands_processed",
+                totals.commands_processed().to_string(),
+            ),
             ("keyspace_hits", totals.hits.to_string()),
             ("keyspace_misses", totals.misses.to_string()),
         ],
@@ -180,6 +126,22 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: Totals) -> String
                 ("write_errors", persistence.write_errors.to_string()),
             ],
         );
+    }
+    let calls: Vec<_> = Verb::ALL
+        .iter()
+        .map(|v| (format!("cmdstat_{}", v.name()), totals.verb(*v)))
+        .collect();
+    let errors: Vec<_> = ErrorKind::ALL
+        .iter()
+        .map(|k| (format!("errorstat_{}", k.name()), totals.error(*k)))
+        .collect();
+    let _ = writeln!(text, "# Commandstats");
+    for (name, calls) in calls {
+        let _ = writeln!(text, "{name}:calls={calls}");
+    }
+    let _ = writeln!(text, "# Errorstats");
+    for (name, count) in errors {
+        let _ = writeln!(text, "{name}:count={count}");
     }
     text
 }

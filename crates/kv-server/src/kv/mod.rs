@@ -4,15 +4,18 @@
 //! applied to the store, and its reply is encoded. The grammar — parsing, the cross-protocol
 //! classification, every reply's bytes — is `kv_protocol`'s, shared with the client and the
 //! bench; the server's half is here: this file (the session that ties a connection to the
-//! store), `apply.rs` (running each request against the store) and `cross_protocol.rs`
-//! (closing on a line of HTTP, with a warning).
+//! store), `apply.rs` (running each request against the store), `cross_protocol.rs`
+//! (closing on a line of HTTP, with a warning), `counters.rs` (what is counted, per
+//! thread) and `info.rs` (`INFO`).
 
 mod apply;
+pub mod counters;
 mod cross_protocol;
 mod info;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kv_protocol::{Parsed, Reply, Request};
@@ -51,6 +54,7 @@ impl<S: Store> Protocol for Kv<S> {
             last_bucket: None,
             server: Arc::clone(&self.server),
             peer,
+            batch: Batch::new(),
         }
     }
 }
@@ -68,6 +72,40 @@ pub struct KvSession<S: Store> {
     /// The client's address, for the cross-protocol warning (PROTOCOL.md, "KV mode"), which
     /// must name it.
     peer: SocketAddr,
+    /// The batch of lines being handled, for the latency histogram.
+    batch: Batch,
+}
+
+/// When the batch being handled began and how many commands it has run: its latency is
+/// recorded once, for all of them, at its end (`counters.rs`, on why per batch).
+struct Batch {
+    started: Instant,
+    commands: u64,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            commands: 0,
+        }
+    }
+
+    /// A line of the batch is about to be handled; the first one starts the clock.
+    fn line(&mut self) {
+        if self.commands == 0 {
+            self.started = Instant::now();
+        }
+        self.commands += 1;
+    }
+
+    /// The batch's replies are ready: records its time for each of its commands.
+    fn end(&mut self) {
+        if self.commands > 0 {
+            counters::record_latency(self.started.elapsed(), self.commands);
+            self.commands = 0;
+        }
+    }
 }
 
 impl<S: Store> KvSession<S> {
@@ -103,18 +141,19 @@ pub(crate) async fn cached_bucket<'c, S: Store>(
 
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
-        info::count_command();
+        self.batch.line();
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
             Parsed::Unknown => {
                 self.flush_queued(out).await;
+                counters::count_error(counters::ErrorKind::UnknownCommand);
                 Reply::UnknownCommand.encode(out);
                 Flow::Continue
             }
             Parsed::CrossProtocol => {
                 // What came before the line of HTTP is answered; nothing after it runs.
                 self.flush_queued(out).await;
-                info::count_cross_protocol();
+                counters::count_cross_protocol();
                 cross_protocol::hang_up(self.peer)
             }
         }
@@ -122,6 +161,7 @@ impl<S: Store> Session for KvSession<S> {
 
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
         self.flush_queued(out).await;
+        self.batch.end();
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! One module per concept: [`builder`] and [`server`] (the process), [`logs`] (its
 //! stderr), [`client`] (a connection), [`disk`] (directories, a disk that fills up),
-//! [`proc`] (what `/proc` says about the process).
+//! [`proc`] (what `/proc` says about the process), [`http`] (a request to the metrics
+//! port) and [`openmetrics`] (a checker of what `/metrics` serves).
 //!
 //! Everything is bounded in time: a client socket has read and write timeouts, waiting for
 //! a log line or an exit has an explicit deadline, and every process a test starts is
@@ -20,7 +21,9 @@ use std::time::Duration;
 pub mod builder;
 pub mod client;
 pub mod disk;
+pub mod http;
 pub mod logs;
+pub mod openmetrics;
 pub mod proc;
 pub mod server;
 

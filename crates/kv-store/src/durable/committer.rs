@@ -212,7 +212,9 @@ impl Committer {
             }
             refused.push(out);
         }
+        let appending = Instant::now();
         let appended = self.journal.append(&mut self.frame, durable);
+        let took = appending.elapsed();
         self.frame.shrink_to(FRAME_BUF_KEEP);
         let admitted = || {
             batch.iter().zip(&refused).flat_map(|((ops, _), out)| {
@@ -225,7 +227,7 @@ impl Committer {
         let verdict = match appended {
             Ok(()) => {
                 self.unsynced = !durable;
-                self.stats.record_commit(durable);
+                self.stats.record_commit(durable, took);
                 for op in admitted() {
                     apply(&self.mirror, op.as_record());
                 }

@@ -53,7 +53,7 @@ use dir::DataDir;
 pub use pipeline::DurablePipeline;
 use record::Op;
 use stats::Counters;
-pub use stats::DurableStats;
+pub use stats::{DurableStats, COMMIT_LATENCY_BOUNDS_MICROS, COMMIT_LATENCY_BUCKETS};
 
 /// Messages queued beyond this make writers wait (backpressure instead of unbounded
 /// memory). A connection has at most one message in flight, holding at most what one read
@@ -306,6 +306,8 @@ impl Store for DurableStore {
                 commits: counters.commits,
                 syncs: counters.syncs,
                 write_errors: counters.write_errors,
+                commit_latency: counters.commit_latency,
+                commit_latency_sum_nanos: counters.commit_latency_sum_nanos,
             }),
             ..self.mirror.report()
         }

@@ -3,6 +3,16 @@
 //! than time them.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the commit latency histogram's buckets, in microseconds (`+Inf`
+/// implicit): from a page-cache append (`everysec`) to a sync on a slow or failing disk.
+pub const COMMIT_LATENCY_BOUNDS_MICROS: [u64; 13] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// Buckets: one per bound and `+Inf`.
+pub const COMMIT_LATENCY_BUCKETS: usize = COMMIT_LATENCY_BOUNDS_MICROS.len() + 1;
 
 /// Counters since the store was opened (a snapshot of them: [`DurableStats`]).
 #[derive(Debug, Default)]
@@ -10,6 +20,9 @@ pub(crate) struct Counters {
     commits: AtomicU64,
     syncs: AtomicU64,
     write_errors: AtomicU64,
+    /// Commits per latency bucket (not cumulative).
+    commit_latency: [AtomicU64; COMMIT_LATENCY_BUCKETS],
+    commit_latency_sum_nanos: AtomicU64,
 }
 
 /// The durable engine's work since it was opened.
@@ -22,12 +35,25 @@ pub struct DurableStats {
     pub syncs: u64,
     /// Writes answered `ERROR` because the disk failed them.
     pub write_errors: u64,
+    /// Commits whose append (and sync, if synced) took a time in each bucket of
+    /// [`COMMIT_LATENCY_BOUNDS_MICROS`], then `+Inf`; per bucket, not cumulative.
+    pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
+    /// The sum of those times, in nanoseconds.
+    pub commit_latency_sum_nanos: u64,
 }
 
 impl Counters {
-    /// A frame was appended, and synced if `synced`.
-    pub(crate) fn record_commit(&self, synced: bool) {
+    /// A frame was appended, and synced if `synced`, in `took`.
+    pub(crate) fn record_commit(&self, synced: bool, took: Duration) {
         self.commits.fetch_add(1, Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = COMMIT_LATENCY_BOUNDS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(COMMIT_LATENCY_BOUNDS_MICROS.len());
+        self.commit_latency[bucket].fetch_add(1, Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.commit_latency_sum_nanos.fetch_add(nanos, Relaxed);
         if synced {
             self.syncs.fetch_add(1, Relaxed);
         }
@@ -48,6 +74,8 @@ impl Counters {
             commits: self.commits.load(Relaxed),
             syncs: self.syncs.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
+            commit_latency: std::array::from_fn(|i| self.commit_latency[i].load(Relaxed)),
+            commit_latency_sum_nanos: self.commit_latency_sum_nanos.load(Relaxed),
         }
     }
 }

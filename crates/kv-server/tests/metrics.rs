@@ -1,0 +1,257 @@
+//! The metrics endpoint (SPEC §11, README "Metrics"): `/metrics` is valid OpenMetrics text
+//! whose counters move with the work, `/livez`, `/readyz` (503 once a graceful shutdown
+//! starts), 404 elsewhere; a slow, huge or extra request is cut while KV clients go on
+//! being served.
+
+pub mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::http::{self, get};
+use common::openmetrics::{self, Exposition};
+use common::{ask, TestServer, PATIENCE};
+
+/// Starts `kv-server --port 0 --metrics-port 0 <args>`; returns it and the metrics address.
+fn start(args: &[&str]) -> (TestServer, SocketAddr) {
+    let server = TestServer::builder()
+        .args(["--metrics-port", "0"])
+        .args(args)
+        .start();
+    let line = server.wait_for_log("Serving metrics on port", PATIENCE);
+    let port = line
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (server, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// `/metrics`, checked.
+fn scrape(addr: SocketAddr) -> (String, Exposition) {
+    let reply = get(addr, "/metrics");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        reply.head.contains("application/openmetrics-text"),
+        "{}",
+        reply.head
+    );
+    let exposition = openmetrics::check(&reply.body)
+        .unwrap_or_else(|e| panic!("/metrics is not valid: {e}\n{}", reply.body));
+    (reply.body, exposition)
+}
+
+/// `promtool check metrics` on `text`, when promtool is installed (Debian: `prometheus`).
+fn promtool_accepts(text: &str, exposition: &Exposition) {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut promtool) = spawned else {
+        println!("note: promtool is not installed; /metrics checked by the test's parser only");
+        return;
+    };
+    let classic = openmetrics::to_classic(text, exposition);
+    let mut stdin = promtool.stdin.take().expect("promtool's stdin");
+    stdin
+        .write_all(classic.as_bytes())
+        .expect("write to promtool");
+    drop(stdin);
+    let output = promtool.wait_with_output().expect("promtool ran");
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{classic}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn metrics_are_valid_and_move_with_the_work() {
+    let (server, addr) = start(&[]);
+    let (text, before) = scrape(addr);
+    promtool_accepts(&text, &before);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE shop\r\n", b"OK\r\n");
+    c.send(b"PUT shop milk 1\r\nGET shop milk\r\nGET shop eggs\r\nGET nowhere x\r\nBOGUS\r\n");
+    c.expect(b"OK\r\n1\r\nOK\r\n\r\nOK\r\nNOT FOUND\r\nUNKNOWN COMMAND\r\n");
+    let (_, after) = scrape(addr);
+    let grew = |key: &str| after.value(key) - before.value(key);
+    assert_eq!(grew(r#"kv_commands_total{verb="get"}"#), 3.0);
+    assert_eq!(grew(r#"kv_commands_total{verb="put"}"#), 1.0);
+    assert_eq!(grew(r#"kv_command_errors_total{kind="not_found"}"#), 1.0);
+    assert_eq!(
+        grew(r#"kv_command_errors_total{kind="unknown_command"}"#),
+        1.0
+    );
+    assert_eq!(grew("kv_keyspace_hits_total"), 1.0);
+    assert_eq!(grew("kv_keyspace_misses_total"), 1.0);
+    assert_eq!(grew("kv_command_duration_seconds_count"), 6.0);
+    assert_eq!(
+        grew(r#"kv_command_duration_seconds_bucket{le="+Inf"}"#),
+        6.0
+    );
+    assert_eq!(after.value("kv_keys"), 1.0);
+    assert_eq!(after.value("kv_connected_clients"), 1.0);
+    assert!(after.value("kv_process_resident_memory_bytes") > 0.0);
+    assert!(after.value("kv_process_open_fds") > 0.0);
+    assert_eq!(
+        after.families["kv_command_duration_seconds"].kind,
+        "histogram"
+    );
+}
+
+#[test]
+fn clients_over_the_limit_are_counted_by_reason() {
+    let (server, addr) = start(&["--max-connections", "1"]);
+    let mut served = server.connect();
+    ask(&mut served, b"PING\r\n", b"PONG\r\n");
+    let mut refused = server.connect();
+    refused.expect(b"ERROR too many connections\r\n");
+    let (_, metrics) = scrape(addr);
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="limit"}"#),
+        1.0
+    );
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="protected_mode"}"#),
+        0.0
+    );
+    assert_eq!(
+        metrics.value(r#"kv_rejected_connections_total{reason="cross_protocol"}"#),
+        0.0
+    );
+}
+
+#[test]
+fn durable_mode_adds_commit_counters() {
+    let dir = common::temp_dir("metrics");
+    let (server, addr) = start(&["--data-dir", dir.path().to_str().expect("utf-8")]);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT b k v\r\n", b"OK\r\n");
+    let (text, metrics) = scrape(addr);
+    promtool_accepts(&text, &metrics);
+    assert!(metrics.value("kv_durable_commits_total") >= 2.0);
+    assert!(metrics.value("kv_durable_syncs_total") >= 1.0);
+    assert_eq!(metrics.value("kv_durable_write_errors_total"), 0.0);
+    assert_eq!(
+        metrics.value("kv_durable_commit_duration_seconds_count"),
+        metrics.value("kv_durable_commits_total")
+    );
+}
+
+#[test]
+fn echo_mode_serves_the_machinerys_metrics() {
+    let (_server, addr) = start(&["--mode", "echo"]);
+    let (_, metrics) = scrape(addr);
+    assert!(metrics.families.contains_key("kv_connections_received"));
+    assert!(!metrics.families.contains_key("kv_commands"));
+}
+
+#[test]
+fn health_endpoints_answer_and_anything_else_is_404() {
+    let (_server, addr) = start(&[]);
+    assert_eq!(get(addr, "/livez").status, 200);
+    assert_eq!(get(addr, "/readyz").status, 200);
+    assert_eq!(get(addr, "/").status, 404);
+    assert_eq!(get(addr, "/metrics/extra").status, 404);
+    // Only GET (and HEAD) are served: another method is "anything else".
+    let post = http::request(addr, "POST", "/metrics");
+    assert_eq!(post.status, 404, "{post:?}");
+    let head = http::request(addr, "HEAD", "/livez");
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+}
+
+#[test]
+fn readyz_says_503_from_the_start_of_a_graceful_shutdown() {
+    let (mut server, addr) = start(&["--debug-commands", "--shutdown-timeout-secs", "60"]);
+    assert_eq!(get(addr, "/readyz").status, 200);
+    // A busy connection keeps the shutdown going while /readyz is asked.
+    let mut busy = server.connect();
+    ask(&mut busy, b"PING\r\n", b"PONG\r\n");
+    busy.send(b"DEBUG SLEEP 5000\r\n");
+    thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("shutting down", PATIENCE);
+    assert_eq!(get(addr, "/readyz").status, 503);
+    assert_eq!(get(addr, "/livez").status, 200);
+    busy.expect(b"OK\r\n");
+    let status = server.expect_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[test]
+fn a_stalled_request_is_cut_while_clients_are_served() {
+    let (server, addr) = start(&[]);
+    let mut stalled = http::open(addr).expect("connect to the metrics port");
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHo")
+        .expect("send half a head");
+    let mut client = server.connect();
+    ask(&mut client, b"PING\r\n", b"PONG\r\n");
+    // Cut by the header timeout (hyper may say 408 first): no complete /metrics reply.
+    let got = http::read_to_end(&mut stalled).expect("the server closes the stalled request");
+    assert!(!got.contains("kv_commands"), "{got}");
+    ask(&mut client, b"PING\r\n", b"PONG\r\n");
+    assert_eq!(get(addr, "/livez").status, 200);
+}
+
+#[test]
+fn a_huge_request_is_refused_while_clients_are_served() {
+    let (server, addr) = start(&[]);
+    let mut huge = http::open(addr).expect("connect to the metrics port");
+    let header = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let head = format!("GET /metrics HTTP/1.1\r\n{}\r\n", header.repeat(64));
+    // The server may close before it has read everything: a failed write is fine.
+    let _ = huge.write_all(head.as_bytes());
+    let got = http::read_to_end(&mut huge).unwrap_or_default();
+    assert!(!got.contains("kv_commands"), "{got}");
+    let mut client = server.connect();
+    ask(&mut client, b"PING\r\n", b"PONG\r\n");
+    assert_eq!(get(addr, "/livez").status, 200);
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed_at_once() {
+    let (server, addr) = start(&[]);
+    // Four stalled requests take every slot (until the header timeout cuts them).
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let mut s = http::open(addr).expect("connect");
+            s.write_all(b"GET /livez HTTP/1.1\r\n").expect("send");
+            s
+        })
+        .collect();
+    // Let the endpoint accept them all before the fifth comes.
+    thread::sleep(Duration::from_millis(300));
+    let mut fifth = http::open(addr).expect("connect");
+    let _ = fifth.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+    let got = http::read_to_end(&mut fifth).unwrap_or_default();
+    assert!(
+        !got.contains("200"),
+        "the fifth connection was served: {got}"
+    );
+    let mut client = server.connect();
+    ask(&mut client, b"PING\r\n", b"PONG\r\n");
+    drop(stalled);
+    // The slots come back once the stalled ones are gone.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while http::open(addr)
+        .ok()
+        .and_then(|mut s| {
+            s.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+                .ok()?;
+            http::read_to_end(&mut s).ok()
+        })
+        .is_none_or(|reply| !reply.starts_with("HTTP/1.1 200"))
+    {
+        assert!(std::time::Instant::now() < deadline, "slots never freed");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
