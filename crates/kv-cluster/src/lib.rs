@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn nodes_must_be_host_and_port() {
-        let nodes = |list: &[&str]| node_urls(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let nodes =
+            |list: &[&str]| node_urls(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(
             nodes(&["127.0.0.1:7000", "[::1]:7001", "redis-a:6379"]),
             Ok(vec![

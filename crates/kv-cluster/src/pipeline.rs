@@ -115,7 +115,11 @@ impl Pipeline for ClusterPipeline {
 }
 
 /// `CREATE`: sets the bucket's marker if absent (and waits for replicas, if asked to).
-pub(crate) async fn create(shared: &Shared, key: &[u8], deadline: Instant) -> Result<(), StoreError> {
+pub(crate) async fn create(
+    shared: &Shared,
+    key: &[u8],
+    deadline: Instant,
+) -> Result<(), StoreError> {
     let mut pipe = redis::pipe();
     pipe.add_command(layout::create_command(key));
     add_wait(shared, &mut pipe, deadline);
@@ -255,9 +259,7 @@ async fn send(
 /// `SCRIPT LOAD` of the write script on the node that holds `key`.
 async fn load_script(shared: &Shared, key: &[u8], deadline: Instant) -> Result<(), StoreError> {
     let mut pipe = redis::pipe();
-    pipe.cmd("SCRIPT")
-        .arg("LOAD")
-        .arg(layout::WRITE_SCRIPT);
+    pipe.cmd("SCRIPT").arg("LOAD").arg(layout::WRITE_SCRIPT);
     match send(shared, key, pipe, 1, deadline).await?.first() {
         Some(Value::ServerError(e)) => Err(shared.stats.failed(1, format!("cluster: {e}"))),
         _ => Ok(()),

@@ -1,6 +1,7 @@
 //! The `kv-server` binary: flags → [`Settings`], logging, signals, then [`serve`].
 
 mod cli;
+mod cluster;
 mod log_writer;
 mod settings;
 mod signals;
@@ -144,6 +145,8 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
         }
         (None, _) => None,
     };
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
+    let cluster = cluster::connect(&settings).await?;
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let stats = ServerStats::new();
@@ -156,6 +159,11 @@ async fn run(settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let served = match (settings.mode, durable) {
         (Mode::Echo, _) => serve_with(listener, serving, Echo).await,
         (Mode::Kv, None) => {
+            #[cfg(feature = "cluster")]
+            if let Some(store) = cluster {
+                let served = serve_with(listener, serving, Kv::with_stats(store, stats)).await;
+                return served.map_err(|e| e.to_string());
+            }
             let store = MemoryStore::with_limit(settings.max_memory);
             serve_with(listener, serving, Kv::with_stats(store, stats)).await
         }

@@ -44,6 +44,19 @@ pub struct Settings {
     pub durable: DurableOptions,
     /// Limit on what the data holds, in bytes; 0: none.
     pub max_memory: u64,
+    /// Where the cluster engine keeps the data (`--redis-cluster`); `None`: this process.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `--redis-cluster` and the flags that go with it (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Some of the cluster's nodes, `HOST:PORT`.
+    pub nodes: Vec<String>,
+    /// The longest wait for the cluster per request.
+    pub timeout: std::time::Duration,
+    /// Replicas that must have a write before its `OK`.
+    pub wait_replicas: u32,
 }
 
 /// How log lines are written to stderr.

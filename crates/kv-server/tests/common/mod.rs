@@ -5,7 +5,8 @@
 //!
 //! One module per concept: [`builder`] and [`server`] (the process), [`logs`] (its
 //! stderr), [`client`] (a connection), [`disk`] (directories, a disk that fills up),
-//! [`proc`] (what `/proc` says about the process).
+//! [`proc`] (what `/proc` says about the process), [`redis_cluster`] (a real Redis Cluster
+//! on loopback, for the cluster engine).
 //!
 //! Everything is bounded in time: a client socket has read and write timeouts, waiting for
 //! a log line or an exit has an explicit deadline, and every process a test starts is
@@ -22,6 +23,7 @@ pub mod client;
 pub mod disk;
 pub mod logs;
 pub mod proc;
+pub mod redis_cluster;
 pub mod server;
 
 pub use builder::Finished;
