@@ -44,7 +44,10 @@ async fn durable_writes_wait_for_the_flush_then_are_visible_and_survive_a_reopen
         "not before the flush"
     );
     let written = Ok(Outcome::Written);
-    assert_eq!(pipeline.flush().await, &[written.clone(), written.clone(), written]);
+    assert_eq!(
+        pipeline.flush().await,
+        &[written.clone(), written.clone(), written]
+    );
     assert_eq!(pipeline.queued(), 0);
     assert_eq!(
         shop.get(b"eggs").await.expect("get").as_deref(),
