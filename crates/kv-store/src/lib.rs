@@ -9,6 +9,9 @@
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
 //!   commit and background snapshots, read through an in-memory mirror.
 //!
+//! The cluster engine (`--redis-cluster`) implements this seam in a crate of its own,
+//! `kv-cluster`, so that only builds that want it compile the redis client.
+//!
 //! Every operation returns a future, so an engine may wait on I/O (a durable engine waits
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
 //! ready at once and are statically dispatched, so the seam costs it nothing.
