@@ -59,15 +59,21 @@ start_cluster() {
   local ports=() p addrs=()
   for _ in $(seq 6); do ports+=("$(cluster_port)"); done
   for p in "${ports[@]}"; do
+    # A directory per node and per run: a replica's full sync leaves a dump.rdb there, which
+    # a later node would load and then refuse to join a new cluster ("not empty").
+    local dir="$WORK/node-$p-$RANDOM"; mkdir -p "$dir"
     redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
-      --cluster-config-file "$WORK/nodes-$p.conf" --cluster-node-timeout 5000 \
-      --cluster-require-full-coverage no --dir "$WORK" --save '' --appendonly no \
+      --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 5000 \
+      --cluster-require-full-coverage no --dir "$dir" --save '' --appendonly no \
       --logfile "$WORK/redis-$p.log" &
     PIDS+=("$!")
     addrs+=("127.0.0.1:$p")
   done
   for p in "${ports[@]}"; do wait_port "$p" "$WORK/redis-$p.log"; done
-  redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$WORK/create.log"
+  if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
+      >"$WORK/create.log" 2>&1; then
+    log "redis-cli --cluster create failed:"; tail -20 "$WORK/create.log" >&2; return 1
+  fi
   for p in "${ports[@]}"; do
     for _ in $(seq 100); do
       redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok && break
@@ -103,7 +109,7 @@ for round in $(seq "$ROUNDS"); do
         --pipeline "$pipeline" --duration "$DURATION" --warmup "$WARMUP" --value-size 16 \
         --keys 10000 --server-pid "$PID" --json >>"$RESULTS"
       stop_all
-      rm -f "$WORK"/nodes-*.conf
+      rm -rf "$WORK"/node-*
     done
   done
 done

@@ -240,6 +240,9 @@ fn require_redis() {
 /// Starts one cluster node on `port` (bus port `port + 10000`), data in `dir`.
 fn start_node(dir: &Path, port: u16) -> Child {
     let file = |name: String| dir.join(name).to_string_lossy().into_owned();
+    // A directory of its own: a replica's full sync writes dump.rdb there.
+    let data = dir.join(format!("node-{port}"));
+    std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("mkdir {}: {e}", data.display()));
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--cluster-enabled", "yes"])
@@ -247,7 +250,7 @@ fn start_node(dir: &Path, port: u16) -> Child {
         .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
         // As the README recommends: a dead master makes only its own slots fail.
         .args(["--cluster-require-full-coverage", "no"])
-        .args(["--dir", &dir.to_string_lossy()])
+        .args(["--dir", &data.to_string_lossy()])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--logfile", &file(format!("redis-{port}.log"))])
         .stdin(Stdio::null())
