@@ -2,6 +2,7 @@
 //! (`common::redis_cluster`): the protocol answers as in memory mode, front-ends share the
 //! data, pipelined requests travel in few round trips, and failures of the cluster give
 //! `ERROR` in bounded time — never a wrong answer — and heal.
+#![cfg(feature = "cluster")]
 
 pub mod common;
 
