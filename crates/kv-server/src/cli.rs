@@ -14,7 +14,8 @@ use kv_store::{DurableOptions, FsyncPolicy};
 use line_server::ServerConfig;
 
 use crate::settings::{
-    LogFormat, Mode, PasswordSource, Settings, TlsFiles, DEFAULT_BIND, DEFAULT_PORT,
+    ClusterSettings, LogFormat, Mode, PasswordSource, Settings, TlsFiles, DEFAULT_BIND,
+    DEFAULT_PORT,
 };
 
 /// The machinery's defaults, shown by `--help` and used when a flag is absent.
@@ -141,6 +142,24 @@ pub struct Cli {
     /// touches disk.
     #[arg(long, env = "KV_DATA_DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Keep the buckets in the Redis Cluster these nodes belong to (HOST:PORT, comma
+    /// separated; one reachable node is enough) instead of this process: any number of
+    /// kv-server processes can then serve the same data. Incompatible with --data-dir.
+    #[arg(long, env = "KV_REDIS_CLUSTER", value_delimiter = ',', num_args = 1..,
+          conflicts_with = "data_dir")]
+    redis_cluster: Vec<String>,
+
+    /// With --redis-cluster: the longest wait for the cluster per request, in milliseconds;
+    /// a request not answered by then gets `ERROR` (a write may still have been applied).
+    #[arg(long, env = "KV_STORE_TIMEOUT_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    store_timeout_ms: u64,
+
+    /// With --redis-cluster: send `OK` to a write only once this many replicas have it
+    /// (Redis' WAIT); 0 acknowledges once the master has it.
+    #[arg(long, env = "KV_CLUSTER_WAIT_REPLICAS", default_value_t = 0)]
+    cluster_wait_replicas: u32,
 
     /// With --data-dir: `always` sends OK for a write only once it is on stable storage
     /// (concurrent writes share one sync); `everysec` syncs once a second, so a crash of the
@@ -275,6 +294,11 @@ impl Cli {
             metrics: self
                 .metrics_port
                 .map(|port| SocketAddr::new(self.metrics_bind, port)),
+            cluster: (!self.redis_cluster.is_empty()).then(|| ClusterSettings {
+                nodes: self.redis_cluster,
+                timeout: Duration::from_millis(self.store_timeout_ms),
+                wait_replicas: self.cluster_wait_replicas,
+            }),
         }
     }
 }
@@ -320,6 +344,7 @@ mod tests {
         assert_eq!(settings.mode, Mode::Kv);
         assert!(!settings.debug_commands);
         assert_eq!(settings.metrics, None);
+        assert_eq!(settings.cluster, None);
     }
 
     #[test]
@@ -333,5 +358,18 @@ mod tests {
                 .expect("parse")
                 .into_settings();
         assert_eq!(settings.metrics, Some("[::]:0".parse().expect("address")));
+    }
+
+    #[test]
+    fn a_cluster_takes_a_list_of_nodes_and_refuses_a_data_dir() {
+        let settings = Cli::try_parse_from(["kv-server", "--redis-cluster", "a:1,b:2"])
+            .expect("parse")
+            .into_settings();
+        let cluster = settings.cluster.expect("cluster settings");
+        assert_eq!(cluster.nodes, ["a:1", "b:2"]);
+        assert_eq!(cluster.timeout, Duration::from_millis(2000));
+        assert_eq!(cluster.wait_replicas, 0);
+        let both = Cli::try_parse_from(["kv-server", "--redis-cluster", "a:1", "--data-dir", "d"]);
+        assert!(both.is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The `kv-server` binary: flags → [`Settings`], logging, signals, then [`serve`].
 
 mod cli;
+mod cluster;
 mod log_writer;
 mod metrics;
 mod settings;
@@ -150,13 +151,16 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
         }
         (None, _) => None,
     };
+    let cluster = cluster::connect(&settings).await?;
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let stats = ServerStats::new();
-    let store = match (settings.mode, durable) {
-        (Mode::Echo, _) => Served::Echo,
-        (Mode::Kv, None) => Served::Memory(MemoryStore::with_limit(settings.max_memory)),
-        (Mode::Kv, Some(store)) => Served::Durable(store),
+    let store = match (settings.mode, durable, cluster) {
+        (Mode::Echo, _, _) => Served::Echo,
+        #[cfg(feature = "cluster")]
+        (Mode::Kv, None, Some(store)) => Served::Cluster(store),
+        (Mode::Kv, None, _) => Served::Memory(MemoryStore::with_limit(settings.max_memory)),
+        (Mode::Kv, Some(store), _) => Served::Durable(store),
     };
     if let Some(metrics_addr) = settings.metrics {
         let sources = metrics::Sources {
@@ -174,6 +178,8 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let served = match store {
         Served::Echo => serve_with(listener, serving, Echo).await,
         Served::Memory(store) => serve_with(listener, serving, Kv::with_stats(store, stats)).await,
+        #[cfg(feature = "cluster")]
+        Served::Cluster(store) => serve_with(listener, serving, Kv::with_stats(store, stats)).await,
         Served::Durable(store) => {
             let kv = Kv::with_stats(store.clone(), stats);
             let served = serve_with(listener, serving, kv).await;
@@ -197,6 +203,9 @@ enum Served {
     Echo,
     Memory(MemoryStore),
     Durable(DurableStore),
+    /// `--redis-cluster`: the data lives in a Redis Cluster.
+    #[cfg(feature = "cluster")]
+    Cluster(kv_cluster::ClusterStore),
 }
 
 impl Served {
@@ -209,6 +218,11 @@ impl Served {
                 Some(Box::new(move || store.report()))
             }
             Served::Durable(store) => {
+                let store = store.clone();
+                Some(Box::new(move || store.report()))
+            }
+            #[cfg(feature = "cluster")]
+            Served::Cluster(store) => {
                 let store = store.clone();
                 Some(Box::new(move || store.report()))
             }

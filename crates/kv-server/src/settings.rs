@@ -48,6 +48,8 @@ pub struct Settings {
     pub max_memory: u64,
     /// Where to serve `/metrics`, `/livez` and `/readyz`; `None`: nowhere.
     pub metrics: Option<SocketAddr>,
+    /// Where the cluster engine keeps the data (`--redis-cluster`); `None`: this process.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// The PEM files of `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`; read
@@ -70,6 +72,17 @@ impl TlsFiles {
         Tls::from_pem_files(&self.cert, &self.key, self.client_ca.as_deref())
             .map_err(|e| format!("cannot use the TLS files: {e}"))
     }
+}
+
+/// `--redis-cluster` and the flags that go with it (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Some of the cluster's nodes, `HOST:PORT`.
+    pub nodes: Vec<String>,
+    /// The longest wait for the cluster per request.
+    pub timeout: std::time::Duration,
+    /// Replicas that must have a write before its `OK`.
+    pub wait_replicas: u32,
 }
 
 /// How log lines are written to stderr.

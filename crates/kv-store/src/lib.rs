@@ -9,6 +9,9 @@
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
 //!   commit and background snapshots, read through an in-memory mirror.
 //!
+//! The cluster engine (`--redis-cluster`) implements this seam in a crate of its own,
+//! `kv-cluster`, so that only builds that want it compile the redis client.
+//!
 //! Every operation returns a future, so an engine may wait on I/O (a durable engine waits
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
 //! ready at once and are statically dispatched, so the seam costs it nothing.
@@ -28,7 +31,7 @@ pub use durable::{
     COMMIT_LATENCY_BUCKETS,
 };
 pub use memory::MemoryStore;
-pub use pipeline::Pipeline;
+pub use pipeline::{Outcome, Pipeline};
 
 /// A registry of named buckets, shared by all connections (cheap to clone).
 pub trait Store: Clone + Send + Sync + 'static {
@@ -52,6 +55,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     ///
     /// Buckets are never removed, so a handle stays valid for the life of the store and
     /// callers may keep it.
+    ///
+    /// An engine for which asking costs a round trip (the cluster engine) may instead hand
+    /// out a handle for any name without asking, and check as it carries each request out:
+    /// its pipeline answers [`Outcome::NoBucket`], its [`Bucket`] methods an error.
     fn bucket(
         &self,
         name: &[u8],
@@ -71,6 +78,25 @@ pub struct StoreReport {
     pub max_memory: u64,
     /// For a store that keeps its data on disk.
     pub persistence: Option<Persistence>,
+    /// For a store that keeps its data in a Redis Cluster: its counters. Such a store
+    /// cannot count buckets and keys cheaply, and reports 0 for both.
+    pub cluster: Option<ClusterStats>,
+}
+
+/// What a cluster store reports: what it asked of the cluster, and how that went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// Round trips to the cluster: each pipeline or single command sent (the redis
+    /// client's own retries of one after a redirect or a lost connection not counted).
+    pub round_trips: u64,
+    /// Requests (`CREATE`, `PUT`, `GET`, `DELETE`) carried out in those round trips.
+    pub requests: u64,
+    /// Requests answered `ERROR` because the cluster refused or failed them.
+    pub errors: u64,
+    /// Requests answered `ERROR` because the cluster did not answer within the timeout.
+    pub timeouts: u64,
+    /// `--cluster-wait-replicas`: replicas that must have a write before its `OK`.
+    pub wait_replicas: u32,
 }
 
 /// What a durable store reports.

@@ -1,7 +1,7 @@
 //! Writes that arrive together travel together (the `Pipeline` seam): results in order,
 //! read-your-writes once flushed, one group commit for a whole pipeline in durable mode.
 
-use kv_store::{Bucket, DurableStore, FsyncPolicy, MemoryStore, Pipeline, Store};
+use kv_store::{Bucket, DurableStore, FsyncPolicy, MemoryStore, Outcome, Pipeline, Store};
 
 async fn bucket<S: Store>(store: &S, name: &[u8]) -> S::Bucket {
     store.create(name).await.expect("create");
@@ -43,7 +43,11 @@ async fn durable_writes_wait_for_the_flush_then_are_visible_and_survive_a_reopen
         None,
         "not before the flush"
     );
-    assert_eq!(pipeline.flush().await, &[Ok(()), Ok(()), Ok(())]);
+    let written = Ok(Outcome::Written);
+    assert_eq!(
+        pipeline.flush().await,
+        &[written.clone(), written.clone(), written]
+    );
     assert_eq!(pipeline.queued(), 0);
     assert_eq!(
         shop.get(b"eggs").await.expect("get").as_deref(),

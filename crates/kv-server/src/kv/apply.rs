@@ -9,11 +9,13 @@
 //! Writes that arrived together travel together (PROTOCOL.md, "Pipelining"): `PUT` and
 //! `DELETE` go into the store's [`Pipeline`], which the durable engine sends as one group
 //! commit; the queue is flushed — and the queued writes answered, in order — before any
-//! other request (so a `GET` sees the writes before it) and at the end of the batch.
+//! other request (so a `GET` sees the writes before it) and at the end of the batch. An
+//! engine whose reads cost a round trip (the cluster engine) queues `GET`s too, so reads
+//! and writes that arrived together travel together and are answered at the flush.
 
 use bytes::BytesMut;
 use kv_protocol::{Create, Delete, Get, Put, Reply, Request};
-use kv_store::{Bucket, Pipeline, Store, StoreError};
+use kv_store::{Bucket, Outcome, Pipeline, Store, StoreError};
 use line_server::Flow;
 
 use super::counters::{self, ErrorKind, Verb};
@@ -23,7 +25,11 @@ impl<S: Store> KvSession<S> {
     /// Runs `request` and appends its reply to `out` (or queues a write, whose reply comes
     /// with the flush).
     pub(super) async fn apply(&mut self, request: Request<'_>, out: &mut BytesMut) -> Flow {
-        if !matches!(request, Request::Put(_) | Request::Delete(_)) {
+        // A GET flushes (or not) itself, once it knows whether the engine queues reads.
+        if !matches!(
+            request,
+            Request::Put(_) | Request::Delete(_) | Request::Get(_)
+        ) {
             self.flush_queued(out).await;
         }
         counters::count_verb(verb(&request));
@@ -75,15 +81,23 @@ impl<S: Store> KvSession<S> {
     /// bucket. The store appends the value to `out` itself (the in-memory store copies it
     /// under its read lock: no `Bytes` handle is cloned and dropped per request); the
     /// reply's end follows it.
+    ///
+    /// An engine that queues reads answers at the flush; otherwise the writes queued before
+    /// are flushed first, so the read sees them.
     async fn get(&mut self, get: Get<'_>, out: &mut BytesMut) -> Result<(), StoreError> {
-        match self.bucket(get.bucket).await? {
-            Some(bucket) => {
-                let found = bucket.get_into(get.key, out).await?;
-                counters::count_lookup(found);
-                Reply::encode_value_end(out);
-            }
-            None => not_found(out),
+        let lookup = cached_bucket(&self.store, &mut self.last_bucket, get.bucket).await;
+        let bucket = match lookup {
+            Ok(Some(bucket)) => bucket,
+            Ok(None) => return self.answer_unqueued(Ok(()), out).await,
+            Err(e) => return self.answer_unqueued(Err(e), out).await,
+        };
+        if self.pipeline.get(bucket, get.key) {
+            return Ok(());
         }
+        flush_into(&mut self.pipeline, out).await;
+        let found = bucket.get_into(get.key, out).await?;
+        counters::count_lookup(found);
+        Reply::encode_value_end(out);
         Ok(())
     }
 
@@ -109,18 +123,33 @@ impl<S: Store> KvSession<S> {
         lookup.map(|()| not_found(out))
     }
 
-    /// Carries out the queued writes and appends their replies, in order.
+    /// Carries out the queued requests and appends their replies, in order.
     pub(super) async fn flush_queued(&mut self, out: &mut BytesMut) {
-        if self.pipeline.queued() == 0 {
-            return;
-        }
-        for result in self.pipeline.flush().await {
-            match result {
-                Ok(()) => Reply::Ok.encode(out),
-                Err(e) => {
-                    counters::count_error(ErrorKind::Store);
-                    Reply::Error(e.message().as_bytes()).encode(out);
+        flush_into(&mut self.pipeline, out).await;
+    }
+}
+
+/// Carries out `pipeline`'s queued requests and appends their replies, in order. A free
+/// function over the one field, so a caller can hold a bucket lent from the session's
+/// cache meanwhile.
+async fn flush_into<P: Pipeline>(pipeline: &mut P, out: &mut BytesMut) {
+    if pipeline.queued() == 0 {
+        return;
+    }
+    for result in pipeline.flush().await {
+        match result {
+            Ok(Outcome::Written) => Reply::Ok.encode(out),
+            Ok(Outcome::Value(value)) => {
+                counters::count_lookup(value.is_some());
+                if let Some(value) = value {
+                    out.extend_from_slice(value);
                 }
+                Reply::encode_value_end(out);
+            }
+            Ok(Outcome::NoBucket) => not_found(out),
+            Err(e) => {
+                counters::count_error(ErrorKind::Store);
+                Reply::Error(e.message().as_bytes()).encode(out);
             }
         }
     }

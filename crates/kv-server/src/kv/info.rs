@@ -63,7 +63,15 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
         "Server",
         &[
             ("version", env!("CARGO_PKG_VERSION").to_string()),
-            ("mode", "kv".to_string()),
+            (
+                "mode",
+                if store.cluster.is_some() {
+                    "cluster"
+                } else {
+                    "kv"
+                }
+                .to_string(),
+            ),
             ("uptime_in_seconds", server.uptime_secs.to_string()),
             ("tcp_port", server.port.to_string()),
         ],
@@ -109,13 +117,16 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
             ("client_panics", server.client_panics.to_string()),
         ],
     );
-    section(
-        "Keyspace",
-        &[
-            ("buckets", store.buckets.to_string()),
-            ("keys", store.keys.to_string()),
-        ],
-    );
+    // A cluster store cannot count without scanning every node: no section beats zeros.
+    if store.cluster.is_none() {
+        section(
+            "Keyspace",
+            &[
+                ("buckets", store.buckets.to_string()),
+                ("keys", store.keys.to_string()),
+            ],
+        );
+    }
     if let Some(persistence) = &store.persistence {
         section(
             "Persistence",
@@ -124,6 +135,18 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
                 ("commits", persistence.commits.to_string()),
                 ("syncs", persistence.syncs.to_string()),
                 ("write_errors", persistence.write_errors.to_string()),
+            ],
+        );
+    }
+    if let Some(cluster) = &store.cluster {
+        section(
+            "Cluster",
+            &[
+                ("cluster_round_trips", cluster.round_trips.to_string()),
+                ("cluster_requests", cluster.requests.to_string()),
+                ("cluster_errors", cluster.errors.to_string()),
+                ("cluster_timeouts", cluster.timeouts.to_string()),
+                ("cluster_wait_replicas", cluster.wait_replicas.to_string()),
             ],
         );
     }
@@ -188,5 +211,23 @@ mod tests {
             "# Keyspace\r\nbuckets:2\r\nkeys:5\r\nOK\r\n"
         );
         assert_eq!(reported(Some(b"nonsense"), &store), "OK\r\n");
+    }
+
+    #[test]
+    fn a_cluster_store_reports_its_mode_and_counters_and_no_keyspace() {
+        let store = StoreReport {
+            cluster: Some(kv_store::ClusterStats {
+                round_trips: 3,
+                ..kv_store::ClusterStats::default()
+            }),
+            ..StoreReport::default()
+        };
+        let all = reported(None, &store);
+        assert!(all.contains("mode:cluster\r\n"), "{all}");
+        assert!(
+            all.contains("# Cluster\r\ncluster_round_trips:3\r\n"),
+            "{all}"
+        );
+        assert!(!all.contains("# Keyspace"), "{all}");
     }
 }

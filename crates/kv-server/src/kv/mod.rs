@@ -109,11 +109,6 @@ impl Batch {
 }
 
 impl<S: Store> KvSession<S> {
-    /// The named bucket, if it exists; see [`cached_bucket`].
-    pub(crate) async fn bucket(&mut self, name: &[u8]) -> Result<Option<&S::Bucket>, StoreError> {
-        cached_bucket(&self.store, &mut self.last_bucket, name).await
-    }
-
     /// The store itself, for commands that act on the registry.
     pub(crate) fn store(&self) -> &S {
         &self.store

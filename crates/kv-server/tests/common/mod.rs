@@ -6,7 +6,8 @@
 //! One module per concept: [`builder`] and [`server`] (the process), [`logs`] (its
 //! stderr), [`client`] (a connection), [`disk`] (directories, a disk that fills up),
 //! [`proc`] (what `/proc` says about the process), [`http`] (a request to the metrics
-//! port) and [`openmetrics`] (a checker of what `/metrics` serves).
+//! port), [`openmetrics`] (a checker of what `/metrics` serves) and [`redis_cluster`] (a real
+//! Redis Cluster on loopback, for the cluster engine).
 //!
 //! Everything is bounded in time: a client socket has read and write timeouts, waiting for
 //! a log line or an exit has an explicit deadline, and every process a test starts is
@@ -25,6 +26,7 @@ pub mod http;
 pub mod logs;
 pub mod openmetrics;
 pub mod proc;
+pub mod redis_cluster;
 pub mod server;
 
 pub use builder::Finished;

@@ -283,7 +283,7 @@ fn start_sync_ticker(committer: mpsc::WeakSender<Message>) -> bool {
 async fn submit_one(committer: &mpsc::Sender<Message>, op: Op) -> Result<(), StoreError> {
     let committed = pipeline::submit(committer, vec![op]).await;
     let mut results = Vec::with_capacity(1);
-    pipeline::results(&committed, 1, &mut results);
+    pipeline::results(&committed, 1, &mut results, ());
     results.pop().unwrap_or(committed.verdict)
 }
 

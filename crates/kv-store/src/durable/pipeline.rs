@@ -8,7 +8,7 @@ use super::committer::{Committed, Message};
 use super::record::Op;
 use super::DurableBucket;
 use crate::memory::out_of_memory;
-use crate::{Pipeline, StoreError};
+use crate::{Outcome, Pipeline, StoreError};
 
 /// Sends `ops` to the committer as one message and waits for the verdict (the vector comes
 /// back in it, emptied, for reuse; a new one if the committer is gone).
@@ -25,14 +25,16 @@ pub(super) async fn submit(committer: &mpsc::Sender<Message>, ops: Vec<Op>) -> C
     verdict.await.unwrap_or_else(|_| stopped())
 }
 
-/// One result per write of a [`Committed`] message of `writes` writes, into `into`.
-pub(super) fn results(
+/// One result per write of a [`Committed`] message of `writes` writes, into `into`; a write
+/// that succeeded is `ok`.
+pub(super) fn results<T: Clone>(
     committed: &Committed,
     writes: usize,
-    into: &mut Vec<Result<(), StoreError>>,
+    into: &mut Vec<Result<T, StoreError>>,
+    ok: T,
 ) {
     into.clear();
-    into.resize(writes, committed.verdict.clone());
+    into.resize(writes, committed.verdict.clone().map(|()| ok));
     for &i in &committed.refused {
         if let Some(result) = into.get_mut(i) {
             *result = Err(out_of_memory());
@@ -47,7 +49,7 @@ pub struct DurablePipeline {
     /// Writes queued since the last flush; the allocation travels to the committer and back.
     ops: Vec<Op>,
     /// The last flush's results, one per write.
-    results: Vec<Result<(), StoreError>>,
+    results: Vec<Result<Outcome, StoreError>>,
 }
 
 impl DurablePipeline {
@@ -89,13 +91,13 @@ impl Pipeline for DurablePipeline {
         self.ops.len()
     }
 
-    async fn flush(&mut self) -> &[Result<(), StoreError>] {
+    async fn flush(&mut self) -> &[Result<Outcome, StoreError>] {
         self.results.clear();
         let writes = self.ops.len();
         if writes > 0 {
             let ops = std::mem::take(&mut self.ops);
             let mut committed = submit(&self.committer, ops).await;
-            results(&committed, writes, &mut self.results);
+            results(&committed, writes, &mut self.results, Outcome::Written);
             self.ops = std::mem::take(&mut committed.ops);
         }
         &self.results

@@ -21,7 +21,7 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, entry_cost, Budget, OverLimit};
-use crate::{Bucket, Pipeline, Store, StoreError, StoreReport};
+use crate::{Bucket, Outcome, Pipeline, Store, StoreError, StoreReport};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
 /// collisions between concurrent requests are rare.
@@ -123,6 +123,7 @@ impl Store for MemoryStore {
             used_memory,
             max_memory,
             persistence: None,
+            cluster: None,
         }
     }
 
@@ -314,7 +315,7 @@ impl Pipeline for MemoryPipeline {
         0
     }
 
-    async fn flush(&mut self) -> &[Result<(), StoreError>] {
+    async fn flush(&mut self) -> &[Result<Outcome, StoreError>] {
         &[]
     }
 }

@@ -1,0 +1,295 @@
+//! kv-server's cluster engine: the buckets live in a Redis Cluster, behind kv-store's seam
+//! ([`kv_store::Store`]), so that kv-server processes hold no data and any number of them
+//! can serve the same buckets (SPEC §12, `--redis-cluster`).
+//!
+//! # Layout
+//! - this file: [`ClusterStore`] (connecting, `CREATE`, the report) and its options;
+//! - [`layout`]: where a bucket lives (one Redis hash per bucket, under a key Redis hashes
+//!   whole) and the commands and script that read and write it;
+//! - `pipeline.rs`: [`ClusterPipeline`] — the requests of one connection that arrived
+//!   together, sent as one Redis pipeline per bucket, the buckets' pipelines concurrently;
+//! - `stats.rs`: the counters `INFO` shows in `# Cluster`.
+//!
+//! It is a crate of its own so that builds without the cluster (the `cluster` feature of
+//! kv-server, on by default) do not compile the redis client.
+//!
+//! # What a reply means
+//! Every reply means what it means in memory mode (`NOT FOUND` for a missing bucket, an
+//! empty value for a missing key), except that a request the cluster cannot answer within
+//! the timeout ([`ClusterOptions::timeout`]), or refuses, is answered `ERROR <reason>`.
+//! Redirects (`MOVED`, `ASK`), `TRYAGAIN`, `CLUSTERDOWN` and lost connections are retried
+//! by the redis client within that time. An `ERROR` does not prove that a write was not
+//! applied (it may have been, and its acknowledgement lost); a write retried after a lost
+//! connection may be applied twice, which leaves the same value.
+//!
+//! Redis Cluster replicates asynchronously (Redis docs, "Scaling with Redis Cluster",
+//! "Write safety"): a write acknowledged just before its master fails can be lost when a
+//! replica takes over. With [`ClusterOptions::wait_replicas`] N > 0, each pipeline of
+//! writes ends with `WAIT N timeout` and its writes are `OK` only if N replicas had them,
+//! which makes that loss far less likely, not impossible.
+//!
+//! # Counting
+//! The cluster holds the data, so this process cannot count buckets or keys without
+//! scanning every node: [`kv_store::StoreReport`] says 0 for both (and `INFO` leaves out
+//! `# Keyspace`), and `used_memory` is 0 (this process holds no data; `--maxmemory` does
+//! not apply — Redis' own `maxmemory` does).
+
+pub mod layout;
+mod pipeline;
+mod stats;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv_store::{Bucket, Outcome, Store, StoreError, StoreReport};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::Script;
+use tokio::time::Instant;
+
+pub use pipeline::ClusterPipeline;
+use stats::Counters;
+
+use layout::Op;
+
+/// How to reach the cluster and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// Some of the cluster's nodes, as `HOST:PORT`: the client asks them for the whole
+    /// cluster's layout (`CLUSTER SLOTS`), so one reachable node is enough.
+    pub nodes: Vec<String>,
+    /// The longest wait for the cluster per request, retries included; past it the request
+    /// is answered `ERROR`. Also bounds connecting at start.
+    pub timeout: Duration,
+    /// Replicas that must acknowledge a write (`WAIT`) before it is `OK`; 0: none.
+    pub wait_replicas: u32,
+}
+
+impl ClusterOptions {
+    /// The default [`ClusterOptions::timeout`]: 2 s.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+
+    /// Options for the cluster that `nodes` belong to, with the default timeout and no
+    /// `WAIT`.
+    pub fn new(nodes: Vec<String>) -> Self {
+        Self {
+            nodes,
+            timeout: Self::DEFAULT_TIMEOUT,
+            wait_replicas: 0,
+        }
+    }
+}
+
+/// Why [`ClusterStore::connect`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// No node was given.
+    NoNodes,
+    /// A node is not `HOST:PORT`.
+    BadAddress(String),
+    /// The redis client refused the configuration.
+    Client(String),
+    /// No node answered with the cluster's layout within the timeout.
+    Unreachable {
+        /// The nodes given.
+        nodes: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::NoNodes => write!(f, "--redis-cluster names no node"),
+            ConnectError::BadAddress(node) => {
+                write!(f, "--redis-cluster: {node:?} is not HOST:PORT")
+            }
+            ConnectError::Client(reason) => write!(f, "cannot set up the cluster client: {reason}"),
+            ConnectError::Unreachable { nodes, reason } => {
+                write!(f, "cannot reach the Redis Cluster at {nodes}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The buckets in a Redis Cluster; clones share one connection to the cluster (one
+/// multiplexed connection per node, which every kv-server connection pipelines over).
+#[derive(Clone)]
+pub struct ClusterStore {
+    shared: Arc<Shared>,
+}
+
+/// What every handle shares.
+struct Shared {
+    /// The redis client's cluster connection: a handle to its task, cheap to clone.
+    connection: ClusterConnection,
+    options: ClusterOptions,
+    /// [`layout::WRITE_SCRIPT`], for its SHA-1 and for loading it into a node that lacks it.
+    script: Script,
+    stats: Counters,
+}
+
+impl ClusterStore {
+    /// Connects to the cluster `options.nodes` belong to and learns its layout, within
+    /// `options.timeout`.
+    ///
+    /// The connection's background task runs on the calling tokio runtime, which must keep
+    /// running while the store is used (from any runtime).
+    pub async fn connect(options: ClusterOptions) -> Result<Self, ConnectError> {
+        let urls = node_urls(&options.nodes)?;
+        let timeout = options.timeout;
+        let client = ClusterClient::builder(urls)
+            // Each attempt gets the whole budget; the retries of redirects, `TRYAGAIN` and
+            // lost connections go on until it is spent (the caller's deadline ends them).
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .overall_response_timeout(Some(timeout))
+            .retries(64)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
+            .build()
+            .map_err(|e| ConnectError::Client(e.to_string()))?;
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            nodes: options.nodes.join(","),
+            reason,
+        };
+        let connection = tokio::time::timeout(timeout, client.get_async_connection())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connection,
+                script: Script::new(layout::WRITE_SCRIPT),
+                stats: Counters::default(),
+                options,
+            }),
+        })
+    }
+
+    /// The options it was connected with.
+    pub fn options(&self) -> &ClusterOptions {
+        &self.shared.options
+    }
+}
+
+/// `redis://HOST:PORT` for each node, checking each is `HOST:PORT`.
+fn node_urls(nodes: &[String]) -> Result<Vec<String>, ConnectError> {
+    if nodes.is_empty() {
+        return Err(ConnectError::NoNodes);
+    }
+    nodes
+        .iter()
+        .map(|node| {
+            let node = node.trim();
+            match node.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(format!("redis://{node}"))
+                }
+                _ => Err(ConnectError::BadAddress(node.to_string())),
+            }
+        })
+        .collect()
+}
+
+impl Store for ClusterStore {
+    type Bucket = ClusterBucket;
+    type Pipeline = ClusterPipeline;
+
+    fn pipeline(&self) -> ClusterPipeline {
+        ClusterPipeline::new(Arc::clone(&self.shared))
+    }
+
+    fn report(&self) -> StoreReport {
+        StoreReport {
+            cluster: Some(self.shared.stats.report(self.shared.options.wait_replicas)),
+            ..StoreReport::default()
+        }
+    }
+
+    async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
+        let key = layout::bucket_key(name);
+        let deadline = Instant::now() + self.shared.options.timeout;
+        pipeline::create(&self.shared, &key, deadline).await
+    }
+
+    /// A handle for any name, without asking the cluster (which would cost a round trip):
+    /// each request checks the bucket's marker as it runs, and a missing bucket is
+    /// answered [`Outcome::NoBucket`] by the pipeline.
+    async fn bucket(&self, name: &[u8]) -> Result<Option<ClusterBucket>, StoreError> {
+        Ok(Some(ClusterBucket {
+            key: layout::bucket_key(name),
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+}
+
+/// A bucket in the cluster, by name; it may not exist (see [`ClusterStore::bucket`]): its
+/// methods then fail with `no such bucket`.
+#[derive(Clone)]
+pub struct ClusterBucket {
+    /// The bucket's Redis key ([`layout::bucket_key`]).
+    key: Bytes,
+    shared: Arc<Shared>,
+}
+
+impl ClusterBucket {
+    /// Runs one request alone (a pipeline of one).
+    async fn run(&self, op: Op) -> Result<Outcome, StoreError> {
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let mut results = pipeline::execute(&self.shared, &self.key, &[&op], deadline).await;
+        match results.pop() {
+            Some(Ok(Outcome::NoBucket)) => Err(StoreError::new("no such bucket")),
+            Some(result) => result,
+            None => Err(StoreError::new("cluster: no reply")),
+        }
+    }
+}
+
+impl Bucket for ClusterBucket {
+    async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let op = Op::Put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
+        self.run(op).await.map(|_| ())
+    }
+
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        match self.run(Op::Get(Bytes::copy_from_slice(key))).await? {
+            Outcome::Value(value) => Ok(value),
+            _ => Err(StoreError::new("cluster: unexpected reply to a read")),
+        }
+    }
+
+    async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.run(Op::Delete(Bytes::copy_from_slice(key)))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_must_be_host_and_port() {
+        let nodes =
+            |list: &[&str]| node_urls(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            nodes(&["127.0.0.1:7000", "[::1]:7001", "redis-a:6379"]),
+            Ok(vec![
+                "redis://127.0.0.1:7000".to_string(),
+                "redis://[::1]:7001".to_string(),
+                "redis://redis-a:6379".to_string()
+            ])
+        );
+        assert_eq!(nodes(&[]), Err(ConnectError::NoNodes));
+        for bad in ["127.0.0.1", ":7000", "host:port", "host:70000"] {
+            assert_eq!(nodes(&[bad]), Err(ConnectError::BadAddress(bad.into())));
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The cluster engine (SPEC §12, `--redis-cluster`) against a real Redis Cluster on loopback
+//! (`common::redis_cluster`): the protocol answers as in memory mode, front-ends share the
+//! data, pipelined requests travel in few round trips, and failures of the cluster give
+//! `ERROR` in bounded time — never a wrong answer — and heal.
+#![cfg(feature = "cluster")]
+
+pub mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::redis_cluster::{cli, RedisCluster};
+use common::{ask, Client, TestServer, PATIENCE};
+
+/// `--store-timeout-ms` for the tests that break the cluster: short, to keep them short.
+const TIMEOUT_MS: u64 = 1500;
+
+fn front_end(cluster: &RedisCluster, extra: &[&str]) -> TestServer {
+    let seeds = cluster.seeds();
+    let mut args = vec!["--redis-cluster", seeds.as_str()];
+    args.extend_from_slice(extra);
+    TestServer::start(&args)
+}
+
+/// One `INFO` field's number, through a client.
+fn info_number(c: &mut Client, name: &str) -> u64 {
+    c.send(b"INFO cluster\r\n");
+    loop {
+        let line = String::from_utf8(c.read_line()).expect("INFO is text");
+        let line = line.trim_end();
+        if line == "OK" {
+            panic!("INFO cluster has no {name}");
+        }
+        if let Some(value) = line.strip_prefix(name).and_then(|r| r.strip_prefix(':')) {
+            let number = value.parse().expect("a number");
+            // Read the rest of the report.
+            while c.read_line() != b"OK\r\n" {}
+            return number;
+        }
+    }
+}
+
+#[test]
+fn a_server_on_a_cluster_answers_as_in_memory_mode_and_pipelines_its_round_trips() {
+    let cluster = RedisCluster::start();
+    let a = front_end(&cluster, &[]);
+    the_protocol_replies_are_those_of_memory_mode(&a);
+    two_front_ends_see_each_others_writes(&cluster, &a);
+    two_thousand_pipelined_requests_are_answered_in_order_in_few_round_trips(&a);
+}
+
+fn the_protocol_replies_are_those_of_memory_mode(server: &TestServer) {
+    let mut c = server.connect();
+    ask(&mut c, b"PUT nope k v\r\n", b"NOT FOUND\r\n");
+    ask(&mut c, b"GET nope k\r\n", b"NOT FOUND\r\n");
+    ask(&mut c, b"DELETE nope k\r\n", b"NOT FOUND\r\n");
+    // A PUT never creates the bucket.
+    ask(&mut c, b"GET nope k\r\n", b"NOT FOUND\r\n");
+    ask(&mut c, b"CREATE shopping\r\n", b"OK\r\n");
+    ask(&mut c, b"CREATE shopping\r\n", b"OK\r\n");
+    ask(&mut c, b"GET shopping milk\r\n", b"\r\nOK\r\n");
+    ask(&mut c, b"PUT shopping milk 1\r\n", b"OK\r\n");
+    ask(&mut c, b"GET shopping milk\r\n", b"1\r\nOK\r\n");
+    ask(&mut c, b"PUT shopping milk 2\r\n", b"OK\r\n");
+    ask(&mut c, b"GET shopping milk\r\n", b"2\r\nOK\r\n");
+    ask(&mut c, b"DELETE shopping milk\r\n", b"OK\r\n");
+    ask(&mut c, b"DELETE shopping milk\r\n", b"OK\r\n");
+    ask(&mut c, b"GET shopping milk\r\n", b"\r\nOK\r\n");
+    ask(&mut c, b"GET Shopping milk\r\n", b"NOT FOUND\r\n");
+    ask(&mut c, b"PUT shopping k\r\n", b"UNKNOWN COMMAND\r\n");
+    ask(&mut c, b"PING\r\n", b"PONG\r\n");
+    // Braces and odd bytes in names are just bytes; a key cannot be the marker (a space).
+    ask(&mut c, b"CREATE {x}a\r\n", b"OK\r\n");
+    ask(&mut c, b"PUT {x}a {k} {v}\r\n", b"OK\r\n");
+    ask(&mut c, b"GET {x}a {k}\r\n", b"{v}\r\nOK\r\n");
+    ask(&mut c, b"GET {x}b {k}\r\n", b"NOT FOUND\r\n");
+    // Pipelined: replies in order, a GET sees the PUT before it, NOT FOUND in its place.
+    c.send(b"PUT shopping eggs 12\r\nGET shopping eggs\r\nPUT nope k v\r\nDELETE shopping eggs\r\nGET shopping eggs\r\nCREATE late\r\nPUT late k v\r\nGET late k\r\n");
+    c.expect(b"OK\r\n12\r\nOK\r\nNOT FOUND\r\nOK\r\n\r\nOK\r\nOK\r\nOK\r\nv\r\nOK\r\n");
+    c.send(b"INFO server\r\n");
+    let mut report = Vec::new();
+    loop {
+        let line = c.read_line();
+        let done = line == b"OK\r\n";
+        report.extend(line);
+        if done {
+            break;
+        }
+    }
+    let report = String::from_utf8_lossy(&report);
+    assert!(report.contains("mode:cluster\r\n"), "{report}");
+    ask(&mut c, b"QUIT\r\n", b"OK\r\n");
+}
+
+fn two_front_ends_see_each_others_writes(cluster: &RedisCluster, a: &TestServer) {
+    let b = front_end(cluster, &[]);
+    let (mut ca, mut cb) = (a.connect(), b.connect());
+    ask(&mut ca, b"CREATE shared\r\n", b"OK\r\n");
+    ask(&mut cb, b"PUT shared k from-b\r\n", b"OK\r\n");
+    ask(&mut ca, b"GET shared k\r\n", b"from-b\r\nOK\r\n");
+    ask(&mut ca, b"PUT shared k from-a\r\n", b"OK\r\n");
+    ask(&mut cb, b"GET shared k\r\n", b"from-a\r\nOK\r\n");
+    ask(&mut cb, b"DELETE shared k\r\n", b"OK\r\n");
+    ask(&mut ca, b"GET shared k\r\n", b"\r\nOK\r\n");
+}
+
+fn two_thousand_pipelined_requests_are_answered_in_order_in_few_round_trips(server: &TestServer) {
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE p0\r\n", b"OK\r\n");
+    ask(&mut c, b"CREATE p1\r\n", b"OK\r\n");
+    let before = info_number(&mut c, "cluster_round_trips");
+    let (mut requests, mut replies) = (Vec::new(), Vec::new());
+    for i in 0..1000 {
+        let bucket = i % 2;
+        requests.extend(format!("PUT p{bucket} k{i} v{i}\r\nGET p{bucket} k{i}\r\n").bytes());
+        replies.extend(format!("OK\r\nv{i}\r\nOK\r\n").bytes());
+    }
+    c.send(&requests);
+    c.expect(&replies);
+    let round_trips = info_number(&mut c, "cluster_round_trips") - before;
+    // One pipeline per bucket per batch the server read: a few dozen at most, where one
+    // request per round trip would be 2,000.
+    assert!(
+        round_trips <= 100,
+        "2,000 pipelined requests took {round_trips} round trips"
+    );
+    eprintln!("2,000 pipelined requests: {round_trips} cluster round trips");
+}
+
+/// A client of its own, with a read timeout long enough to see a reply that is late
+/// rather than none.
+struct Loader {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Loader {
+    fn connect(server: &TestServer) -> Loader {
+        let stream = TcpStream::connect(server.addr()).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let writer = stream.try_clone().expect("clone");
+        Loader {
+            reader: BufReader::new(stream),
+            writer,
+        }
+    }
+
+    /// Sends one request; its reply's lines (`value`, `OK` for a found GET), and how long
+    /// it took.
+    fn request(&mut self, line: &str) -> (String, Duration) {
+        let started = Instant::now();
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send");
+        let mut reply = String::new();
+        self.reader.read_line(&mut reply).expect("reply");
+        if line.starts_with("GET") && !reply.starts_with("NOT FOUND") && !reply.starts_with("ERROR")
+        {
+            self.reader.read_line(&mut reply).expect("OK after a value");
+        }
+        (reply, started.elapsed())
+    }
+}
+
+#[test]
+fn killing_a_master_under_load_gives_only_right_answers_in_time_and_heals() {
+    let mut cluster = RedisCluster::start();
+    let server = front_end(&cluster, &["--store-timeout-ms", &TIMEOUT_MS.to_string()]);
+    let buckets: Vec<String> = (0..9).map(|i| format!("load{i}")).collect();
+    let mut setup = server.connect();
+    for bucket in &buckets {
+        ask(
+            &mut setup,
+            format!("CREATE {bucket}\r\n").as_bytes(),
+            b"OK\r\n",
+        );
+    }
+    // The master of the first bucket dies: its buckets fail over, the others go on.
+    let victim = cluster.master_of(format!("{{}}kv:{}", buckets[0]).as_bytes());
+    cluster.wait_until_healthy();
+    let killed_at = Arc::new(OnceLock::<Instant>::new());
+    let workers: Vec<_> = buckets
+        .iter()
+        .cloned()
+        .map(|bucket| {
+            let mut client = Loader::connect(&server);
+            let killed_at = Arc::clone(&killed_at);
+            thread::spawn(move || load(&mut client, &bucket, &killed_at))
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(700));
+    let kill = Instant::now();
+    cluster.kill(victim);
+    let _ = killed_at.set(kill);
+    // Every worker reports when its bucket answered normally again after the kill.
+    let healed: Vec<Duration> = workers
+        .into_iter()
+        .map(|w| w.join().expect("a load worker failed"))
+        .collect();
+    let slowest = healed.iter().max().copied().unwrap_or_default();
+    eprintln!("every bucket answered normally again {slowest:?} after the kill");
+}
+
+/// PUTs increasing values to `bucket` and reads each back, checking every reply and how
+/// long it took, until the bucket has answered normally for a second after the kill
+/// (`killed_at`); returns how long after the kill that normal run began.
+fn load(client: &mut Loader, bucket: &str, killed_at: &OnceLock<Instant>) -> Duration {
+    let limit = Duration::from_millis(TIMEOUT_MS) + Duration::from_secs(1);
+    let mut written: Vec<u64> = Vec::new();
+    let mut healed_since: Option<Instant> = None;
+    for i in 0u64.. {
+        let (put, took) = client.request(&format!("PUT {bucket} k {i}"));
+        assert!(took <= limit, "PUT took {took:?}");
+        written.push(i);
+        let (got, took) = client.request(&format!("GET {bucket} k"));
+        assert!(took <= limit, "GET took {took:?}");
+        let normal = put == "OK\r\n" && got == format!("{i}\r\nOK\r\n");
+        if !normal {
+            assert!(
+                put == "OK\r\n" || put.starts_with("ERROR ") || put == "NOT FOUND\r\n",
+                "PUT {bucket} k {i} -> {put:?}"
+            );
+            let right_value = got.strip_suffix("\r\nOK\r\n").is_some_and(|v| {
+                v.is_empty() || v.parse().is_ok_and(|v: u64| written.contains(&v))
+            });
+            assert!(
+                right_value || got.starts_with("ERROR ") || got == "NOT FOUND\r\n",
+                "GET {bucket} k after PUT {i} -> {got:?}"
+            );
+        }
+        let Some(&kill) = killed_at.get() else {
+            continue;
+        };
+        match (normal, healed_since) {
+            (true, None) => healed_since = Some(Instant::now()),
+            (false, _) => healed_since = None,
+            (true, Some(since)) if since.elapsed() > Duration::from_secs(1) => {
+                return since.saturating_duration_since(kill);
+            }
+            _ => {}
+        }
+        let elapsed = kill.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "bucket {bucket} did not answer normally again within 15 s of the kill (last: {put:?} {got:?})"
+        );
+    }
+    unreachable!()
+}
+
+#[test]
+fn writes_acknowledged_with_wait_replicas_survive_a_forced_failover() {
+    let cluster = RedisCluster::start();
+    let server = front_end(
+        &cluster,
+        &[
+            "--cluster-wait-replicas",
+            "1",
+            "--store-timeout-ms",
+            &TIMEOUT_MS.to_string(),
+        ],
+    );
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE safe\r\n", b"OK\r\n");
+    let master = cluster.master_of(b"{}kv:safe");
+    let replica = cluster.replica_of(master);
+    // Writes keep coming while the replica takes over without waiting for its master
+    // (FORCE): only what WAIT confirmed is sure to be on it.
+    let writer = {
+        let mut client = Loader::connect(&server);
+        thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            let started = Instant::now();
+            let mut i = 0;
+            while started.elapsed() < Duration::from_secs(3) {
+                let (reply, _) = client.request(&format!("PUT safe k{i} v{i}"));
+                if reply == "OK\r\n" {
+                    acknowledged.push(i);
+                } else {
+                    assert!(reply.starts_with("ERROR "), "PUT -> {reply:?}");
+                }
+                i += 1;
+            }
+            acknowledged
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    let answer = cli(replica, &["CLUSTER", "FAILOVER", "FORCE"]);
+    assert_eq!(answer.trim(), "OK");
+    let acknowledged = writer.join().expect("writer");
+    assert!(
+        acknowledged.len() > 10,
+        "too few writes acknowledged: {}",
+        acknowledged.len()
+    );
+    cluster.wait_until_healthy();
+    assert_eq!(
+        cluster.master_of(b"{}kv:safe"),
+        replica,
+        "the replica took over"
+    );
+    let mut c = Loader::connect(&server);
+    for i in acknowledged {
+        let (got, _) = c.request(&format!("GET safe k{i}"));
+        assert_eq!(got, format!("v{i}\r\nOK\r\n"), "acknowledged write k{i}");
+    }
+}
+
+#[test]
+fn redis_cluster_with_a_data_dir_is_refused_at_start() {
+    let dir = common::temp_dir("cluster-and-data-dir");
+    let finished = TestServer::builder()
+        .args(["--redis-cluster", "127.0.0.1:7000", "--data-dir"])
+        .args([dir.path()])
+        .run_to_exit(PATIENCE);
+    assert!(!finished.status.success());
+    assert!(
+        finished.stderr.contains("--data-dir") && finished.stderr.contains("--redis-cluster"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_cluster_stops_start_up_with_a_clear_message() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let finished = TestServer::builder()
+        .args([
+            "--redis-cluster",
+            "127.0.0.1:1",
+            "--store-timeout-ms",
+            "500",
+        ])
+        .run_to_exit(PATIENCE);
+    assert!(!finished.status.success());
+    assert!(
+        finished
+            .stderr
+            .contains("cannot reach the Redis Cluster at 127.0.0.1:1"),
+        "{}",
+        finished.stderr
+    );
+}
