@@ -96,6 +96,15 @@ fn metrics_are_valid_and_move_with_the_work() {
         grew(r#"kv_command_duration_seconds_bucket{le="+Inf"}"#),
         6.0
     );
+    // What the client sent and got back since the first scrape, byte for byte.
+    let sent = "PUT shop milk 1\r\nGET shop milk\r\nGET shop eggs\r\nGET nowhere x\r\nBOGUS\r\n";
+    let got = "OK\r\n1\r\nOK\r\n\r\nOK\r\nNOT FOUND\r\nUNKNOWN COMMAND\r\n";
+    let created = ("CREATE shop\r\n".len() + "OK\r\n".len()) as f64;
+    assert_eq!(
+        grew("kv_net_input_bytes_total") + grew("kv_net_output_bytes_total"),
+        created + (sent.len() + got.len()) as f64
+    );
+    assert_eq!(grew("kv_net_output_bytes_total"), (4 + got.len()) as f64);
     assert_eq!(after.value("kv_keys"), 1.0);
     assert_eq!(after.value("kv_connected_clients"), 1.0);
     assert!(after.value("kv_process_resident_memory_bytes") > 0.0);

@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::connection::{Connection, ConnectionSettings};
+use crate::connection::{Accounting, Connection, ConnectionSettings};
 use crate::protocol::Protocol;
+use crate::stats::Traffic;
 
 /// Everything needed to start serving an accepted client, wherever it runs.
 pub(crate) struct Connections<P> {
@@ -47,7 +48,7 @@ impl<P: Protocol> Connections<P> {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        slot: OwnedSemaphorePermit,
+        accounting: Accounting,
         load: Option<LoadGuard>,
     ) {
         let session = self.protocol.open_session(peer);
@@ -55,7 +56,8 @@ impl<P: Protocol> Connections<P> {
         let settings = self.settings.clone();
         match &self.settings.tls {
             None => {
-                let connection = Connection::new(stream, peer, session, settings, tokens, slot);
+                let connection =
+                    Connection::new(stream, peer, session, settings, tokens, accounting);
                 self.track(connection.run(), load);
             }
             Some(tls) => {
@@ -72,7 +74,7 @@ impl<P: Protocol> Connections<P> {
                     };
                     match stream {
                         Ok(stream) => {
-                            Connection::new(stream, peer, session, settings, tokens, slot)
+                            Connection::new(stream, peer, session, settings, tokens, accounting)
                                 .run()
                                 .await
                         }
@@ -103,8 +105,8 @@ impl<P: Protocol> Connections<P> {
 
 /// Where accepted clients go.
 pub(crate) enum Placement<P> {
-    /// Tasks on the runtime that runs [`crate::serve`].
-    Caller(Arc<Connections<P>>),
+    /// Tasks on the runtime that runs [`crate::serve`], counting their bytes in one place.
+    Caller(Arc<Connections<P>>, Arc<Traffic>),
     /// One of these loops each.
     Loops(Arc<[Loop]>),
 }
@@ -143,8 +145,11 @@ impl<P: Protocol> Placement<P> {
         slot: OwnedSemaphorePermit,
     ) {
         match self {
-            Placement::Caller(connections) => match TcpStream::from_std(stream) {
-                Ok(stream) => connections.spawn(stream, peer, slot, None),
+            Placement::Caller(connections, traffic) => match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    let traffic = Arc::clone(traffic);
+                    connections.spawn(stream, peer, Accounting { slot, traffic }, None)
+                }
                 Err(e) => debug!(peer = %peer, "cannot register the client: {e}"),
             },
             Placement::Loops(loops) => hand_over(loops, stream, peer, slot),
@@ -215,6 +220,7 @@ async fn serve_loop<P: Protocol>(
     mut accepted: mpsc::UnboundedReceiver<Accepted>,
     connections: Arc<Connections<P>>,
 ) {
+    let traffic = connections.settings.stats.traffic();
     while let Some(Accepted {
         stream,
         peer,
@@ -223,7 +229,10 @@ async fn serve_loop<P: Protocol>(
     }) = accepted.recv().await
     {
         match TcpStream::from_std(stream) {
-            Ok(stream) => connections.spawn(stream, peer, slot, Some(load)),
+            Ok(stream) => {
+                let traffic = Arc::clone(&traffic);
+                connections.spawn(stream, peer, Accounting { slot, traffic }, Some(load))
+            }
             Err(e) => debug!(peer = %peer, "cannot register the client with its loop: {e}"),
         }
     }

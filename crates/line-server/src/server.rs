@@ -97,7 +97,10 @@ pub async fn serve_with_stats<P: Protocol>(
         tracker: tracker.clone(),
     });
     let (placement, loop_threads) = match config.event_loops {
-        None => (Placement::Caller(Arc::clone(&connections)), Vec::new()),
+        None => {
+            let caller = Placement::Caller(Arc::clone(&connections), stats.traffic());
+            (caller, Vec::new())
+        }
         Some(count) => {
             let started =
                 event_loops::start(count, Arc::clone(&connections)).map_err(ServeError::Io)?;

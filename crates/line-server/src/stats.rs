@@ -4,7 +4,7 @@
 //! are read off the connection limit's semaphore rather than counted at all.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -22,6 +22,29 @@ pub struct ServerStats {
     accept_errors: AtomicU64,
     client_panics: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    /// One per event loop (and one for connections on the caller's runtime).
+    traffic: Mutex<Vec<Arc<Traffic>>>,
+}
+
+/// Bytes the connections of one event loop received and sent, on a cache line of its own:
+/// counting is an atomic add on a line only that loop's thread writes (no line bounces
+/// between cores), once per read and once per write — per batch of requests, not per
+/// request.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Traffic {
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Traffic {
+    pub(crate) fn received(&self, bytes: usize) {
+        self.received.fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub(crate) fn sent(&self, bytes: usize) {
+        self.sent.fetch_add(bytes as u64, Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -55,6 +78,10 @@ pub struct StatsSnapshot {
     pub client_panics: u64,
     /// TLS handshakes that failed, were refused or took too long.
     pub tls_handshake_failures: u64,
+    /// Bytes received from clients (over TLS: decrypted).
+    pub net_input_bytes: u64,
+    /// Bytes of replies sent to clients (over TLS: before encryption).
+    pub net_output_bytes: u64,
 }
 
 impl Default for ServerStats {
@@ -68,6 +95,7 @@ impl Default for ServerStats {
             accept_errors: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            traffic: Mutex::new(Vec::new()),
         }
     }
 }
@@ -89,7 +117,10 @@ impl ServerStats {
                 s.max_connections.saturating_sub(free),
             )
         });
+        let (net_input_bytes, net_output_bytes) = self.traffic_totals();
         StatsSnapshot {
+            net_input_bytes,
+            net_output_bytes,
             uptime_secs: self.started.elapsed().as_secs(),
             port,
             connected_clients: connected as u64,
@@ -129,6 +160,29 @@ impl ServerStats {
 
     pub(crate) fn client_panicked(&self) {
         self.client_panics.fetch_add(1, Relaxed);
+    }
+
+    /// Counters for one more event loop (or the caller's runtime), counted from now on.
+    pub(crate) fn traffic(&self) -> Arc<Traffic> {
+        let traffic = Arc::new(Traffic::default());
+        self.traffic_list().push(Arc::clone(&traffic));
+        traffic
+    }
+
+    fn traffic_totals(&self) -> (u64, u64) {
+        self.traffic_list()
+            .iter()
+            .fold((0, 0), |(received, sent), t| {
+                (
+                    received + t.received.load(Relaxed),
+                    sent + t.sent.load(Relaxed),
+                )
+            })
+    }
+
+    /// The counters stay right if a thread panicked holding the lock: poisoning is ignored.
+    fn traffic_list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Traffic>>> {
+        self.traffic.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn tls_handshake_failed(&self) {

@@ -5,6 +5,7 @@ pub mod common;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -101,4 +102,29 @@ async fn panics_and_acceptor_restarts_are_counted() {
     trigger.expect(b"OK\r\n").await;
     until(&stats, |s| s.acceptor_restarts == 1).await;
     server.connect().await.echo(b"still accepting\n").await;
+}
+
+/// Bytes in and out: every byte a client sent, every byte of the replies, on a loop or on
+/// the caller's runtime.
+#[tokio::test]
+async fn bytes_received_and_sent_are_counted() {
+    for event_loops in [None, NonZeroUsize::new(2)] {
+        let stats = ServerStats::new();
+        let config = ServerConfig {
+            event_loops,
+            ..ServerConfig::default()
+        };
+        let server = start_counted(Echo, config, Arc::clone(&stats));
+        let mut client = server.connect().await;
+        client.echo(b"hello\n").await;
+        client.echo(b"one\ntwo\n").await;
+        let bytes = (b"hello\n".len() + b"one\ntwo\n".len()) as u64;
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            (snapshot.net_input_bytes, snapshot.net_output_bytes),
+            (bytes, bytes),
+            "{event_loops:?}"
+        );
+        server.stop().await.expect("a clean shutdown");
+    }
 }

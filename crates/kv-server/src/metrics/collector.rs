@@ -60,8 +60,18 @@ impl Collector for KvCollector {
 }
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    counter_in(e, (name, help), None, value)
+}
+
+/// A counter with a unit (`kv_<name>_<unit>_total`).
+fn counter_in(
+    e: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    unit: Option<&Unit>,
+    value: u64,
+) -> fmt::Result {
     let metric = ConstCounter::new(value);
-    metric.encode(e.encode_descriptor(name, help, None, metric.metric_type())?)
+    metric.encode(e.encode_descriptor(name, help, unit, metric.metric_type())?)
 }
 
 fn gauge(
@@ -118,6 +128,27 @@ fn encode_server(e: &mut DescriptorEncoder, s: &StatsSnapshot) -> fmt::Result {
         "client_panics",
         "Connection tasks that panicked.",
         s.client_panics,
+    )?;
+    let handshakes = "TLS handshakes that failed, were refused or did not finish within 5 s.";
+    counter(
+        e,
+        "tls_handshake_failures",
+        handshakes,
+        s.tls_handshake_failures,
+    )?;
+    let input = "Bytes received from clients (over TLS, after decryption).";
+    counter_in(
+        e,
+        ("net_input", input),
+        Some(&Unit::Bytes),
+        s.net_input_bytes,
+    )?;
+    let output = "Bytes of replies sent to clients (over TLS, before encryption).";
+    counter_in(
+        e,
+        ("net_output", output),
+        Some(&Unit::Bytes),
+        s.net_output_bytes,
     )
 }
 

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::framing::{LineDecoder, LineTooLong};
-use crate::stats::ServerStats;
+use crate::stats::{ServerStats, Traffic};
 
 mod closing;
 pub(crate) mod transport;
@@ -75,6 +75,15 @@ enum Next {
     Stop,
 }
 
+/// What a connection is counted against while it lives.
+pub(crate) struct Accounting {
+    /// A slot of `max_connections`, held (never read) until the connection ends.
+    #[allow(dead_code)]
+    pub(crate) slot: OwnedSemaphorePermit,
+    /// Its event loop's byte counters.
+    pub(crate) traffic: Arc<Traffic>,
+}
+
 /// The state of one served client.
 pub(crate) struct Connection<S, T> {
     /// The client's stream: a TCP socket, or TLS over one.
@@ -99,8 +108,8 @@ pub(crate) struct Connection<S, T> {
     /// pushed back by every received byte. One timer for the connection's life, and no
     /// timer at all when the timeout is off.
     idle: Option<Pin<Box<Sleep>>>,
-    /// Counts this client against `--max-connections` until the connection ends.
-    _slot: OwnedSemaphorePermit,
+    /// What this client is counted against while it lives.
+    accounting: Accounting,
     /// Room to offer the next read (see `adapt_read_size`).
     read_size: usize,
 }
@@ -113,7 +122,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
         session: S,
         settings: Arc<ConnectionSettings>,
         (shutdown, hard_stop): (CancellationToken, CancellationToken),
-        slot: OwnedSemaphorePermit,
+        accounting: Accounting,
     ) -> Self {
         let idle = settings
             .idle_timeout
@@ -129,7 +138,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
             shutdown,
             hard_stop,
             idle,
-            _slot: slot,
+            accounting,
             read_size: MIN_READ_SIZE,
         }
     }
@@ -243,6 +252,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
             input,
             output,
             idle,
+            accounting,
             ..
         } = self;
         let mut consumed = 0;
@@ -272,7 +282,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 break flow;
             }
             if output.len() >= OUTPUT_HIGH_WATER {
-                write_out(stream, output, idle).await?;
+                write_out(stream, output, idle, &accounting.traffic).await?;
             }
         };
         input.advance(consumed);
@@ -281,7 +291,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
 
     /// Writes all pending replies.
     async fn flush(&mut self) -> io::Result<()> {
-        write_out(&mut self.stream, &mut self.output, &mut self.idle).await
+        let traffic = &self.accounting.traffic;
+        write_out(&mut self.stream, &mut self.output, &mut self.idle, traffic).await
     }
 
     /// Waits for and reads more input. While it waits with nothing buffered, the
@@ -295,6 +306,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
             read_size,
             shutdown,
             idle,
+            accounting,
             ..
         } = self;
         let read = tokio::select! {
@@ -305,7 +317,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
         };
         match read {
             Ok(0) => Ok(ReadOutcome::Eof),
-            Ok(_) => {
+            Ok(n) => {
+                accounting.traffic.received(n);
                 if let (Some(timer), Some(timeout)) = (idle, self.settings.idle_timeout) {
                     timer.as_mut().reset(Instant::now() + timeout);
                 }
@@ -372,10 +385,12 @@ async fn write_out(
     stream: &mut impl Transport,
     output: &mut BytesMut,
     idle: &mut Option<Pin<Box<Sleep>>>,
+    traffic: &Traffic,
 ) -> io::Result<()> {
     if output.is_empty() {
         return Ok(());
     }
+    traffic.sent(output.len());
     tokio::select! {
         biased;
         // TLS keeps what the socket did not take inside its own buffer until flushed.
@@ -430,7 +445,11 @@ mod tests {
             .expect("a free slot");
         let session = Echo.open_session(peer);
         let tokens = (CancellationToken::new(), CancellationToken::new());
-        let connection = Connection::new(stream, peer, session, settings, tokens, slot);
+        let accounting = Accounting {
+            slot,
+            traffic: settings.stats.traffic(),
+        };
+        let connection = Connection::new(stream, peer, session, settings, tokens, accounting);
         let size = std::mem::size_of_val(&connection.run());
         assert!(
             size <= 512,
