@@ -148,6 +148,12 @@ fn durable_mode_adds_commit_counters() {
     promtool_accepts(&text, &metrics);
     assert!(metrics.value("kv_durable_commits_total") >= 2.0);
     assert!(metrics.value("kv_durable_syncs_total") >= 1.0);
+    // Two frames past the journal's header; a new write makes it longer.
+    let journal = metrics.value("kv_durable_journal_bytes");
+    assert!(journal > 0.0, "{journal}");
+    ask(&mut c, b"PUT b k2 v2\r\n", b"OK\r\n");
+    let (_, later) = scrape(addr);
+    assert!(later.value("kv_durable_journal_bytes") > journal);
     assert_eq!(metrics.value("kv_durable_write_errors_total"), 0.0);
     assert_eq!(
         metrics.value("kv_durable_commit_duration_seconds_count"),

@@ -115,6 +115,9 @@ pub struct Persistence {
     pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
     /// The sum of those times, in nanoseconds.
     pub commit_latency_sum_nanos: u64,
+    /// Size of the journal being appended to, in bytes: it grows with every commit and
+    /// starts again after a compaction (README, "Durable mode").
+    pub journal_bytes: u64,
 }
 
 /// One bucket. A write is visible to every other handle once its future completes.

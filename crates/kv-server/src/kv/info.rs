@@ -144,6 +144,7 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
                 ("commits", persistence.commits.to_string()),
                 ("syncs", persistence.syncs.to_string()),
                 ("write_errors", persistence.write_errors.to_string()),
+                ("journal_bytes", persistence.journal_bytes.to_string()),
             ],
         );
     }

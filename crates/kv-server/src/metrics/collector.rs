@@ -260,6 +260,14 @@ fn encode_persistence(e: &mut DescriptorEncoder, p: &Persistence) -> fmt::Result
     )?;
     let errors = "Writes answered ERROR because the disk failed them.";
     counter(e, "durable_write_errors", errors, p.write_errors)?;
+    let journal = "Size of the journal being appended to; starts again after a compaction.";
+    gauge(
+        e,
+        "durable_journal",
+        journal,
+        Some(&Unit::Bytes),
+        p.journal_bytes,
+    )?;
     let help = "Time a group commit took to append its frame to the journal and, with \
                 --fsync always, fdatasync it.";
     let commits = Histogram {

@@ -154,6 +154,7 @@ impl Committer {
 
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
         let mut batch: Vec<(Vec<Op>, Ack)> = Vec::new();
+        self.stats.record_journal_len(self.journal.len());
         while let Some(first) = next_message(&mut queue) {
             let mut close = None;
             let mut sync_due = false;
@@ -190,6 +191,7 @@ impl Committer {
                 return;
             }
             self.maybe_compact();
+            self.stats.record_journal_len(self.journal.len());
         }
         self.close();
     }

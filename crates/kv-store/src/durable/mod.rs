@@ -308,6 +308,7 @@ impl Store for DurableStore {
                 write_errors: counters.write_errors,
                 commit_latency: counters.commit_latency,
                 commit_latency_sum_nanos: counters.commit_latency_sum_nanos,
+                journal_bytes: counters.journal_bytes,
             }),
             ..self.mirror.report()
         }

@@ -23,6 +23,7 @@ pub(crate) struct Counters {
     /// Commits per latency bucket (not cumulative).
     commit_latency: [AtomicU64; COMMIT_LATENCY_BUCKETS],
     commit_latency_sum_nanos: AtomicU64,
+    journal_bytes: AtomicU64,
 }
 
 /// The durable engine's work since it was opened.
@@ -40,6 +41,8 @@ pub struct DurableStats {
     pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
     /// The sum of those times, in nanoseconds.
     pub commit_latency_sum_nanos: u64,
+    /// Size of the journal being appended to, in bytes (it restarts after a compaction).
+    pub journal_bytes: u64,
 }
 
 impl Counters {
@@ -64,6 +67,11 @@ impl Counters {
         self.syncs.fetch_add(1, Relaxed);
     }
 
+    /// The journal being appended to is `bytes` long (after a group commit or a switch).
+    pub(crate) fn record_journal_len(&self, bytes: u64) {
+        self.journal_bytes.store(bytes, Relaxed);
+    }
+
     /// `writes` writes failed on the disk.
     pub(crate) fn record_write_errors(&self, writes: usize) {
         self.write_errors.fetch_add(writes as u64, Relaxed);
@@ -76,6 +84,7 @@ impl Counters {
             write_errors: self.write_errors.load(Relaxed),
             commit_latency: std::array::from_fn(|i| self.commit_latency[i].load(Relaxed)),
             commit_latency_sum_nanos: self.commit_latency_sum_nanos.load(Relaxed),
+            journal_bytes: self.journal_bytes.load(Relaxed),
         }
     }
 }
