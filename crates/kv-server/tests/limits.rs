@@ -8,7 +8,7 @@ pub mod common;
 use std::thread;
 use std::time::Duration;
 
-use common::{Client, TestServer, PATIENCE};
+use common::{ask, Client, TestServer, PATIENCE};
 
 const TOO_MANY: &[u8] = b"ERROR too many connections\r\n";
 const TOO_LONG: &[u8] = b"ERROR line too long\r\n";
@@ -84,10 +84,9 @@ fn running_out_of_file_descriptors_neither_crashes_nor_floods_and_recovers_by_it
     // Soft and hard 64: the server raises soft to hard, so 64 it is.
     let server = TestServer::builder()
         .wrapped_in(["/usr/bin/prlimit", "--nofile=64:64"])
-        .args(["--mode", "echo"])
         .start();
     let mut early = server.connect();
-    early.echo(b"connected before the shortage\r\n");
+    ask(&mut early, b"PING\r\n", b"PONG\r\n");
 
     // More clients than descriptors: the kernel completes the handshakes (backlog), the
     // server's accept(2) fails with EMFILE.
@@ -104,12 +103,34 @@ fn running_out_of_file_descriptors_neither_crashes_nor_floods_and_recovers_by_it
         "{warnings} accept-failure log lines in ~3 s: the log is flooded"
     );
     // Clients accepted before the shortage are served throughout.
-    early.echo(b"still served during the shortage\r\n");
+    ask(&mut early, b"PING\r\n", b"PONG\r\n");
 
     // Free descriptors: every waiting client is served without any outside help.
     drop(crowd);
     let mut later = server.connect();
-    later.echo(b"served after recovery\r\n");
-    early.echo(b"and the early one too\r\n");
+    ask(&mut later, b"PING\r\n", b"PONG\r\n");
+    ask(&mut early, b"PING\r\n", b"PONG\r\n");
     assert!(server.is_running());
+    // Counted, and as what they were.
+    later.send(b"INFO supervision\r\n");
+    let mut report = String::new();
+    while !report.ends_with("OK\r\n") {
+        report.push_str(&String::from_utf8_lossy(&later.read_line()));
+    }
+    let field = |name: &str| -> u64 {
+        let line = report.lines().find(|l| l.starts_with(&format!("{name}:")));
+        let value = line
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or_else(|| panic!("{name} in {report}"));
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} in {report}"))
+    };
+    assert!(field("accept_errors") > 0, "{report}");
+    assert_eq!(
+        field("accept_errors_descriptors"),
+        field("accept_errors"),
+        "{report}"
+    );
 }

@@ -121,7 +121,9 @@ impl<P: Protocol> Acceptor<P> {
                 Err(e) => match classify(&e) {
                     AcceptError::ClientGone => debug!("client vanished before accept: {e}"),
                     AcceptError::OutOfResources => {
-                        self.connections.settings.stats.accept_failed();
+                        let descriptors =
+                            matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                        self.connections.settings.stats.accept_failed(descriptors);
                         if let Some(not_logged) = log.allow() {
                             warn!(
                                 "accept failed: {e}; backing off {} ms ({not_logged} similar \

@@ -20,6 +20,7 @@ pub struct ServerStats {
     rejected_connections: AtomicU64,
     acceptor_restarts: AtomicU64,
     accept_errors: AtomicU64,
+    accept_errors_descriptors: AtomicU64,
     client_panics: AtomicU64,
     tls_handshake_failures: AtomicU64,
     /// One per event loop (and one for connections on the caller's runtime).
@@ -74,6 +75,9 @@ pub struct StatsSnapshot {
     pub acceptor_restarts: u64,
     /// `accept(2)` failures for lack of resources (descriptors, memory).
     pub accept_errors: u64,
+    /// Those of them for lack of file descriptors (`EMFILE`, `ENFILE`); the rest were for
+    /// lack of memory or buffers (`ENOMEM`, `ENOBUFS`).
+    pub accept_errors_descriptors: u64,
     /// Connection tasks that panicked.
     pub client_panics: u64,
     /// TLS handshakes that failed, were refused or took too long.
@@ -93,6 +97,7 @@ impl Default for ServerStats {
             rejected_connections: AtomicU64::new(0),
             acceptor_restarts: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
+            accept_errors_descriptors: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             traffic: Mutex::new(Vec::new()),
@@ -129,6 +134,7 @@ impl ServerStats {
             rejected_connections: self.rejected_connections.load(Relaxed),
             acceptor_restarts: self.acceptor_restarts.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            accept_errors_descriptors: self.accept_errors_descriptors.load(Relaxed),
             client_panics: self.client_panics.load(Relaxed),
             tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
         }
@@ -154,8 +160,13 @@ impl ServerStats {
         self.acceptor_restarts.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn accept_failed(&self) {
+    /// `descriptors`: out of file descriptors (`EMFILE`, `ENFILE`); otherwise out of
+    /// memory or buffers (`ENOMEM`, `ENOBUFS`).
+    pub(crate) fn accept_failed(&self, descriptors: bool) {
         self.accept_errors.fetch_add(1, Relaxed);
+        if descriptors {
+            self.accept_errors_descriptors.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn client_panicked(&self) {

@@ -123,6 +123,10 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
         &[
             ("acceptor_restarts", server.acceptor_restarts.to_string()),
             ("accept_errors", server.accept_errors.to_string()),
+            (
+                "accept_errors_descriptors",
+                server.accept_errors_descriptors.to_string(),
+            ),
             ("client_panics", server.client_panics.to_string()),
         ],
     );

@@ -122,7 +122,11 @@ fn encode_server(e: &mut DescriptorEncoder, s: &StatsSnapshot) -> fmt::Result {
     let restarts = "Times the acceptor failed and was restarted by its supervisor.";
     counter(e, "acceptor_restarts", restarts, s.acceptor_restarts)?;
     let accept = "accept(2) failures for lack of resources (descriptors, memory).";
-    counter(e, "accept_errors", accept, s.accept_errors)?;
+    let by_kind = [
+        ("descriptors", s.accept_errors_descriptors),
+        ("memory", s.accept_errors - s.accept_errors_descriptors),
+    ];
+    labelled_counter(e, ("accept_errors", accept, "kind"), &by_kind)?;
     counter(
         e,
         "client_panics",
