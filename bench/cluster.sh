@@ -145,19 +145,5 @@ for conns, pipeline in shapes:
         print(f"| {conns} × {pipeline} | {label} | {ops:,.0f} ({vals}) | {p50:,.0f} | {p99:,.0f} | {errs} | {ops / memory_ops:.2f}× |")
 PY
 )
-python3 - "$OUT" "$section" <<'PY'
-import sys, re
-path, section = sys.argv[1], sys.argv[2]
-begin, end = "<!-- cluster.sh:begin -->", "<!-- cluster.sh:end -->"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Benchmarks\n"
-block = f"{begin}\n{section}\n{end}"
-if begin in text:
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+write_section cluster.sh "$OUT" "$section"
 log "wrote $OUT"

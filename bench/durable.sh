@@ -94,19 +94,5 @@ for conns, pipeline in shapes:
         print(f"| {conns} × {pipeline} | {label} | {ops:,.0f} ({vals}) | {cpu:.1f} | {p99:,.0f} | {errs} | {ratio} |")
 PY
 )
-python3 - "$OUT" "$section" <<'PY'
-import sys, re
-path, section = sys.argv[1], sys.argv[2]
-begin, end = "<!-- durable.sh:begin -->", "<!-- durable.sh:end -->"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Benchmarks\n"
-block = f"{begin}\n{section}\n{end}"
-if begin in text:
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+write_section durable.sh "$OUT" "$section"
 log "wrote $OUT"

@@ -36,3 +36,24 @@ install_redis() {
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 }
+
+# write_section NAME FILE TEXT: puts TEXT into FILE between the markers
+# `<!-- NAME:begin -->` and `<!-- NAME:end -->`, replacing what was there (or appending the
+# block if FILE has none), so a script's latest run replaces its previous one.
+write_section() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys, re
+name, path, section = sys.argv[1:4]
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+block = f"{begin}\n{section}\n{end}"
+if begin in text:
+    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
+else:
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
+}

@@ -169,19 +169,5 @@ if idles:
           f"{per['tls', False] - per['plain', False]:,.0f} | |")
 PY
 )
-python3 - "$OUT" "$section" <<'PY'
-import sys, re
-path, section = sys.argv[1], sys.argv[2]
-begin, end = "<!-- tls.sh:begin -->", "<!-- tls.sh:end -->"
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = "# Benchmarks\n"
-block = f"{begin}\n{section}\n{end}"
-if begin in text:
-    text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text, flags=re.S)
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(path, "w").write(text)
-PY
+write_section tls.sh "$OUT" "$section"
 log "wrote $OUT"

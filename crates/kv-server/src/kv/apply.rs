@@ -18,7 +18,7 @@ use kv_protocol::{Create, Delete, Get, Put, Reply, Request};
 use kv_store::{Bucket, Outcome, Pipeline, Store, StoreError};
 use line_server::Flow;
 
-use super::counters::{self, ErrorKind, Verb};
+use super::counters::{self, ErrorKind};
 use super::{cached_bucket, KvSession};
 
 impl<S: Store> KvSession<S> {
@@ -32,7 +32,7 @@ impl<S: Store> KvSession<S> {
         ) {
             self.flush_queued(out).await;
         }
-        counters::count_verb(verb(&request));
+        counters::count_verb(request.verb());
         let done = match request {
             Request::Create(create) => self.create(create, out).await,
             Request::Put(put) => self.put(put, out).await,
@@ -168,17 +168,4 @@ fn answer_now(done: Option<Result<(), StoreError>>, out: &mut BytesMut) -> Resul
 fn not_found(out: &mut BytesMut) {
     counters::count_error(ErrorKind::NotFound);
     Reply::NotFound.encode(out);
-}
-
-/// The verb `request` is counted under.
-fn verb(request: &Request<'_>) -> Verb {
-    match request {
-        Request::Create(_) => Verb::Create,
-        Request::Put(_) => Verb::Put,
-        Request::Get(_) => Verb::Get,
-        Request::Delete(_) => Verb::Delete,
-        Request::Ping => Verb::Ping,
-        Request::Quit => Verb::Quit,
-        Request::Info { .. } => Verb::Info,
-    }
 }

@@ -18,42 +18,22 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// A command, as counted: the verbs KV mode runs itself. `AUTH` and `DEBUG` are answered
-/// by wrappers in front of it (`line_server::Auth`, `Faulty`) and are not counted here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
-    Create,
-    Put,
-    Get,
-    Delete,
-    Ping,
-    Quit,
-    Info,
-}
+/// A command, as counted: the verbs KV mode runs itself (kv-protocol's). `AUTH` and
+/// `DEBUG` are answered by wrappers in front of it (`line_server::Auth`, `Faulty`) and are
+/// not counted here.
+pub use kv_protocol::Verb;
 
-impl Verb {
-    /// Every verb, in the order reports list them.
-    pub const ALL: [Verb; 7] = [
-        Verb::Create,
-        Verb::Put,
-        Verb::Get,
-        Verb::Delete,
-        Verb::Ping,
-        Verb::Quit,
-        Verb::Info,
-    ];
-
-    /// Lower-case name, as Redis' `cmdstat_<name>` and the metrics' `verb` label use it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Verb::Create => "create",
-            Verb::Put => "put",
-            Verb::Get => "get",
-            Verb::Delete => "delete",
-            Verb::Ping => "ping",
-            Verb::Quit => "quit",
-            Verb::Info => "info",
-        }
+/// Lower-case name of `verb`, as Redis' `cmdstat_<name>` and the metrics' `verb` label
+/// use it.
+pub fn verb_name(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Create => "create",
+        Verb::Put => "put",
+        Verb::Get => "get",
+        Verb::Delete => "delete",
+        Verb::Ping => "ping",
+        Verb::Quit => "quit",
+        Verb::Info => "info",
     }
 }
 

@@ -166,7 +166,12 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
     }
     let calls: Vec<_> = Verb::ALL
         .iter()
-        .map(|v| (format!("cmdstat_{}", v.name()), totals.verb(*v)))
+        .map(|v| {
+            (
+                format!("cmdstat_{}", counters::verb_name(*v)),
+                totals.verb(*v),
+            )
+        })
         .collect();
     let errors: Vec<_> = ErrorKind::ALL
         .iter()
