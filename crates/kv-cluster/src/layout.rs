@@ -67,6 +67,18 @@ impl Op {
     /// The command that carries it out on the bucket under `key`; `script_sha` is the SHA-1
     /// of [`WRITE_SCRIPT`] (`EVALSHA` sends 40 bytes instead of the script).
     pub fn command(&self, key: &[u8], script_sha: &str) -> Cmd {
+        self.command_with(key, ("EVALSHA", script_sha))
+    }
+
+    /// The same with the script's text (`EVAL`): for a node that does not have the script
+    /// (`NOSCRIPT`). Unlike `SCRIPT LOAD`, it names the key, so it follows the cluster's
+    /// redirects to the node that holds the bucket, and that node caches the script.
+    pub fn command_with_script(&self, key: &[u8]) -> Cmd {
+        self.command_with(key, ("EVAL", WRITE_SCRIPT))
+    }
+
+    /// `(verb, script)`: `EVALSHA` with the SHA-1, or `EVAL` with the text.
+    fn command_with(&self, key: &[u8], (eval, script): (&str, &str)) -> Cmd {
         match self {
             Op::Get(field) => {
                 let mut cmd = redis::cmd("HMGET");
@@ -74,14 +86,14 @@ impl Op {
                 cmd
             }
             Op::Put(field, value) => {
-                let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(script_sha).arg(1).arg(key).arg(&field[..]);
+                let mut cmd = redis::cmd(eval);
+                cmd.arg(script).arg(1).arg(key).arg(&field[..]);
                 cmd.arg(&value[..]);
                 cmd
             }
             Op::Delete(field) => {
-                let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(script_sha).arg(1).arg(key).arg(&field[..]);
+                let mut cmd = redis::cmd(eval);
+                cmd.arg(script).arg(1).arg(key).arg(&field[..]);
                 cmd
             }
         }

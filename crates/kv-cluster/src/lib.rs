@@ -128,6 +128,10 @@ pub struct ClusterStore {
 struct Shared {
     /// The redis client's cluster connection: a handle to its task, cheap to clone.
     connection: ClusterConnection,
+    /// With `--cluster-wait-replicas`: a second one, for the pipelines that end in `WAIT`
+    /// (Redis blocks a connection while its `WAIT` is pending; reads and other buckets'
+    /// requests must not queue behind it).
+    wait_connection: Option<ClusterConnection>,
     options: ClusterOptions,
     /// [`layout::WRITE_SCRIPT`], for its SHA-1 and for loading it into a node that lacks it.
     script: Script,
@@ -158,13 +162,21 @@ impl ClusterStore {
             nodes: options.nodes.join(","),
             reason,
         };
-        let connection = tokio::time::timeout(timeout, client.get_async_connection())
-            .await
-            .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
-            .map_err(|e| unreachable(e.to_string()))?;
+        let connect = || async {
+            tokio::time::timeout(timeout, client.get_async_connection())
+                .await
+                .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
+                .map_err(|e| unreachable(e.to_string()))
+        };
+        let connection = connect().await?;
+        let wait_connection = match options.wait_replicas {
+            0 => None,
+            _ => Some(connect().await?),
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 connection,
+                wait_connection,
                 script: Script::new(layout::WRITE_SCRIPT),
                 stats: Counters::default(),
                 options,

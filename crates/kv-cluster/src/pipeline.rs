@@ -124,7 +124,8 @@ pub(crate) async fn create(
     pipe.add_command(layout::create_command(key));
     add_wait(shared, &mut pipe, deadline);
     shared.stats.sent(1);
-    let replies = send(shared, key, pipe, 1, deadline).await?;
+    let waits = shared.options.wait_replicas > 0;
+    let replies = send(shared, key, pipe, (1, waits), deadline).await?;
     check_wait(shared, &replies, 1)?;
     match replies.first() {
         Some(Value::Int(_)) => Ok(()),
@@ -136,9 +137,14 @@ pub(crate) async fn create(
 }
 
 /// Carries out `ops` on the bucket under `key` as one pipeline, ending in `WAIT` when it
-/// writes and replicas must acknowledge; one result per op, in order. A script the node
-/// does not have yet (`NOSCRIPT`: a new or restarted node) is loaded and the pipeline sent
-/// once more: no write ran the first time, and reading again is harmless.
+/// writes and replicas must acknowledge; one result per op, in order.
+///
+/// A node without the write script (`NOSCRIPT`: a new or restarted node) ran none of the
+/// writes that got that reply. Everything from the first of them on is sent again, the
+/// writes with the script's text (`EVAL`, which names the key, so it follows redirects and
+/// leaves the script cached on the right node), so that the reads after a write still see
+/// it. What ran before it is not sent twice; a write after it that ran anyway (another
+/// front-end loaded the script meanwhile) is, with the same value.
 pub(crate) async fn execute(
     shared: &Shared,
     key: &[u8],
@@ -146,30 +152,52 @@ pub(crate) async fn execute(
     deadline: Instant,
 ) -> Vec<Result<Outcome, StoreError>> {
     shared.stats.sent(ops.len());
-    let mut loaded = false;
-    loop {
-        let pipe = build(shared, key, ops, deadline);
-        let replies = match send(shared, key, pipe, ops.len(), deadline).await {
-            Ok(replies) => replies,
-            Err(e) => return vec![Err(e); ops.len()],
-        };
-        if !loaded && replies.iter().any(is_no_script) {
-            loaded = true;
-            if let Err(e) = load_script(shared, key, deadline).await {
-                return vec![Err(e); ops.len()];
-            }
-            continue;
-        }
+    let sha = shared.script.get_hash();
+    let first = build(
+        shared,
+        ops.iter().map(|op| op.command(key, sha)),
+        ops,
+        deadline,
+    );
+    let mut replies = match send(shared, key, first, sending(shared, ops), deadline).await {
+        Ok(replies) => replies,
+        Err(e) => return vec![Err(e); ops.len()],
+    };
+    let Some(from) = replies.iter().take(ops.len()).position(is_no_script) else {
         return outcomes(shared, ops, replies);
+    };
+    let again = &ops[from..];
+    let commands = again.iter().map(|op| match op.is_write() {
+        true => op.command_with_script(key),
+        false => op.command(key, sha),
+    });
+    let retry = build(shared, commands, again, deadline);
+    let retried = match send(shared, key, retry, sending(shared, again), deadline).await {
+        Ok(retried) => retried,
+        Err(e) => {
+            let mut results = outcomes(shared, ops, replies);
+            results[from..].fill(Err(e));
+            return results;
+        }
+    };
+    // The retry's replies, its WAIT's included (which speaks for every write before it on
+    // this connection), take the places of the first's from `from` on.
+    for (slot, reply) in replies[from..].iter_mut().zip(retried) {
+        *slot = reply;
     }
+    outcomes(shared, ops, replies)
 }
 
-/// The pipeline for `ops`.
-fn build(shared: &Shared, key: &[u8], ops: &[&Op], deadline: Instant) -> redis::Pipeline {
-    let sha = shared.script.get_hash();
+/// A pipeline of `commands` (one per op of `ops`), ending in `WAIT` if any op writes.
+fn build(
+    shared: &Shared,
+    commands: impl Iterator<Item = redis::Cmd>,
+    ops: &[&Op],
+    deadline: Instant,
+) -> redis::Pipeline {
     let mut pipe = redis::pipe();
-    for op in ops {
-        pipe.add_command(op.command(key, sha));
+    for command in commands {
+        pipe.add_command(command);
     }
     if ops.iter().any(|op| op.is_write()) {
         add_wait(shared, &mut pipe, deadline);
@@ -236,17 +264,22 @@ fn check_wait(shared: &Shared, replies: &[Value], at: usize) -> Result<(), Store
 }
 
 /// Sends `pipe`, which carries `requests` client requests, to the master of the slot `key`
-/// hashes to, within `deadline`.
+/// hashes to, within `deadline`. A pipeline that ends in `WAIT` (`waits`) goes over a
+/// connection of its own: Redis blocks the connection a `WAIT` was sent on until replicas
+/// answer, and every other request queued behind it there would wait too.
 async fn send(
     shared: &Shared,
     key: &[u8],
     pipe: redis::Pipeline,
-    requests: usize,
+    (requests, waits): (usize, bool),
     deadline: Instant,
 ) -> Result<Vec<Value>, StoreError> {
     let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
     let count = pipe.len();
-    let mut connection = shared.connection.clone();
+    let mut connection = match (&shared.wait_connection, waits) {
+        (Some(connection), true) => connection.clone(),
+        _ => shared.connection.clone(),
+    };
     shared.stats.round_trip();
     let sent = connection.route_pipeline(pipe, 0, count, route);
     match tokio::time::timeout_at(deadline, sent).await {
@@ -256,14 +289,11 @@ async fn send(
     }
 }
 
-/// `SCRIPT LOAD` of the write script on the node that holds `key`.
-async fn load_script(shared: &Shared, key: &[u8], deadline: Instant) -> Result<(), StoreError> {
-    let mut pipe = redis::pipe();
-    pipe.cmd("SCRIPT").arg("LOAD").arg(layout::WRITE_SCRIPT);
-    match send(shared, key, pipe, 1, deadline).await?.first() {
-        Some(Value::ServerError(e)) => Err(shared.stats.failed(1, format!("cluster: {e}"))),
-        _ => Ok(()),
-    }
+/// What [`send`] needs to know of a pipeline carrying `ops`: how many client requests it
+/// carries, and whether it ends in `WAIT`.
+fn sending(shared: &Shared, ops: &[&Op]) -> (usize, bool) {
+    let waits = shared.options.wait_replicas > 0 && ops.iter().any(|op| op.is_write());
+    (ops.len(), waits)
 }
 
 fn is_no_script(reply: &Value) -> bool {

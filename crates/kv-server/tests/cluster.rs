@@ -344,3 +344,92 @@ fn an_unreachable_cluster_stops_start_up_with_a_clear_message() {
         finished.stderr
     );
 }
+
+/// With `--cluster-wait-replicas`, a replica that acknowledges nothing fails the writes
+/// (`ERROR`, never `OK`, within the timeout) and holds up no one else: a `WAIT` blocks the
+/// Redis connection it was sent on, so writes that wait go over a connection of their own
+/// (found in review: a GET of another bucket on the same master timed out behind it).
+#[test]
+fn a_replica_that_acknowledges_nothing_fails_writes_and_holds_up_no_read() {
+    let cluster = RedisCluster::start();
+    let timeout = TIMEOUT_MS.to_string();
+    let args = [
+        "--cluster-wait-replicas",
+        "1",
+        "--store-timeout-ms",
+        &timeout,
+    ];
+    let server = front_end(&cluster, &args);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE w\r\n", b"OK\r\n");
+    let master = cluster.master_of(b"{}kv:w");
+    // Another bucket on the same master.
+    let other = (0..)
+        .map(|i| format!("r{i}"))
+        .find(|name| cluster.master_of(format!("{{}}kv:{name}").as_bytes()) == master)
+        .expect("a bucket on the same master");
+    ask(&mut c, format!("CREATE {other}\r\n").as_bytes(), b"OK\r\n");
+    ask(&mut c, format!("PUT {other} k v\r\n").as_bytes(), b"OK\r\n");
+
+    let replica = cluster.replica_of(master);
+    cluster.freeze(replica, true);
+    let mut writer = Loader::connect(&server);
+    writer
+        .writer
+        .write_all(b"PUT w k v\r\n")
+        .expect("send the PUT");
+    let sent = Instant::now();
+    // Answered while the PUT still waits for its replica.
+    let (got, _) = Loader::connect(&server).request(&format!("GET {other} k"));
+    assert_eq!(got, "v\r\nOK\r\n");
+    writer.writer.set_nonblocking(true).expect("non-blocking");
+    let mut early = [0u8; 1];
+    let pending = writer.reader.get_ref().peek(&mut early);
+    assert!(
+        matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the PUT was answered before the GET of another bucket: {pending:?}"
+    );
+    writer.writer.set_nonblocking(false).expect("blocking");
+    let mut reply = String::new();
+    writer
+        .reader
+        .read_line(&mut reply)
+        .expect("the PUT's reply");
+    assert!(reply.starts_with("ERROR only 0 of 1 replicas"), "{reply:?}");
+    assert!(sent.elapsed() < Duration::from_millis(TIMEOUT_MS) + Duration::from_secs(1));
+    cluster.freeze(replica, false);
+}
+
+/// Queued GETs hold their values until the flush: a long pipelined burst of them is
+/// flushed in slices, so what one client makes the server hold stays bounded (found in
+/// review: 8,000 GETs of a 60 KB value took the server to 785 MB).
+#[test]
+fn pipelined_gets_of_large_values_keep_the_server_small() {
+    let cluster = RedisCluster::start();
+    let server = front_end(&cluster, &[]);
+    let mut c = server.connect();
+    ask(&mut c, b"CREATE big\r\n", b"OK\r\n");
+    let value = "x".repeat(50_000);
+    ask(
+        &mut c,
+        format!("PUT big k {value}\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    let requests = 2_000;
+    let burst = "GET big k\r\n".repeat(requests);
+    let reader = {
+        let mut stream = c.stream().try_clone().expect("clone");
+        let expected = (value.len() + 6) * requests;
+        thread::spawn(move || {
+            let mut got = vec![0u8; expected];
+            std::io::Read::read_exact(&mut stream, &mut got).map(|()| got)
+        })
+    };
+    c.send(burst.as_bytes());
+    let got = reader.join().expect("reader").expect("every reply");
+    let one = format!("{value}\r\nOK\r\n");
+    assert!(got.chunks(one.len()).all(|reply| reply == one.as_bytes()));
+    // 100 MB of replies went through; the server never held more than a slice of them.
+    let peak_kib = common::proc::status_field(server.pid(), "VmHWM");
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+}

@@ -21,6 +21,14 @@ use line_server::Flow;
 use super::counters::{self, ErrorKind};
 use super::{cached_bucket, KvSession};
 
+/// With an engine that queues reads: a GET that finds this many requests queued flushes
+/// them. The values they read wait in memory until the flush, and the connection writes
+/// output out only between lines, so this bounds what one client's pipelined GETs make the
+/// server hold (64 values of up to `--max-line-bytes` each); 2,000 pipelined requests still
+/// travel in about 32 round trips. Writes are not capped: their replies are a few bytes,
+/// and a durable group commit should take all of them.
+const MAX_QUEUED_READS: usize = 64;
+
 impl<S: Store> KvSession<S> {
     /// Runs `request` and appends its reply to `out` (or queues a write, whose reply comes
     /// with the flush).
@@ -92,6 +100,9 @@ impl<S: Store> KvSession<S> {
             Err(e) => return self.answer_unqueued(Err(e), out).await,
         };
         if self.pipeline.get(bucket, get.key) {
+            if self.pipeline.queued() >= MAX_QUEUED_READS {
+                flush_into(&mut self.pipeline, out).await;
+            }
             return Ok(());
         }
         flush_into(&mut self.pipeline, out).await;

@@ -170,6 +170,25 @@ impl RedisCluster {
         }
     }
 
+    /// Stops (`SIGSTOP`, `pause`) or resumes (`SIGCONT`) the node on `port`: a node that is
+    /// alive but answers nothing. A stopped node is still killed by `Drop`.
+    pub fn freeze(&self, port: u16, pause: bool) {
+        let Some(pid) = self
+            .nodes
+            .iter()
+            .find(|(p, _)| *p == port)
+            .and_then(|(_, child)| child.as_ref().map(|c| c.id()))
+        else {
+            panic!("no live node on port {port}");
+        };
+        let signal = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+        let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+        // SAFETY: kill(2) with a pid this fixture spawned and still owns (not yet waited
+        // for, so not reused) and a valid signal number; it touches no memory of ours.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "kill({pid}, {signal})");
+    }
+
     fn live_ports(&self) -> Vec<u16> {
         self.nodes
             .iter()
