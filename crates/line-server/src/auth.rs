@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
@@ -67,7 +68,9 @@ impl fmt::Debug for Password {
 #[derive(Debug)]
 pub struct Auth<P> {
     inner: P,
-    password: Option<Password>,
+    /// Shared by every session: 8 bytes each, not a copy of the digest per connection
+    /// (what a session holds is paid for by every idle client).
+    password: Option<Arc<Password>>,
     protected_mode: bool,
 }
 
@@ -77,7 +80,7 @@ impl<P> Auth<P> {
     pub fn new(inner: P, password: Option<Password>, protected_mode: bool) -> Self {
         Self {
             inner,
-            password,
+            password: password.map(Arc::new),
             protected_mode,
         }
     }
@@ -99,8 +102,8 @@ enum Standing {
 pub struct AuthSession<S> {
     inner: S,
     standing: Standing,
-    /// The password, shared with every session (the digest is small; a clone is cheap).
-    password: Option<Password>,
+    /// The password, shared with every session.
+    password: Option<Arc<Password>>,
 }
 
 impl<P: Protocol> Protocol for Auth<P> {
