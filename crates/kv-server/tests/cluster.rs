@@ -46,10 +46,22 @@ fn info_number(c: &mut Client, name: &str) -> u64 {
 #[test]
 fn a_server_on_a_cluster_answers_as_in_memory_mode_and_pipelines_its_round_trips() {
     let cluster = RedisCluster::start();
-    let a = front_end(&cluster, &[]);
+    let a = front_end(&cluster, &["--metrics-port", "0"]);
     the_protocol_replies_are_those_of_memory_mode(&a);
     two_front_ends_see_each_others_writes(&cluster, &a);
     two_thousand_pipelined_requests_are_answered_in_order_in_few_round_trips(&a);
+    the_cluster_counters_are_in_the_metrics(&a);
+}
+
+/// `/metrics` in cluster mode: the engine's traffic, and no key or bucket counts (the
+/// data is the cluster's).
+fn the_cluster_counters_are_in_the_metrics(server: &TestServer) {
+    let reply = common::http::get(common::http::metrics_addr(server), "/metrics");
+    let metrics = common::openmetrics::check(&reply.body).expect("valid /metrics");
+    assert!(metrics.value("kv_cluster_round_trips_total") > 0.0);
+    assert!(metrics.value("kv_cluster_requests_total") >= 2000.0);
+    assert_eq!(metrics.value("kv_cluster_timeouts_total"), 0.0);
+    assert!(!metrics.families.contains_key("kv_keys"), "{}", reply.body);
 }
 
 fn the_protocol_replies_are_those_of_memory_mode(server: &TestServer) {

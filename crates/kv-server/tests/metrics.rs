@@ -21,13 +21,8 @@ fn start(args: &[&str]) -> (TestServer, SocketAddr) {
         .args(["--metrics-port", "0"])
         .args(args)
         .start();
-    let line = server.wait_for_log("Serving metrics on port", PATIENCE);
-    let port = line
-        .rsplit(' ')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (server, SocketAddr::from(([127, 0, 0, 1], port)))
+    let addr = common::http::metrics_addr(&server);
+    (server, addr)
 }
 
 /// `/metrics`, checked.

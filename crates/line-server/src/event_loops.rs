@@ -78,10 +78,7 @@ impl<P: Protocol> Connections<P> {
                                 .run()
                                 .await
                         }
-                        Err(e) => {
-                            settings.stats.tls_handshake_failed();
-                            debug!(peer = %peer, "TLS handshake failed: {e}");
-                        }
+                        Err(e) => crate::tls::handshake_failed(&settings.stats, peer, &e),
                     }
                 };
                 self.track(connection, load);

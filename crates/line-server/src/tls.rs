@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,9 +22,29 @@ use rustls::{RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info};
 
 use crate::connection::transport::{SocketReader, Transport};
 use crate::connection::MAX_READ_SIZE;
+use crate::stats::ServerStats;
+use crate::throttle::Throttle;
+
+/// Handshake failures are logged at most once a minute: any client can cause one.
+static FAILURES_LOGGED: Throttle = Throttle::new(Duration::from_secs(60));
+
+/// Counts a failed handshake and says why, at most once a minute (an operator needs the
+/// reason — an untrusted CA, a missing or outdated client certificate, a plaintext client —
+/// and a flood of bad clients must not flood the log); the rest at debug level.
+pub(crate) fn handshake_failed(stats: &ServerStats, peer: SocketAddr, e: &io::Error) {
+    stats.tls_handshake_failed();
+    match FAILURES_LOGGED.allow() {
+        Some(held_back) => info!(
+            peer = %peer,
+            "TLS handshake failed: {e} ({held_back} other failure(s) not logged in the last minute)"
+        ),
+        None => debug!(peer = %peer, "TLS handshake failed: {e}"),
+    }
+}
 
 /// TLS settings of a server ([`crate::ServerConfig::tls`]): cheap to clone (the rustls
 /// configuration is shared).

@@ -106,6 +106,7 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
                 totals.commands_processed().to_string(),
             ),
             ("keyspace_hits", totals.hits.to_string()),
+            ("keyspace_misses", totals.misses.to_string()),
             ("total_net_input_bytes", server.net_input_bytes.to_string()),
             (
                 "total_net_output_bytes",
@@ -115,7 +116,6 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
                 "tls_handshake_failures",
                 server.tls_handshake_failures.to_string(),
             ),
-            ("keyspace_misses", totals.misses.to_string()),
         ],
     );
     section(

@@ -8,7 +8,7 @@ use std::fmt::{self, Debug};
 use std::sync::Arc;
 
 use kv_server::kv::counters::{self, ErrorKind, Totals, Verb, LATENCY_BOUNDS_MICROS};
-use kv_store::{Persistence, StoreReport, COMMIT_LATENCY_BOUNDS_MICROS};
+use kv_store::{ClusterStats, Persistence, StoreReport, COMMIT_LATENCY_BOUNDS_MICROS};
 use line_server::{ServerStats, StatsSnapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -235,6 +235,10 @@ fn histogram(e: &mut DescriptorEncoder, (name, help): (&str, &str), h: &Histogra
 
 /// Data size and, in durable mode, commits.
 fn encode_store(e: &mut DescriptorEncoder, r: &StoreReport) -> fmt::Result {
+    if let Some(cluster) = &r.cluster {
+        // The data is the cluster's: counting it would mean scanning every node.
+        return encode_cluster(e, cluster);
+    }
     gauge(e, "buckets", "Buckets.", None, r.buckets)?;
     gauge(e, "keys", "Keys in all buckets.", None, r.keys)?;
     let used = "What the data holds, as --maxmemory counts it.";
@@ -250,6 +254,26 @@ fn encode_store(e: &mut DescriptorEncoder, r: &StoreReport) -> fmt::Result {
         Some(p) => encode_persistence(e, p),
         None => Ok(()),
     }
+}
+
+/// Cluster mode: the engine's traffic with the Redis Cluster.
+fn encode_cluster(e: &mut DescriptorEncoder, c: &ClusterStats) -> fmt::Result {
+    let trips = "Pipelines and commands sent to the Redis Cluster (one round trip each).";
+    counter(e, "cluster_round_trips", trips, c.round_trips)?;
+    let requests = "Requests carried out on the Redis Cluster.";
+    counter(e, "cluster_requests", requests, c.requests)?;
+    let errors = "Requests answered ERROR because the cluster refused or failed them.";
+    counter(e, "cluster_errors", errors, c.errors)?;
+    let timeouts = "Requests answered ERROR because the cluster did not answer in time.";
+    counter(e, "cluster_timeouts", timeouts, c.timeouts)?;
+    let wait = "--cluster-wait-replicas: replicas a write must reach before its OK.";
+    gauge(
+        e,
+        "cluster_wait_replicas",
+        wait,
+        None,
+        u64::from(c.wait_replicas),
+    )
 }
 
 fn encode_persistence(e: &mut DescriptorEncoder, p: &Persistence) -> fmt::Result {

@@ -4,7 +4,19 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use super::PATIENCE;
+use super::{TestServer, PATIENCE};
+
+/// Where `server` (started with `--metrics-port 0`) serves its metrics, from its log line
+/// `Serving metrics on port N`.
+pub fn metrics_addr(server: &TestServer) -> SocketAddr {
+    let line = server.wait_for_log("Serving metrics on port", PATIENCE);
+    let port = line
+        .rsplit(' ')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
 
 /// A reply: its status code and body.
 #[derive(Debug)]
