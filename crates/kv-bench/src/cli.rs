@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// an IP address) [default: localhost].
     #[arg(long, value_name = "NAME", requires = "tls")]
     pub tls_server_name: Option<String>,
+    /// `AUTH` with this password on every connection before anything else (a kv-server
+    /// started with `--requirepass`); KV protocol only. Env: KV_BENCH_PASSWORD.
+    #[arg(long, env = "KV_BENCH_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 /// What a run should do.
@@ -154,6 +158,9 @@ impl RunArgs {
             }),
             _ => None,
         };
+        if self.password.is_some() && self.proto != Proto::Kv {
+            return Err("--password is for the KV protocol (--proto kv)".into());
+        }
         if let Some(conns) = self.idle {
             return Ok(Plan::Idle(IdleConfig {
                 label,
@@ -164,6 +171,7 @@ impl RunArgs {
                 settle: self.warmup,
                 ping: !self.idle_silent,
                 tls,
+                password: self.password,
             }));
         }
         if self.duration.is_zero() {
@@ -185,6 +193,7 @@ impl RunArgs {
             server_pid: self.server_pid,
             pin: self.pin,
             tls,
+            password: self.password,
         }))
     }
 }

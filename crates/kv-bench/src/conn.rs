@@ -20,9 +20,16 @@ use tokio_rustls::TlsConnector;
 pub const READ_CHUNK: usize = 16 * 1024;
 
 /// How every connection of a run is opened: one TLS configuration shared by all of them
-/// (so its certificates are read once), or none.
+/// (so its certificates are read once), or none; and the password to `AUTH` with, if any.
 #[derive(Clone)]
-pub enum Connector {
+pub struct Connector {
+    transport: Transport,
+    /// The `AUTH password` line sent first on every connection (`--password`).
+    auth: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+enum Transport {
     /// Plain TCP.
     Plain,
     /// TLS with this configuration, checking the server's certificate for this name.
@@ -35,44 +42,79 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// The connector for `tls` (plain TCP when `None`). Errors: a certificate or key file
-    /// that cannot be read or used, or a server name that is neither a DNS name nor an IP
-    /// address; the message says which.
-    pub fn new(tls: Option<&TlsOptions>) -> Result<Self, String> {
+    /// The connector for `tls` (plain TCP when `None`), authenticating with `password`.
+    /// Errors: a certificate or key file that cannot be read or used, a server name that
+    /// is neither a DNS name nor an IP address, or a password that is not one word; the
+    /// message says which.
+    pub fn new(tls: Option<&TlsOptions>, password: Option<&str>) -> Result<Self, String> {
+        let auth = password
+            .map(|password| {
+                kv_protocol::check_word(password.as_bytes())
+                    .map(|()| format!("AUTH {password}\r\n").into_bytes())
+                    .map_err(|e| format!("--password: {e}"))
+            })
+            .transpose()?;
         let Some(tls) = tls else {
-            return Ok(Self::Plain);
+            return Ok(Self {
+                transport: Transport::Plain,
+                auth,
+            });
         };
         let connector = tls.connector().map_err(|e| format!("--tls: {e}"))?;
         let server_name = tls
             .server_name()
             .map_err(|e| format!("--tls-server-name {}: {e}", tls.server_name))?;
-        Ok(Self::Tls {
-            connector,
-            server_name,
+        Ok(Self {
+            transport: Transport::Tls {
+                connector,
+                server_name,
+            },
+            auth,
         })
     }
 
-    /// Connects (with TCP_NODELAY: requests must not wait for Nagle) and, for TLS, runs
-    /// the handshake, all within `limit`.
+    /// Connects (with TCP_NODELAY: requests must not wait for Nagle), runs the TLS
+    /// handshake and `AUTH`, if any, all within `limit`.
     pub async fn connect(&self, addr: SocketAddr, limit: Duration) -> io::Result<Conn> {
         let work = async {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            match self {
-                Self::Plain => Ok(Conn::Plain(stream)),
-                Self::Tls {
+            let mut conn = match &self.transport {
+                Transport::Plain => Conn::Plain(stream),
+                Transport::Tls {
                     connector,
                     server_name,
                 } => {
                     let tls = connector.connect(server_name.clone(), stream).await?;
-                    Ok(Conn::Tls(Box::new(tls)))
+                    Conn::Tls(Box::new(tls))
                 }
+            };
+            if let Some(line) = &self.auth {
+                authenticate(&mut conn, line).await?;
             }
+            Ok(conn)
         };
         timeout(limit, work)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
     }
+}
+
+/// Sends `AUTH password` and requires `OK`.
+async fn authenticate(conn: &mut Conn, line: &[u8]) -> io::Result<()> {
+    conn.write_all(line).await?;
+    let mut reply = Vec::new();
+    while !reply.contains(&b'\n') {
+        if conn.read_some(&mut reply).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    if reply != b"OK\r\n" {
+        let said = String::from_utf8_lossy(&reply);
+        let message = format!("AUTH was answered {:?}", said.trim_end());
+        return Err(io::Error::new(io::ErrorKind::PermissionDenied, message));
+    }
+    Ok(())
 }
 
 /// One open connection.

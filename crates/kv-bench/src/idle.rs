@@ -46,12 +46,14 @@ pub struct IdleConfig {
     pub ping: bool,
     /// Speak TLS (`--tls`); `None`: plain TCP.
     pub tls: Option<TlsOptions>,
+    /// `AUTH` with this on every connection first (`--password`; KV protocol only).
+    pub password: Option<String>,
 }
 
 /// Runs idle mode. Blocks the calling thread.
 pub fn run(config: IdleConfig) -> Result<IdleReport, String> {
     limits::raise_open_files(config.conns as u64 + 256)?;
-    let connector = Connector::new(config.tls.as_ref())?;
+    let connector = Connector::new(config.tls.as_ref(), config.password.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,8 +1,8 @@
 //! kv-bench over TLS against a real kv-server in this process (line-server's `serve` with
 //! KV mode over the in-memory store, with test-pki's throwaway certificates): a load run
 //! preloads and verifies every reply, a client certificate is presented when the server
-//! asks for one, a certificate the client cannot trust stops the run with a message, and
-//! idle mode opens TLS connections.
+//! asks for one, a certificate the client cannot trust stops the run with a message, idle
+//! mode opens TLS connections, and `--password` authenticates every connection first.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use kv_bench::workload::Proto;
 use kv_client::TlsOptions;
 use kv_server::kv::Kv;
 use kv_store::MemoryStore;
-use line_server::{bind, serve, ServeError, ServerConfig, Tls};
+use line_server::{bind, serve, Auth, Password, ServeError, ServerConfig, Tls};
 use test_pki::TestPki;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
@@ -33,6 +33,16 @@ impl Server {
     /// Serves an empty in-memory store over TLS with `pki`'s server certificate; with
     /// `require_client_cert`, clients must present one signed by `pki`'s CA.
     fn start(pki: &TestPki, require_client_cert: bool) -> Self {
+        Self::start_with_password(pki, require_client_cert, None)
+    }
+
+    /// [`Server::start`], clients having to `AUTH` with `password` if one is given.
+    fn start_with_password(
+        pki: &TestPki,
+        require_client_cert: bool,
+        password: Option<&str>,
+    ) -> Self {
+        let password = password.map(|p| Password::new(p.as_bytes()));
         let ca = pki.ca_cert();
         let tls = Tls::from_pem_files(
             &pki.server_cert(),
@@ -53,7 +63,8 @@ impl Server {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let serving = runtime.spawn(async move {
-            serve(listener, &config, Kv::new(MemoryStore::new()), token).await
+            let kv = Auth::new(Kv::new(MemoryStore::new()), password, false);
+            serve(listener, &config, kv, token).await
         });
         Self {
             addr,
@@ -107,6 +118,7 @@ fn config(addr: SocketAddr, tls: TlsOptions) -> LoadConfig {
         server_pid: None,
         pin: None,
         tls: Some(tls),
+        password: None,
     }
 }
 
@@ -193,8 +205,30 @@ fn idle_mode_opens_tls_connections() {
         settle: Duration::from_millis(10),
         ping: true,
         tls: Some(options(&pki, None)),
+        password: None,
     })
     .expect("idle run");
     assert_eq!((report.open, report.errors), (20, 0), "{report:?}");
     assert!(report.tls && report.bytes_per_conn.is_some(), "{report:?}");
+}
+
+/// An exposed server has a password as well as TLS: `--password` sends `AUTH` first on
+/// every connection; without it, or with a wrong one, the run stops with the server's
+/// answer instead of counting errors.
+#[test]
+fn a_password_is_sent_first_on_every_connection() {
+    let pki = TestPki::new().expect("test PKI");
+    let server = Server::start_with_password(&pki, false, Some("s3cret"));
+    let with = |password: Option<&str>| LoadConfig {
+        password: password.map(String::from),
+        ..config(server.addr, options(&pki, None))
+    };
+    let report = load::run(with(Some("s3cret"))).expect("run");
+    assert!(report.ops > 0, "{report:?}");
+    assert_eq!((report.errors, report.conn_errors), (0, 0), "{report:?}");
+
+    let refused = load::run(with(Some("wrong"))).expect_err("a wrong password");
+    assert!(refused.contains("WRONGPASS"), "{refused}");
+    let missing = load::run(with(None)).expect_err("no password");
+    assert!(missing.contains("NOAUTH"), "{missing}");
 }

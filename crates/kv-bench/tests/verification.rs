@@ -132,6 +132,7 @@ fn config(addr: SocketAddr, proto: Proto) -> LoadConfig {
         server_pid: None,
         pin: None,
         tls: None,
+        password: None,
     }
 }
 
@@ -234,6 +235,7 @@ fn idle_mode_opens_and_pings_every_connection() {
         settle: Duration::from_millis(10),
         ping: true,
         tls: None,
+        password: None,
     })
     .expect("idle run");
     assert_eq!((report.open, report.errors), (50, 0), "{report:?}");

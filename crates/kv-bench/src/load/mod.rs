@@ -69,6 +69,8 @@ pub struct LoadConfig {
     pub pin: Option<CpuList>,
     /// Speak TLS (`--tls`); `None`: plain TCP.
     pub tls: Option<TlsOptions>,
+    /// `AUTH` with this on every connection first (`--password`; KV protocol only).
+    pub password: Option<String>,
 }
 
 /// Counters every connection adds to once per read, for the progress line and the totals.
@@ -102,7 +104,7 @@ struct Plan {
 /// Runs the load and returns its report. Blocks the calling thread.
 pub fn run(config: LoadConfig) -> Result<RunReport, String> {
     check_pin(config.pin.as_ref())?;
-    let connector = Connector::new(config.tls.as_ref())?;
+    let connector = Connector::new(config.tls.as_ref(), config.password.as_deref())?;
     let workload = Workload::new(config.proto, config.keys, config.value_size);
     preload(&config, &connector, &workload)?;
     let threads = config.threads.clamp(1, config.conns);
