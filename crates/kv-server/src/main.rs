@@ -75,7 +75,12 @@ fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
         }
     };
     match runtime.block_on(run(settings, logs.clone())) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            // The operator's sign that the graceful shutdown finished (SIGTERM's lines
+            // say it began and how many connections it waits for).
+            info!("shut down cleanly");
+            ExitCode::SUCCESS
+        }
         Err(message) => {
             fatal(&message);
             ExitCode::FAILURE

@@ -44,7 +44,9 @@ pub(crate) fn report(
 /// Whether the section `title` answers `INFO section` (`None`: plain `INFO`).
 fn wanted(section: Option<&[u8]>, title: &str) -> bool {
     match section {
+        // `default`: what plain INFO gives, as in Redis.
         None => !LONG_SECTIONS.contains(&title),
+        Some(s) if s.eq_ignore_ascii_case(b"default") => !LONG_SECTIONS.contains(&title),
         Some(s) if s.eq_ignore_ascii_case(b"all") || s.eq_ignore_ascii_case(b"everything") => true,
         Some(s) => s.eq_ignore_ascii_case(title.as_bytes()),
     }
@@ -230,6 +232,7 @@ mod tests {
             "# Keyspace\r\nbuckets:2\r\nkeys:5\r\nOK\r\n"
         );
         assert_eq!(reported(Some(b"nonsense"), &store), "OK\r\n");
+        assert_eq!(reported(Some(b"DEFAULT"), &store), reported(None, &store));
     }
 
     #[test]
