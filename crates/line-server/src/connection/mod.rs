@@ -12,15 +12,12 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
-use tokio_util::io::poll_read_buf;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -29,11 +26,13 @@ use crate::stats::{ServerStats, Traffic};
 
 mod closing;
 pub(crate) mod transport;
+mod wire;
 
 use crate::protocol::{replies, Flow, Session};
 use crate::supervisor::panic_message;
 use crate::tls::Tls;
 use transport::Transport;
+use wire::{idle_expired, poll_read, write_out};
 
 /// Room offered to each read: it adapts between these bounds.
 const MIN_READ_SIZE: usize = 1024;
@@ -329,84 +328,6 @@ impl<S: Session, T: Transport> Connection<S, T> {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Waits for input holding no buffers (unless a partial line is kept in `input`), then
-/// reads into `input` with about `read_size` bytes of room, and adapts `read_size`.
-/// Returns the bytes read, 0 at the end of input.
-fn poll_read(
-    stream: &mut impl Transport,
-    (input, output): (&mut BytesMut, &mut BytesMut),
-    read_size: &mut usize,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    let ready = stream.poll_read_ready(cx);
-    if ready.is_pending() && input.is_empty() {
-        *input = BytesMut::new();
-        *output = BytesMut::new();
-    }
-    ready!(ready)?;
-    if input.capacity() - input.len() < *read_size / 2 {
-        input.reserve(*read_size);
-    }
-    let spare = input.capacity() - input.len();
-    let Poll::Ready(read) = poll_read_buf(Pin::new(stream), cx, input) else {
-        // The readiness was stale: the task sleeps now, so release the buffers as above.
-        if input.is_empty() {
-            *input = BytesMut::new();
-            *output = BytesMut::new();
-        }
-        return Poll::Pending;
-    };
-    let n = read?;
-    *read_size = adapted_read_size(*read_size, n, spare);
-    if n > 0 && n < spare {
-        stream.after_short_read();
-    }
-    Poll::Ready(Ok(n))
-}
-
-/// Reads start small (most requests are short) and grow while reads fill the buffer
-/// (pipelined bursts), so a thousand clients sending at once do not each pin a large
-/// buffer.
-fn adapted_read_size(read_size: usize, read: usize, spare: usize) -> usize {
-    if read == spare {
-        (read_size * 2).min(MAX_READ_SIZE)
-    } else if read < read_size / 4 {
-        (read_size / 2).max(MIN_READ_SIZE)
-    } else {
-        read_size
-    }
-}
-
-/// Writes `output` in full and empties it. A client that stops reading while also
-/// sending nothing is cut at the idle timeout, so it cannot pin a task forever.
-async fn write_out(
-    stream: &mut impl Transport,
-    output: &mut BytesMut,
-    idle: &mut Option<Pin<Box<Sleep>>>,
-    traffic: &Traffic,
-) -> io::Result<()> {
-    if output.is_empty() {
-        return Ok(());
-    }
-    traffic.sent(output.len());
-    tokio::select! {
-        biased;
-        // TLS keeps what the socket did not take inside its own buffer until flushed.
-        written = async { stream.write_all(output).await?; stream.flush().await } => written?,
-        () = idle_expired(idle) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
-    }
-    output.clear();
-    Ok(())
-}
-
-/// Resolves when the idle timer fires; never without one.
-fn idle_expired(idle: &mut Option<Pin<Box<Sleep>>>) -> impl Future<Output = ()> + '_ {
-    std::future::poll_fn(move |cx| match idle {
-        Some(timer) => timer.as_mut().poll(cx),
-        None => Poll::Pending,
-    })
 }
 
 /// Errors that only mean the client is gone.
