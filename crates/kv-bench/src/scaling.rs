@@ -187,8 +187,6 @@ pub fn markdown(series: &[Series]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Latency;
-    use crate::workload::Proto;
 
     fn run(label: &str, cpus: Option<&str>, pipeline: usize, ops: f64, bound: bool) -> Record {
         let cores = cpus.map_or(1, |c| {
@@ -196,28 +194,17 @@ mod tests {
         });
         Record::Load(RunReport {
             label: label.into(),
-            proto: Proto::Kv,
             addr: String::new(),
             conns: 50 * cores,
             pipeline,
-            duration_secs: 1.0,
-            warmup_secs: 0.0,
-            value_size: 16,
-            keys: 10,
-            get_ratio: 0.9,
             threads: cores,
             ops: ops as u64,
-            errors: 0,
-            conn_errors: 0,
             ops_per_sec: ops,
-            latency: Latency::default(),
-            cpu: None,
-            pin: None,
             server_cpus: cpus.map(str::to_string),
             server_ns_per_request: Some(1e9 / ops),
             server_ctx_switches_per_request: Some(0.5),
             generator_bound: Some(bound),
-            tls: false,
+            ..RunReport::example()
         })
     }
 

@@ -282,6 +282,39 @@ pub enum Record {
     Idle(IdleReport),
 }
 
+/// A run of the defaults (one connection, nothing measured), for tests to change what they
+/// need with struct update syntax.
+#[cfg(test)]
+impl RunReport {
+    pub(crate) fn example() -> RunReport {
+        RunReport {
+            label: "x".into(),
+            proto: crate::workload::Proto::Kv,
+            addr: "127.0.0.1:1".into(),
+            conns: 1,
+            pipeline: 1,
+            duration_secs: 1.0,
+            warmup_secs: 0.0,
+            value_size: 16,
+            keys: 10,
+            get_ratio: 0.9,
+            threads: 1,
+            ops: 0,
+            errors: 0,
+            conn_errors: 0,
+            ops_per_sec: 0.0,
+            latency: Latency::default(),
+            cpu: None,
+            pin: None,
+            server_cpus: None,
+            server_ns_per_request: None,
+            server_ctx_switches_per_request: None,
+            generator_bound: None,
+            tls: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,29 +333,13 @@ mod tests {
 
     fn old_style_run(cpu: Option<CpuUse>) -> RunReport {
         RunReport {
-            label: "x".into(),
-            proto: Proto::Kv,
-            addr: "127.0.0.1:1".into(),
             conns: 50,
-            pipeline: 1,
             duration_secs: 2.0,
             warmup_secs: 1.0,
-            value_size: 16,
-            keys: 10,
-            get_ratio: 0.9,
-            threads: 1,
             ops: 400_000,
-            errors: 0,
-            conn_errors: 0,
             ops_per_sec: 200_000.0,
-            latency: Latency::default(),
             cpu,
-            pin: None,
-            server_cpus: None,
-            server_ns_per_request: None,
-            server_ctx_switches_per_request: None,
-            generator_bound: None,
-            tls: false,
+            ..RunReport::example()
         }
     }
 

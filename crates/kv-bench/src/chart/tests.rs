@@ -3,7 +3,6 @@
 use super::*;
 use crate::report::{class_table, Class};
 use crate::stats::{Latency, Record, RunReport};
-use crate::workload::Proto;
 
 #[test]
 fn axis_ceilings_are_round_numbers() {
@@ -17,31 +16,16 @@ fn the_chart_is_an_svg_with_a_line_per_server() {
     let run = |label: &str, conns| {
         Record::Load(RunReport {
             label: label.into(),
-            proto: Proto::Kv,
             addr: String::new(),
             conns,
-            pipeline: 1,
-            duration_secs: 1.0,
-            warmup_secs: 0.0,
-            value_size: 16,
             keys: 1,
-            get_ratio: 0.9,
-            threads: 1,
             ops: 1,
-            errors: 0,
-            conn_errors: 0,
             ops_per_sec: conns as f64 * 10.0,
             latency: Latency {
                 p99_us: 50.0,
                 ..Latency::default()
             },
-            cpu: None,
-            pin: None,
-            server_cpus: None,
-            server_ns_per_request: None,
-            server_ctx_switches_per_request: None,
-            generator_bound: None,
-            tls: false,
+            ..RunReport::example()
         })
     };
     let records = vec![run("a<b", 1), run("a<b", 50), run("c", 1), run("c", 50)];

@@ -7,30 +7,15 @@ fn run(label: &str, proto: Proto, conns: usize, pipeline: usize, ops: f64) -> Re
     Record::Load(RunReport {
         label: label.into(),
         proto,
-        addr: "127.0.0.1:1".into(),
         conns,
         pipeline,
-        duration_secs: 1.0,
-        warmup_secs: 0.0,
-        value_size: 16,
-        keys: 10,
-        get_ratio: 0.9,
-        threads: 1,
         ops: ops as u64,
-        errors: 0,
-        conn_errors: 0,
         ops_per_sec: ops,
         latency: Latency {
             p99_us: 100.0,
             ..Latency::default()
         },
-        cpu: None,
-        pin: None,
-        server_cpus: None,
-        server_ns_per_request: None,
-        server_ctx_switches_per_request: None,
-        generator_bound: None,
-        tls: false,
+        ..RunReport::example()
     })
 }
 
