@@ -95,12 +95,7 @@ fn wrong_word_counts_and_unknown_verbs_are_unknown_commands() {
         b"PUTS a b c",
         b"DEBUG PANIC",
     ] {
-        assert_eq!(
-            Request::parse(line),
-            Parsed::Unknown,
-            "{:?}",
-            String::from_utf8_lossy(line)
-        );
+        assert_parses_as(line, Parsed::Unknown);
     }
 }
 
@@ -123,12 +118,7 @@ fn lines_of_http_are_cross_protocol() {
         b"HTTP/1.1",
         b"PING HTTP/1.1 \t ",
     ] {
-        assert_eq!(
-            Request::parse(line),
-            Parsed::CrossProtocol,
-            "{:?}",
-            String::from_utf8_lossy(line)
-        );
+        assert_parses_as(line, Parsed::CrossProtocol);
     }
 }
 
@@ -159,12 +149,7 @@ fn lines_that_only_look_like_http_are_unknown_commands() {
         b"GET b k HTTP",
         b"FROB a b c d e",
     ] {
-        assert_eq!(
-            Request::parse(line),
-            Parsed::Unknown,
-            "{:?}",
-            String::from_utf8_lossy(line)
-        );
+        assert_parses_as(line, Parsed::Unknown);
     }
 }
 
@@ -332,4 +317,14 @@ proptest! {
         prop_assert!(!body.contains(&b'\n'), "one line: {:?}", line);
         prop_assert_eq!(Request::parse(body), Parsed::Request(request));
     }
+}
+
+/// `line` parses as `expected`; the failure names the line as text.
+fn assert_parses_as(line: &[u8], expected: Parsed<'_>) {
+    assert_eq!(
+        Request::parse(line),
+        expected,
+        "{:?}",
+        String::from_utf8_lossy(line)
+    );
 }
