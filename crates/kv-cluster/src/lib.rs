@@ -264,6 +264,13 @@ impl ClusterBucket {
 }
 
 impl Bucket for ClusterBucket {
+    fn name(&self) -> &[u8] {
+        // Always there: the key is built from the prefix and the name.
+        self.key
+            .strip_prefix(layout::KEY_PREFIX)
+            .unwrap_or(&self.key)
+    }
+
     async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let op = Op::Put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
         self.run(op).await.map(|_| ())

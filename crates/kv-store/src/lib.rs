@@ -122,6 +122,11 @@ pub struct Persistence {
 
 /// One bucket. A write is visible to every other handle once its future completes.
 pub trait Bucket: Clone + Send + Sync + 'static {
+    /// The name the bucket was created with (what [`Store::bucket`] was asked for), so a
+    /// caller that keeps a handle can tell which bucket it holds without keeping the name
+    /// a second time.
+    fn name(&self) -> &[u8];
+
     /// Sets `key` to `value`.
     fn put(&self, key: &[u8], value: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
 

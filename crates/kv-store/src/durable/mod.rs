@@ -161,7 +161,7 @@ pub struct DurableStore {
 /// A handle to one durable bucket.
 #[derive(Clone)]
 pub struct DurableBucket {
-    name: Bytes,
+    /// Its in-memory copy, which also knows its name.
     mirror: MemoryBucket,
     committer: mpsc::Sender<Message>,
 }
@@ -324,7 +324,6 @@ impl Store for DurableStore {
 
     async fn bucket(&self, name: &[u8]) -> Result<Option<DurableBucket>, StoreError> {
         Ok(self.mirror.bucket_now(name).map(|mirror| DurableBucket {
-            name: Bytes::copy_from_slice(name),
             mirror,
             committer: self.committer.clone(),
         }))
@@ -332,9 +331,13 @@ impl Store for DurableStore {
 }
 
 impl Bucket for DurableBucket {
+    fn name(&self) -> &[u8] {
+        self.mirror.name()
+    }
+
     async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let op = Op::Put {
-            bucket: self.name.clone(),
+            bucket: self.mirror.name_bytes().clone(),
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
         };
@@ -351,7 +354,7 @@ impl Bucket for DurableBucket {
 
     async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
         let op = Op::Delete {
-            bucket: self.name.clone(),
+            bucket: self.mirror.name_bytes().clone(),
             key: Bytes::copy_from_slice(key),
         };
         submit_one(&self.committer, op).await

@@ -72,7 +72,7 @@ impl Pipeline for DurablePipeline {
         value: &[u8],
     ) -> Option<Result<(), StoreError>> {
         self.ops.push(Op::Put {
-            bucket: bucket.name.clone(),
+            bucket: bucket.mirror.name_bytes().clone(),
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(value),
         });
@@ -81,7 +81,7 @@ impl Pipeline for DurablePipeline {
 
     fn delete(&mut self, bucket: &DurableBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
         self.ops.push(Op::Delete {
-            bucket: bucket.name.clone(),
+            bucket: bucket.mirror.name_bytes().clone(),
             key: Bytes::copy_from_slice(key),
         });
         None

@@ -88,8 +88,9 @@ impl MemoryStore {
             Admit::WithinLimit => self.budget.try_take(cost)?,
             Admit::Decided => self.budget.take(cost),
         }
-        let bucket = MemoryBucket::new(Arc::clone(&self.budget));
-        buckets.insert(Bytes::copy_from_slice(name), bucket);
+        let name = Bytes::copy_from_slice(name);
+        let bucket = MemoryBucket::new(name.clone(), Arc::clone(&self.budget));
+        buckets.insert(name, bucket);
         Ok(())
     }
 
@@ -140,35 +141,47 @@ impl Store for MemoryStore {
 /// One shard: keys with their values, found by the bucket's hash of the key.
 type Shard = RwLock<HashTable<(Bytes, Bytes)>>;
 
-/// One bucket: sharded tables; clones share it.
+/// One bucket: sharded tables; clones share it. One pointer wide, so a connection that
+/// keeps the bucket it used last (as KV sessions do) pays 8 bytes for it while idle.
 #[derive(Clone)]
-pub struct MemoryBucket {
-    shards: Arc<[Shard]>,
+pub struct MemoryBucket(Arc<Tables>);
+
+/// What a bucket's handles share, in one allocation.
+struct Tables {
+    /// As given to `create`: a handle says which bucket it is.
+    name: Bytes,
     /// Hashes keys, for both the shard choice and the shard's table.
     hasher: RandomState,
     /// The store's, which its entries count against.
     budget: Arc<Budget>,
+    shards: [Shard; SHARDS],
 }
 
 impl MemoryBucket {
     fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        self.0.hasher.hash_one(key)
+    }
+
+    /// The bucket's name, shared (no copy).
+    pub(crate) fn name_bytes(&self) -> &Bytes {
+        &self.0.name
     }
 
     /// The shard that holds `key`, chosen by bits of `hash` that the shard's table does
     /// not use (it takes the low bits for the slot and the top 7 as the tag), so the keys
     /// of one shard still spread over its whole table.
     fn shard(&self, hash: u64) -> &Shard {
-        &self.shards[(hash >> 32) as usize % SHARDS]
+        &self.0.shards[(hash >> 32) as usize % SHARDS]
     }
 
-    /// An empty bucket counting its entries against `budget`.
-    fn new(budget: Arc<Budget>) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+    /// An empty bucket named `name`, counting its entries against `budget`.
+    fn new(name: Bytes, budget: Arc<Budget>) -> Self {
+        Self(Arc::new(Tables {
+            name,
             hasher: RandomState::default(),
             budget,
-        }
+            shards: std::array::from_fn(|_| Shard::default()),
+        }))
     }
 
     /// Synchronous `put`. Key and value are copied into their own allocations, so they
@@ -186,8 +199,8 @@ impl MemoryBucket {
             Entry::Vacant(_) => entry_cost(key.len(), value.len()) as i64,
         };
         match admit {
-            Admit::WithinLimit => self.budget.try_adjust(delta)?,
-            Admit::Decided => self.budget.adjust(delta),
+            Admit::WithinLimit => self.0.budget.try_adjust(delta)?,
+            Admit::Decided => self.0.budget.adjust(delta),
         }
         let value = Bytes::copy_from_slice(value);
         match entry {
@@ -255,13 +268,14 @@ impl MemoryBucket {
             .unwrap_or_else(PoisonError::into_inner);
         if let Ok(slot) = shard.find_entry(hash, |(k, _)| k[..] == *key) {
             let ((key, value), _) = slot.remove();
-            self.budget.give_back(entry_cost(key.len(), value.len()));
+            self.0.budget.give_back(entry_cost(key.len(), value.len()));
         }
     }
 
     /// Number of keys (takes every shard's lock in turn; for tests and stats).
     pub(crate) fn len(&self) -> usize {
-        self.shards
+        self.0
+            .shards
             .iter()
             .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
@@ -269,6 +283,10 @@ impl MemoryBucket {
 }
 
 impl Bucket for MemoryBucket {
+    fn name(&self) -> &[u8] {
+        &self.0.name
+    }
+
     async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.put_now(key, value, Admit::WithinLimit)
             .map_err(|OverLimit| out_of_memory())
@@ -335,13 +353,13 @@ impl MemoryStore {
 impl MemoryBucket {
     /// Number of shards, for [`Self::visit_shard`].
     pub(crate) fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.0.shards.len()
     }
 
     /// Calls `visit` with every key and value of shard `index` (0..[`Self::shard_count`]),
     /// under that shard's read lock only, so writers to other shards never wait for it.
     pub(crate) fn visit_shard(&self, index: usize, mut visit: impl FnMut(&[u8], &[u8])) {
-        let Some(shard) = self.shards.get(index) else {
+        let Some(shard) = self.0.shards.get(index) else {
             return;
         };
         let shard = shard.read().unwrap_or_else(PoisonError::into_inner);

@@ -67,7 +67,7 @@ fn get_into_appends_the_value_or_nothing() {
 fn many_keys_survive_growth_overwrites_and_deletes() {
     // Enough keys to make every shard's table grow several times (rehashing with the
     // bucket's hasher), then overwrite half and delete a third.
-    let bucket = MemoryBucket::new(Arc::default());
+    let bucket = MemoryBucket::new(Bytes::from_static(b"b"), Arc::default());
     let key = |i: u32| format!("key:{i}").into_bytes();
     for i in 0..20_000 {
         bucket
@@ -99,6 +99,9 @@ async fn the_default_get_into_matches_the_memory_one() {
     #[derive(Clone)]
     struct Plain(MemoryBucket);
     impl Bucket for Plain {
+        fn name(&self) -> &[u8] {
+            self.0.name()
+        }
         async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
             self.0.put(key, value).await
         }
@@ -109,7 +112,7 @@ async fn the_default_get_into_matches_the_memory_one() {
             self.0.delete(key).await
         }
     }
-    let plain = Plain(MemoryBucket::new(Arc::default()));
+    let plain = Plain(MemoryBucket::new(Bytes::from_static(b"b"), Arc::default()));
     plain.put(b"k", b"v").await.unwrap();
     let mut out = BytesMut::new();
     assert!(plain.get_into(b"k", &mut out).await.unwrap());

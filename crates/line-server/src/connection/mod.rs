@@ -190,10 +190,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// One allocation per batch of requests is what it costs.
     async fn serve(&mut self) -> io::Result<()> {
         if self.session.on_open(&mut self.output) == Flow::Close {
-            self.settings.stats.rejected();
-            self.flush().await?;
-            self.linger_close().await?;
-            return Ok(());
+            // Boxed like the work below: closing is larger than waiting for input.
+            return Box::pin(self.turn_away()).await;
         }
         loop {
             let outcome = self.read_more().await?;
@@ -201,6 +199,13 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 return Ok(());
             }
         }
+    }
+
+    /// The session refused the client on connect: sends what it said, then closes.
+    async fn turn_away(&mut self) -> io::Result<()> {
+        self.settings.stats.rejected();
+        self.flush().await?;
+        self.linger_close().await
     }
 
     /// [`Self::act_on`], unless the shutdown deadline passes first: then the connection
