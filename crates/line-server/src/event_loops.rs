@@ -29,15 +29,16 @@ use tracing::debug;
 use crate::connection::{Accounting, Connection, ConnectionSettings};
 use crate::protocol::Protocol;
 use crate::stats::Traffic;
+use crate::stopping::{Phase, Stopping};
 
 /// Everything needed to start serving an accepted client, wherever it runs.
 pub(crate) struct Connections<P> {
     pub(crate) protocol: Arc<P>,
     pub(crate) settings: Arc<ConnectionSettings>,
-    /// Cancelled when the server shuts down.
+    /// Cancelled when the server shuts down (the caller's): the acceptor stops at once.
     pub(crate) shutdown: CancellationToken,
-    /// Cancelled at the shutdown deadline.
-    pub(crate) hard_stop: CancellationToken,
+    /// Tells connections when to finish and when to stop.
+    pub(crate) stopping: Arc<Stopping>,
     /// Every connection task, on whichever runtime, so shutdown can wait for them all.
     pub(crate) tracker: TaskTracker,
 }
@@ -52,30 +53,29 @@ impl<P: Protocol> Connections<P> {
         load: Option<LoadGuard>,
     ) {
         let session = self.protocol.open_session(peer);
-        let tokens = (self.shutdown.clone(), self.hard_stop.clone());
+        let stop = self.stopping.enlist();
         let settings = self.settings.clone();
         match &self.settings.tls {
             None => {
-                let connection =
-                    Connection::new(stream, peer, session, settings, tokens, accounting);
-                self.track(connection.run(), load);
+                let connection = Connection::new(stream, peer, session, settings, accounting);
+                self.track(connection.run(stop), load);
             }
             Some(tls) => {
                 let handshake = tls.clone();
                 let connection = async move {
-                    let hard_stop = tokens.1.clone();
+                    stop.attach().await;
                     // On the connection's own task: a stalled handshake delays no one. A
                     // shutdown lets it finish (the client may have sent requests behind
                     // its last handshake message, which it takes as done); the deadline
                     // still cuts it.
                     let stream = tokio::select! {
                         stream = handshake.handshake(stream) => stream,
-                        () = hard_stop.cancelled() => return,
+                        () = stop.reached(Phase::Cut) => return,
                     };
                     match stream {
                         Ok(stream) => {
-                            Connection::new(stream, peer, session, settings, tokens, accounting)
-                                .run()
+                            Connection::new(stream, peer, session, settings, accounting)
+                                .run(stop)
                                 .await
                         }
                         Err(e) => crate::tls::handshake_failed(&settings.stats, peer, &e),

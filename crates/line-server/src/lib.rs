@@ -12,6 +12,8 @@
 //!   by the acceptor (least loaded first).
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
 //!   shutdown; generic over its `Transport` (TCP, or TLS over it).
+//! - `stopping`: how connections learn that shutdown began and that its deadline passed,
+//!   with no cost per request.
 //! - `framing`: the pure line decoder (unit and property tested).
 //! - [`protocol`]: the seam a protocol implements; [`echo`] is the reference one.
 //! - [`fault`]: fault injection as a wrapper around any protocol ([`Faulty`]).
@@ -50,6 +52,7 @@ pub mod listener;
 pub mod protocol;
 pub mod server;
 pub mod stats;
+mod stopping;
 mod supervisor;
 pub mod throttle;
 pub mod tls;

@@ -27,6 +27,7 @@ use crate::connection::ConnectionSettings;
 use crate::event_loops::{self, Connections, Placement};
 use crate::protocol::Protocol;
 use crate::stats::ServerStats;
+use crate::stopping::{Phase, Stopping};
 use crate::supervisor::{supervise, Escalation, RestartIntensity};
 
 /// Why [`serve`] stopped other than by a requested shutdown.
@@ -83,7 +84,7 @@ pub async fn serve_with_stats<P: Protocol>(
     config.validate().map_err(ServeError::Config)?;
     let port = listener.local_addr().map_err(ServeError::Io)?.port();
     let tracker = TaskTracker::new();
-    let hard_stop = CancellationToken::new();
+    let stopping = Stopping::new();
     let connections = Arc::new(Connections {
         protocol: Arc::new(protocol),
         settings: Arc::new(ConnectionSettings {
@@ -93,7 +94,7 @@ pub async fn serve_with_stats<P: Protocol>(
             tls: config.tls.clone(),
         }),
         shutdown: shutdown.clone(),
-        hard_stop: hard_stop.clone(),
+        stopping: Arc::clone(&stopping),
         tracker: tracker.clone(),
     });
     let (placement, loop_threads) = match config.event_loops {
@@ -135,7 +136,7 @@ pub async fn serve_with_stats<P: Protocol>(
     )
     .await;
     shutdown.cancel();
-    drain(&tracker, config.shutdown_timeout, &hard_stop).await;
+    drain(&tracker, config.shutdown_timeout, &stopping).await;
     join(loop_threads).await;
     supervised.map_err(ServeError::Escalated)
 }
@@ -168,11 +169,12 @@ async fn join(threads: Vec<std::thread::JoinHandle<()>>) {
 
 /// Lets connections finish what they received, for at most `deadline`; then stops the
 /// rest and waits until their tasks are gone (a stopped task ends at its next poll).
-async fn drain(tracker: &TaskTracker, deadline: Duration, hard_stop: &CancellationToken) {
+async fn drain(tracker: &TaskTracker, deadline: Duration, stopping: &Stopping) {
     info!(
         "no longer accepting; waiting for {} connection(s) to finish",
         tracker.len()
     );
+    stopping.advance(Phase::Draining);
     tracker.close();
     if tokio::time::timeout(deadline, tracker.wait()).await.is_ok() {
         return;
@@ -182,6 +184,6 @@ async fn drain(tracker: &TaskTracker, deadline: Duration, hard_stop: &Cancellati
         deadline.as_secs_f64(),
         tracker.len()
     );
-    hard_stop.cancel();
+    stopping.advance(Phase::Cut);
     tracker.wait().await;
 }

@@ -18,7 +18,6 @@ use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::framing::{LineDecoder, LineTooLong};
@@ -29,6 +28,7 @@ pub(crate) mod transport;
 mod wire;
 
 use crate::protocol::{replies, Flow, Session};
+use crate::stopping::{Enlisted, Phase};
 use crate::supervisor::panic_message;
 use crate::tls::Tls;
 use transport::Transport;
@@ -99,10 +99,6 @@ pub(crate) struct Connection<S, T> {
     output: BytesMut,
     /// Limits and hooks common to all connections.
     settings: Arc<ConnectionSettings>,
-    /// Cancelled when the server shuts down: finish what was received, then close.
-    shutdown: CancellationToken,
-    /// Cancelled at the shutdown deadline: stop at once, whatever is running.
-    hard_stop: CancellationToken,
     /// Fires when the client has sent nothing for the idle timeout, if one is set;
     /// pushed back by every received byte. One timer for the connection's life, and no
     /// timer at all when the timeout is off.
@@ -120,7 +116,6 @@ impl<S: Session, T: Transport> Connection<S, T> {
         peer: SocketAddr,
         session: S,
         settings: Arc<ConnectionSettings>,
-        (shutdown, hard_stop): (CancellationToken, CancellationToken),
         accounting: Accounting,
     ) -> Self {
         let idle = settings
@@ -134,28 +129,30 @@ impl<S: Session, T: Transport> Connection<S, T> {
             input: BytesMut::new(),
             output: BytesMut::new(),
             settings,
-            shutdown,
-            hard_stop,
             idle,
             accounting,
             read_size: MIN_READ_SIZE,
         }
     }
 
-    /// Serves the client until it leaves, misbehaves, or the server shuts down; at the
-    /// shutdown deadline it stops wherever it is (Thousand Island's connection does the
-    /// same with its `shutdown_timeout`). A client vanishing is an ordinary event, logged
-    /// at debug level only. A panic while serving ends this connection only and is logged
-    /// with the peer address.
+    /// Serves the client until it leaves, misbehaves, or the server shuts down (as
+    /// `stop` tells); at the shutdown deadline it stops wherever it is (Thousand Island's
+    /// connection does the same with its `shutdown_timeout`). A client vanishing is an
+    /// ordinary event, logged at debug level only. A panic while serving ends this
+    /// connection only and is logged with the peer address. The future must be a task's
+    /// own (see [`Enlisted::attach`]).
     ///
     /// Not an `async fn`: that would keep a second copy of `self` in the future, and the
     /// future's size is most of what an idle connection costs. For the same reason the
     /// panic is caught here, where `self` (and so the peer address) is at hand, rather
     /// than by a wrapper around this future that would keep its own copy of the address.
+    /// `stop` is not a field so that the work on a batch, which borrows the whole
+    /// connection, can still be cut at the deadline without a clone per batch.
     #[allow(clippy::manual_async_fn)] // deliberate: see above (rust-lang/rust#62958)
-    pub(crate) fn run(mut self) -> impl Future<Output = ()> + Send {
+    pub(crate) fn run(mut self, stop: Enlisted) -> impl Future<Output = ()> + Send {
         async move {
-            match AssertUnwindSafe(self.serve()).catch_unwind().await {
+            stop.attach().await;
+            match AssertUnwindSafe(self.serve(&stop)).catch_unwind().await {
                 Ok(Ok(())) => debug!(peer = %self.peer, "connection closed"),
                 Ok(Err(e)) if is_disconnect(&e) => {
                     debug!(peer = %self.peer, "client went away: {e}")
@@ -188,14 +185,14 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// on the heap, freed before the next wait: a future is as large as the largest state
     /// it can wait in, so inlined here that work would be paid for by every idle client.
     /// One allocation per batch of requests is what it costs.
-    async fn serve(&mut self) -> io::Result<()> {
+    async fn serve(&mut self, stop: &Enlisted) -> io::Result<()> {
         if self.session.on_open(&mut self.output) == Flow::Close {
             // Boxed like the work below: closing is larger than waiting for input.
             return Box::pin(self.turn_away()).await;
         }
         loop {
-            let outcome = self.read_more().await?;
-            if Box::pin(self.act_on_unless_stopped(outcome)).await? == Next::Stop {
+            let outcome = self.read_more(stop).await?;
+            if Box::pin(self.act_on_unless_stopped(outcome, stop)).await? == Next::Stop {
                 return Ok(());
             }
         }
@@ -210,12 +207,17 @@ impl<S: Session, T: Transport> Connection<S, T> {
 
     /// [`Self::act_on`], unless the shutdown deadline passes first: then the connection
     /// stops wherever it is. Waiting for input needs no such check (shutdown ends that at
-    /// once), so the check lives here, off the idle connection's future.
-    async fn act_on_unless_stopped(&mut self, outcome: ReadOutcome) -> io::Result<Next> {
-        let hard_stop = self.hard_stop.clone();
-        match hard_stop.run_until_cancelled(self.act_on(outcome)).await {
-            Some(next) => next,
-            None => {
+    /// once), so the check lives here, off the idle connection's future. The work is
+    /// polled first, so a batch that completes at once never looks at the deadline.
+    async fn act_on_unless_stopped(
+        &mut self,
+        outcome: ReadOutcome,
+        stop: &Enlisted,
+    ) -> io::Result<Next> {
+        tokio::select! {
+            biased;
+            next = self.act_on(outcome, stop) => next,
+            () = stop.reached(Phase::Cut) => {
                 debug!(peer = %self.peer, "connection cut at the shutdown deadline");
                 Ok(Next::Stop)
             }
@@ -223,7 +225,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
     }
 
     /// Answers the lines that arrived, or closes the connection, as `outcome` requires.
-    async fn act_on(&mut self, outcome: ReadOutcome) -> io::Result<Next> {
+    async fn act_on(&mut self, outcome: ReadOutcome, stop: &Enlisted) -> io::Result<Next> {
         match outcome {
             ReadOutcome::Data => {
                 let flow = self.handle_buffered_lines().await?;
@@ -232,7 +234,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
                     self.linger_close().await?;
                     return Ok(Next::Stop);
                 }
-                if self.shutdown.is_cancelled() {
+                if stop.phase() >= Phase::Draining {
                     return self.finish_for_shutdown().await;
                 }
                 return Ok(Next::Read);
@@ -302,13 +304,12 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// Waits for and reads more input. While it waits with nothing buffered, the
     /// connection holds no buffers at all: an idle client costs only its task and socket.
     /// Buffers are kept while input keeps coming (pipelined bursts), not reallocated.
-    async fn read_more(&mut self) -> io::Result<ReadOutcome> {
+    async fn read_more(&mut self, stop: &Enlisted) -> io::Result<ReadOutcome> {
         let Self {
             stream,
             input,
             output,
             read_size,
-            shutdown,
             idle,
             accounting,
             ..
@@ -316,7 +317,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
         let read = tokio::select! {
             biased;
             read = poll_fn(|cx| poll_read(stream, (input, output), read_size, cx)) => read,
-            () = shutdown.cancelled() => return Ok(ReadOutcome::Shutdown),
+            () = stop.reached(Phase::Draining) => return Ok(ReadOutcome::Shutdown),
             () = idle_expired(idle) => return Ok(ReadOutcome::IdleTimeout),
         };
         match read {
@@ -349,6 +350,7 @@ mod tests {
     use super::*;
     use crate::echo::Echo;
     use crate::protocol::Protocol;
+    use crate::stopping::Stopping;
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Semaphore;
 
@@ -370,13 +372,12 @@ mod tests {
             .try_acquire_owned()
             .expect("a free slot");
         let session = Echo.open_session(peer);
-        let tokens = (CancellationToken::new(), CancellationToken::new());
         let accounting = Accounting {
             slot,
             traffic: settings.stats.traffic(),
         };
-        let connection = Connection::new(stream, peer, session, settings, tokens, accounting);
-        let size = std::mem::size_of_val(&connection.run());
+        let connection = Connection::new(stream, peer, session, settings, accounting);
+        let size = std::mem::size_of_val(&connection.run(Stopping::new().enlist()));
         assert!(
             size <= 512,
             "the connection's task future grew to {size} bytes"
