@@ -261,6 +261,9 @@ impl<S: Session, T: Transport> Connection<S, T> {
             accounting,
             ..
         } = self;
+        // Room for the replies at once, not by doubling from nothing (the buffer is
+        // released between batches): replies are rarely more than twice their requests.
+        output.reserve((input.len() * 2).min(OUTPUT_HIGH_WATER));
         let mut consumed = 0;
         let flow = loop {
             let line_len = match decoder.next_line(&input[consumed..]) {
