@@ -136,8 +136,7 @@ pub async fn serve_with_stats<P: Protocol>(
     )
     .await;
     shutdown.cancel();
-    drain(&tracker, config.shutdown_timeout, &stopping).await;
-    join(loop_threads).await;
+    drain(&tracker, loop_threads, config.shutdown_timeout, &stopping).await;
     supervised.map_err(ServeError::Escalated)
 }
 
@@ -169,14 +168,26 @@ async fn join(threads: Vec<std::thread::JoinHandle<()>>) {
 
 /// Lets connections finish what they received, for at most `deadline`; then stops the
 /// rest and waits until their tasks are gone (a stopped task ends at its next poll).
-async fn drain(tracker: &TaskTracker, deadline: Duration, stopping: &Stopping) {
+/// The deadline covers the loops too: a client accepted just before the listener closed
+/// may still be on its way to a loop when the tracker first looks empty.
+async fn drain(
+    tracker: &TaskTracker,
+    loop_threads: Vec<std::thread::JoinHandle<()>>,
+    deadline: Duration,
+    stopping: &Stopping,
+) {
     info!(
         "no longer accepting; waiting for {} connection(s) to finish",
         tracker.len()
     );
     stopping.advance(Phase::Draining);
     tracker.close();
-    if tokio::time::timeout(deadline, tracker.wait()).await.is_ok() {
+    let finished = async {
+        tracker.wait().await;
+        join(loop_threads).await;
+    };
+    tokio::pin!(finished);
+    if tokio::time::timeout(deadline, &mut finished).await.is_ok() {
         return;
     }
     warn!(
@@ -185,5 +196,5 @@ async fn drain(tracker: &TaskTracker, deadline: Duration, stopping: &Stopping) {
         tracker.len()
     );
     stopping.advance(Phase::Cut);
-    tracker.wait().await;
+    finished.await;
 }

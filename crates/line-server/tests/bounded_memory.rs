@@ -196,3 +196,37 @@ async fn flood(mut to_server: WriteHalf<'_>, pattern: &[u8], cap: usize) -> usiz
     }
     sent
 }
+
+/// A client waiting in the middle of a line keeps that partial line buffered, and nothing
+/// more: the server holds no reply buffer for a line it has not received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_waiting_mid_line_hold_only_what_they_sent() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    const CLIENTS: usize = 100;
+    // Under the default `max_line_bytes`: the line stays acceptable, just unfinished.
+    const PARTIAL: usize = 40_000;
+    let server = start(Echo, ServerConfig::default());
+    server.connect().await.echo(b"warm up\r\n").await;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(server.connect().await);
+    }
+    let baseline = heap_held();
+    let chunk = vec![b'z'; PARTIAL];
+    for client in &mut clients {
+        client.send(&chunk).await;
+    }
+    // Every byte read by the server (what it holds is then what it keeps while waiting).
+    let each_read = async {
+        while heap_held().saturating_sub(baseline) < CLIENTS * PARTIAL {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(PATIENCE, each_read).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let per_client = heap_held().saturating_sub(baseline) / CLIENTS;
+    assert!(
+        per_client < 2 * PARTIAL,
+        "each client waiting mid-line holds {per_client} bytes for the {PARTIAL} it sent"
+    );
+}

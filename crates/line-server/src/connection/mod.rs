@@ -261,9 +261,6 @@ impl<S: Session, T: Transport> Connection<S, T> {
             accounting,
             ..
         } = self;
-        // Room for the replies at once, not by doubling from nothing (the buffer is
-        // released between batches): replies are rarely more than twice their requests.
-        output.reserve((input.len() * 2).min(OUTPUT_HIGH_WATER));
         let mut consumed = 0;
         let flow = loop {
             let line_len = match decoder.next_line(&input[consumed..]) {
@@ -284,6 +281,13 @@ impl<S: Session, T: Transport> Connection<S, T> {
                     break Flow::Close;
                 }
             };
+            if consumed == 0 {
+                // Room for the batch's replies at once, not by doubling from nothing (the
+                // buffer is released between batches): replies are rarely more than twice
+                // their requests. Only once a line is complete: a client waiting mid-line
+                // is owed no reply buffer.
+                output.reserve((input.len() * 2).min(OUTPUT_HIGH_WATER));
+            }
             let line = &input[consumed..consumed + line_len];
             consumed += line_len;
             let flow = session.on_line(line, output).await;

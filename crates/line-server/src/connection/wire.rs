@@ -26,9 +26,8 @@ pub(super) fn poll_read(
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     let ready = stream.poll_read_ready(cx);
-    if ready.is_pending() && input.is_empty() {
-        *input = BytesMut::new();
-        *output = BytesMut::new();
+    if ready.is_pending() {
+        release_while_waiting(input, output);
     }
     ready!(ready)?;
     if input.capacity() - input.len() < *read_size / 2 {
@@ -36,11 +35,8 @@ pub(super) fn poll_read(
     }
     let spare = input.capacity() - input.len();
     let Poll::Ready(read) = poll_read_buf(Pin::new(stream), cx, input) else {
-        // The readiness was stale: the task sleeps now, so release the buffers as above.
-        if input.is_empty() {
-            *input = BytesMut::new();
-            *output = BytesMut::new();
-        }
+        // The readiness was stale: the task sleeps now.
+        release_while_waiting(input, output);
         return Poll::Pending;
     };
     let n = read?;
@@ -49,6 +45,17 @@ pub(super) fn poll_read(
         stream.after_short_read();
     }
     Poll::Ready(Ok(n))
+}
+
+/// Frees what a waiting connection does not need: the reply buffer (all replies are
+/// written before a read), and the input buffer unless it keeps a partial line.
+fn release_while_waiting(input: &mut BytesMut, output: &mut BytesMut) {
+    if input.is_empty() {
+        *input = BytesMut::new();
+    }
+    if output.is_empty() {
+        *output = BytesMut::new();
+    }
 }
 
 /// Reads start small (most requests are short) and grow while reads fill the buffer
