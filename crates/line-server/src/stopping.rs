@@ -8,7 +8,7 @@
 //! writes while serving. Ranch's connection supervisor does the same in spirit: it knows
 //! its children and tells each one to stop.
 //!
-//! Not a `CancellationToken` per wait, as before: tokio-util's token takes a mutex shared
+//! Not a `CancellationToken` per connection: tokio-util's token takes a mutex shared
 //! by every connection for each `is_cancelled`, clone and drop, and waiting on it registers
 //! and unregisters a waker under another shared mutex — about seven lock round trips per
 //! ping-pong request, between event loops (3% of the server's CPU in `perf`), and a
