@@ -4,6 +4,8 @@
 //! asks for one, a certificate the client cannot trust stops the run with a message, idle
 //! mode opens TLS connections, and `--password` authenticates every connection first.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -104,21 +106,8 @@ fn options(
 fn config(addr: SocketAddr, tls: TlsOptions) -> LoadConfig {
     LoadConfig {
         label: "kv-server-tls".into(),
-        addr,
-        proto: Proto::Kv,
-        conns: 4,
-        pipeline: 8,
-        duration: Duration::from_millis(300),
-        warmup: Duration::from_millis(50),
-        value_size: 16,
-        keys: 100,
-        get_ratio: 0.9,
-        threads: 2,
-        progress: false,
-        server_pid: None,
-        pin: None,
         tls: Some(tls),
-        password: None,
+        ..common::short_load(addr, Proto::Kv)
     }
 }
 

@@ -2,18 +2,22 @@
 //! ones as errors, a run that names its server reports the server's cost per request, and
 //! an idle run counts its connections.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use kv_bench::affinity;
 use kv_bench::idle::{self, IdleConfig};
-use kv_bench::load::{self, LoadConfig};
+use kv_bench::load;
 use kv_bench::stats::Record;
 use kv_bench::workload::Proto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+use common::short_load;
 
 /// How an in-test server answers one line.
 type Answer = fn(&[u8], &mut Vec<u8>);
@@ -115,31 +119,10 @@ fn wrong_values(line: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn config(addr: SocketAddr, proto: Proto) -> LoadConfig {
-    LoadConfig {
-        label: "test".into(),
-        addr,
-        proto,
-        conns: 4,
-        pipeline: 8,
-        duration: Duration::from_millis(300),
-        warmup: Duration::from_millis(50),
-        value_size: 16,
-        keys: 100,
-        get_ratio: 0.9,
-        threads: 2,
-        progress: false,
-        server_pid: None,
-        pin: None,
-        tls: None,
-        password: None,
-    }
-}
-
 #[test]
 fn right_replies_are_counted_as_operations_with_no_errors() {
     let server = TestServer::start(echo);
-    let report = load::run(config(server.addr, Proto::Echo)).expect("run");
+    let report = load::run(short_load(server.addr, Proto::Echo)).expect("run");
     assert!(report.ops > 0, "{report:?}");
     assert_eq!(report.errors, 0, "{report:?}");
     assert!(report.latency.p50_us > 0.0 && report.latency.max_us >= report.latency.p99_us);
@@ -149,7 +132,7 @@ fn right_replies_are_counted_as_operations_with_no_errors() {
 fn a_run_naming_its_server_records_cpu_and_context_switches_per_request() {
     let server = TestServer::start(echo);
     // The in-test server lives in this process, so this process is "the server".
-    let mut c = config(server.addr, Proto::Echo);
+    let mut c = short_load(server.addr, Proto::Echo);
     c.server_pid = Some(std::process::id());
     let cpus = affinity::allowed_cpus(None).expect("Linux /proc");
     let last = cpus.cpus()[cpus.count() - 1];
@@ -180,7 +163,7 @@ fn a_run_naming_its_server_records_cpu_and_context_switches_per_request() {
 #[test]
 fn a_pin_outside_the_allowed_cpus_stops_the_run_before_any_load() {
     let server = TestServer::start(echo);
-    let mut c = config(server.addr, Proto::Echo);
+    let mut c = short_load(server.addr, Proto::Echo);
     c.pin = Some("1023".parse().expect("a CPU list"));
     let message = load::run(c).expect_err("CPU 1023 is not on this machine");
     assert!(message.contains("--pin 1023"), "{message}");
@@ -189,7 +172,7 @@ fn a_pin_outside_the_allowed_cpus_stops_the_run_before_any_load() {
 #[test]
 fn a_wrong_reply_is_counted_as_an_error_not_an_operation() {
     let server = TestServer::start(corrupting_echo);
-    let report = load::run(config(server.addr, Proto::Echo)).expect("run");
+    let report = load::run(short_load(server.addr, Proto::Echo)).expect("run");
     assert_eq!(report.ops, 0, "{report:?}");
     assert!(report.errors > 0, "{report:?}");
 }
@@ -197,7 +180,7 @@ fn a_wrong_reply_is_counted_as_an_error_not_an_operation() {
 #[test]
 fn kv_gets_answered_with_the_wrong_value_are_errors_while_puts_succeed() {
     let server = TestServer::start(wrong_values);
-    let report = load::run(config(server.addr, Proto::Kv)).expect("preload succeeds");
+    let report = load::run(short_load(server.addr, Proto::Kv)).expect("preload succeeds");
     assert!(report.errors > 0, "{report:?}");
     assert!(report.ops > 0, "the PUTs are right: {report:?}");
 }
@@ -205,7 +188,7 @@ fn kv_gets_answered_with_the_wrong_value_are_errors_while_puts_succeed() {
 #[test]
 fn a_preload_that_is_refused_stops_the_run_with_a_message() {
     let server = TestServer::start(corrupting_echo);
-    let outcome = load::run(config(server.addr, Proto::Redis));
+    let outcome = load::run(short_load(server.addr, Proto::Redis));
     let message = outcome.expect_err("preload must fail");
     assert!(message.contains("preload"), "{message}");
 }
@@ -216,7 +199,7 @@ fn a_server_that_is_not_there_yields_connection_errors_not_a_hang() {
         let server = TestServer::start(echo);
         server.addr
     };
-    let mut c = config(addr, Proto::Echo);
+    let mut c = short_load(addr, Proto::Echo);
     c.duration = Duration::from_millis(100);
     let report = load::run(c).expect("run");
     assert_eq!(report.ops, 0);
