@@ -118,8 +118,9 @@ impl std::fmt::Debug for PasswordSource {
 }
 
 impl PasswordSource {
-    /// The password, read from its file if it has one. Errors say which file and why; an
-    /// empty password, or one with whitespace, is refused: no client could send it.
+    /// The password, read from its file if it has one (its first line, without a UTF-8
+    /// byte-order mark). Errors say which file and why; an empty password, or one with
+    /// whitespace, is refused: no client could send it.
     pub fn read(&self) -> Result<Option<Password>, String> {
         let password = match self {
             PasswordSource::None => return Ok(None),
@@ -128,6 +129,9 @@ impl PasswordSource {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     format!("cannot read the password file {}: {e}", path.display())
                 })?;
+                // Editors that save "UTF-8 with BOM" (Windows Notepad until 2019) start the
+                // file with U+FEFF, which no one means as part of a password.
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 text.lines().next().unwrap_or_default().to_string()
             }
         };

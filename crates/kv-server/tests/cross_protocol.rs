@@ -70,6 +70,44 @@ fn a_body_sent_after_the_headers_were_read_never_runs() {
     assert_never_created(&server);
 }
 
+/// A page that guesses the password: the guess, then what it would run if right. The
+/// server must close at the `POST`, not answer the headers `NOAUTH` and read on.
+fn post_with_password(password: &str) -> Vec<u8> {
+    let body = format!("AUTH {password}\r\nCREATE pwned\r\nPING\r\n");
+    format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn before_auth_a_browsers_post_is_closed_unanswered_even_with_the_right_password() {
+    let server = TestServer::start(&["--requirepass", "s3cret"]);
+    let mut browser = server.connect();
+    browser.send(&post_with_password("s3cret"));
+    browser.expect_closed();
+    let mut other = server.connect();
+    ask(&mut other, b"AUTH s3cret\r\n", b"OK\r\n");
+    ask(&mut other, b"GET pwned k\r\n", b"NOT FOUND\r\n");
+    server.wait_for_log_with(
+        &["WARN", "SECURITY", &browser.local_addr().to_string()],
+        PATIENCE,
+    );
+}
+
+#[test]
+fn a_line_of_http_closes_an_unauthenticated_connection_after_its_noauth_answers() {
+    let server = TestServer::start(&["--requirepass", "s3cret"]);
+    let mut c = server.connect();
+    c.send(b"PING\r\nOPTIONS * HTTP/1.1\r\nAUTH s3cret\r\nCREATE pwned\r\n");
+    c.expect(b"ERROR NOAUTH authentication required\r\n");
+    c.expect_closed();
+    let mut other = server.connect();
+    ask(&mut other, b"AUTH s3cret\r\n", b"OK\r\n");
+    ask(&mut other, b"GET pwned k\r\n", b"NOT FOUND\r\n");
+}
+
 #[test]
 fn get_slash_http_is_a_kv_get_answered_then_host_closes() {
     let server = TestServer::start(&[]);

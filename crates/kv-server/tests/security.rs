@@ -81,6 +81,15 @@ fn the_password_can_come_from_a_file_or_the_environment() {
         .env("KV_REQUIREPASS_FILE", path)
         .start();
     ask(&mut by_env_file.connect(), b"AUTH from-file\r\n", b"OK\r\n");
+    // Saved by an editor as "UTF-8 with BOM", with Windows line ends.
+    let with_bom = dir.path().join("with-bom");
+    std::fs::write(&with_bom, "\u{feff}from-notepad\r\n").expect("write");
+    let by_bom_file = TestServer::start(&["--requirepass-file", with_bom.to_str().expect("utf-8")]);
+    ask(
+        &mut by_bom_file.connect(),
+        b"AUTH from-notepad\r\n",
+        b"OK\r\n",
+    );
     let by_env = TestServer::builder()
         .env("KV_REQUIREPASS", "from-env")
         .start();

@@ -8,6 +8,7 @@ pub mod common;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,84 @@ fn openssl_s_client_is_tls_telnet() {
         String::from_utf8_lossy(ANSWERS)
     );
     assert!(ok, "s_client failed");
+}
+
+/// Collects what a child prints, in a thread, for a test to look at as it arrives.
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            sink.lock()
+                .expect("not poisoned")
+                .extend_from_slice(&buf[..n]);
+        }
+    });
+    seen
+}
+
+fn contains(seen: &Mutex<Vec<u8>>, needle: &str) -> bool {
+    String::from_utf8_lossy(&seen.lock().expect("not poisoned")).contains(needle)
+}
+
+/// SPEC §9: refused at once with an alert (Redis does the same), so the client is never
+/// left waiting for an answer that does not come. Its stdin stays open throughout: only
+/// the server's answer can end s_client.
+#[test]
+fn a_tls_1_2_renegotiation_is_refused_with_an_alert_at_once() {
+    let pki = pki();
+    let server = tls_server(&pki, &[]);
+    let connect = format!("127.0.0.1:{}", server.port());
+    let ca = pki.ca_cert();
+    let spawned = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &connect,
+            "-tls1_2",
+            "-CAfile",
+            arg(&ca),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl is installed (Debian package openssl; .ci/run installs it)");
+    let mut child = common::proc::Reaped(spawned);
+    let child = &mut child.0;
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = collect(child.stdout.take().expect("stdout"));
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    stdin.write_all(b"PING\n").expect("write PING");
+    let deadline = Instant::now() + PATIENCE;
+    while !contains(&stdout, "PONG") {
+        assert!(Instant::now() < deadline, "no PONG over TLS 1.2");
+        thread::sleep(Duration::from_millis(20));
+    }
+    stdin
+        .write_all(b"R\n")
+        .expect("ask s_client to renegotiate");
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for openssl") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "s_client still waiting 3 s after asking to renegotiate: {}",
+            String::from_utf8_lossy(&stderr.lock().expect("not poisoned"))
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "s_client says the renegotiation failed");
+    assert!(contains(&stderr, "RENEGOTIATING"), "s_client did try");
+    assert!(
+        contains(&stderr, "no renegotiation") || contains(&stderr, "alert"),
+        "the server's alert: {}",
+        String::from_utf8_lossy(&stderr.lock().expect("not poisoned"))
+    );
+    drop(stdin);
 }
 
 #[test]

@@ -148,21 +148,33 @@ impl<S: Session> Session for AuthSession<S> {
     }
 
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
-        if let Some(argument) = auth_argument(line) {
-            // The inner session's deferred replies come before this one.
-            self.inner.on_batch_end(out).await;
-            return self.authenticate(argument, out);
+        let auth = auth_argument(line);
+        let answered_here = auth.is_some()
+            || match self.standing {
+                Standing::Served => false,
+                Standing::Locked(_) => !is_quit(line),
+                Standing::Denied => return Flow::Close,
+            };
+        if !answered_here {
+            return self.inner.on_line(line, out).await;
         }
-        match self.standing {
-            Standing::Served => self.inner.on_line(line, out).await,
-            Standing::Locked(_) if is_quit(line) => self.inner.on_line(line, out).await,
-            Standing::Locked(_) => {
-                self.inner.on_batch_end(out).await;
+        // The inner session's deferred replies come before this line's, also before a
+        // hang-up: what arrived before it is answered, nothing after it runs.
+        self.inner.on_batch_end(out).await;
+        if self.inner.screen(line) == Flow::Close {
+            return Flow::Close;
+        }
+        match auth {
+            Some(argument) => self.authenticate(argument, out),
+            None => {
                 out.extend_from_slice(NOAUTH);
                 Flow::Continue
             }
-            Standing::Denied => Flow::Close,
         }
+    }
+
+    fn screen(&mut self, line: &[u8]) -> Flow {
+        self.inner.screen(line)
     }
 
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
@@ -384,6 +396,80 @@ mod tests {
                 Flow::Continue
             );
         }
+    }
+
+    /// A protocol that hangs up on a line starting `POST` or ending `HTTP/1.1`, as KV does
+    /// on a line of HTTP.
+    struct Picky;
+
+    struct PickySession;
+
+    impl Protocol for Picky {
+        type Session = PickySession;
+
+        fn open_session(&self, _: SocketAddr) -> PickySession {
+            PickySession
+        }
+    }
+
+    impl Session for PickySession {
+        async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
+            if self.screen(line) == Flow::Close {
+                return Flow::Close;
+            }
+            out.extend_from_slice(b"served\r\n");
+            Flow::Continue
+        }
+
+        fn screen(&mut self, line: &[u8]) -> Flow {
+            if line.starts_with(b"POST") || trim_terminator(line).ends_with(b"HTTP/1.1") {
+                Flow::Close
+            } else {
+                Flow::Continue
+            }
+        }
+    }
+
+    fn picky_with_password() -> Auth<Picky> {
+        Auth::new(Picky, Some(Password::new(b"s3cret")), true)
+    }
+
+    #[test]
+    fn before_auth_a_line_the_protocol_screens_out_closes_unanswered_not_noauth() {
+        let mut session = picky_with_password().open_session(loopback());
+        assert_eq!(
+            ask(&mut session, b"GET x\r\n"),
+            (NOAUTH.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut session, b"POST / HTTP/1.1\r\n"),
+            (Vec::new(), Flow::Close)
+        );
+    }
+
+    #[test]
+    fn an_auth_line_the_protocol_screens_out_closes_before_and_after_authenticating() {
+        let mut locked = picky_with_password().open_session(loopback());
+        assert_eq!(
+            ask(&mut locked, b"AUTH s3cret HTTP/1.1\r\n"),
+            (Vec::new(), Flow::Close)
+        );
+        let mut served = picky_with_password().open_session(loopback());
+        assert_eq!(
+            ask(&mut served, b"AUTH s3cret\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut served, b"AUTH x HTTP/1.1\r\n"),
+            (Vec::new(), Flow::Close)
+        );
+    }
+
+    #[test]
+    fn wrappers_forward_the_screen_to_the_session_they_wrap() {
+        let mut session = Auth::new(crate::Faulty::new(Picky), None, false).open_session(remote());
+        assert_eq!(session.screen(b"POST /\r\n"), Flow::Close);
+        assert_eq!(session.screen(b"PING\r\n"), Flow::Continue);
     }
 
     #[test]

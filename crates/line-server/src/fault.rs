@@ -136,6 +136,10 @@ impl<S: Session> Session for FaultySession<S> {
         self.inner.on_batch_end(out).await;
     }
 
+    fn screen(&mut self, line: &[u8]) -> Flow {
+        self.inner.screen(line)
+    }
+
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {
         self.inner.on_unterminated_eof(rest, out);
     }

@@ -63,6 +63,24 @@ pub trait Session: Send + 'static {
         std::future::ready(())
     }
 
+    /// Judges a line a wrapper is about to answer itself instead of handing it to
+    /// [`on_line`](Self::on_line) (a password guard answering `NOAUTH` or `AUTH`):
+    /// [`Flow::Close`] if the line shows the client is speaking another protocol
+    /// altogether, and the connection must close at once, with no reply to this line and
+    /// nothing after it run. The session does what it does about such a client (a warning,
+    /// a count) before it returns. [`Flow::Continue`] (the default): the line is the
+    /// wrapper's to answer.
+    ///
+    /// Why a method of its own: which lines betray another protocol is the protocol's
+    /// grammar (KV closes on a line of HTTP, as Redis closes on `POST` and `Host:`), and
+    /// the guard must hold on every line of a connection, before authentication too, or a
+    /// web page could make a browser guess passwords. Wrappers forward it to the session
+    /// they wrap.
+    fn screen(&mut self, line: &[u8]) -> Flow {
+        let _ = line;
+        Flow::Continue
+    }
+
     /// The client closed its side leaving `rest`, a non-empty line with no terminator.
     /// Dropped unanswered unless the protocol says otherwise.
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {

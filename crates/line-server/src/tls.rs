@@ -10,6 +10,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -74,6 +76,11 @@ impl Tls {
         let chain = read_certificates(cert_chain)?;
         let key_file = key;
         let key = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+            _ if is_encrypted_key(key) => TlsError::file(
+                key,
+                "the private key is encrypted (has a passphrase), which kv-server cannot use; \
+                 decrypt it with `openssl pkey -in KEY -out PLAIN_KEY` and keep that file private",
+            ),
             rustls::pki_types::pem::Error::NoItemsFound => TlsError::file(
                 key,
                 "no private key (PKCS#8, PKCS#1 or SEC1; unencrypted) in the file",
@@ -225,6 +232,17 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
+/// Whether the PEM file at `path` holds a passphrase-protected key: PKCS#8's
+/// `ENCRYPTED PRIVATE KEY` (RFC 5958), or OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` header
+/// (RFC 1421). rustls reads neither, and skips the first as an unknown item, so without
+/// this the error would say the file holds no key at all.
+fn is_encrypted_key(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|pem| {
+        let has = |needle: &[u8]| pem.windows(needle.len()).any(|w| w == needle);
+        has(b"-----BEGIN ENCRYPTED PRIVATE KEY-----") || has(b"Proc-Type: 4,ENCRYPTED")
+    })
+}
+
 /// Every certificate in a PEM file; at least one.
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
@@ -238,6 +256,16 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
 }
 
 impl Transport for TlsStream<TcpStream> {
+    /// rustls answers some records by itself (a TLS 1.2 renegotiation attempt with a
+    /// `no_renegotiation` alert, a TLS 1.3 key update with one of its own) and keeps the
+    /// answer until written: flushed here, or a client that waits for it hangs for ever.
+    fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.get_ref().1.wants_write() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(self).poll_flush(cx)
+    }
+
     /// Ready when rustls holds decrypted bytes (a record brought more than the last read
     /// took) or the peer closed; otherwise when the socket is.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

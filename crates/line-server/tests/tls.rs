@@ -216,7 +216,32 @@ fn files_that_cannot_be_used_are_refused_with_their_name() {
     let missing = pki.dir().join("missing.pem");
     let garbage = pki.dir().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
+    let encrypted = pki.dir().join("encrypted.key");
+    std::fs::write(
+        &encrypted,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkq\n\
+         -----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let legacy = pki.dir().join("legacy.key");
+    std::fs::write(
+        &legacy,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+         DEK-Info: AES-256-CBC,0123456789ABCDEF0123456789ABCDEF\n\nMIIEpAIBAAKCAQEA\n\
+         -----END RSA PRIVATE KEY-----\n",
+    )
+    .expect("write");
     let cases = [
+        (
+            pki.server_cert(),
+            encrypted,
+            "encrypted.key: the private key is encrypted",
+        ),
+        (
+            pki.server_cert(),
+            legacy,
+            "legacy.key: the private key is encrypted",
+        ),
         (missing.clone(), pki.server_key(), "missing.pem"),
         (garbage.clone(), pki.server_key(), "garbage.pem"),
         (

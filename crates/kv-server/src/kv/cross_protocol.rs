@@ -14,10 +14,11 @@ use tracing::warn;
 /// so a per-connection limit would still let a flood of them flood the log.
 static WARNINGS: Throttle = Throttle::new(Duration::from_secs(60));
 
-/// Warns (at most once a minute, process-wide) and hangs up without a word: the client is
+/// Counts the refusal, warns (at most once a minute, process-wide) and hangs up without a word: the client is
 /// not a kv client, nothing after this line on the connection may run, and an HTTP client
 /// gets nothing it could show to the page that sent it.
 pub(super) fn hang_up(peer: SocketAddr) -> Flow {
+    super::counters::count_cross_protocol();
     if let Some(not_logged) = WARNINGS.allow() {
         // The offending bytes are not logged: they are the client's to choose.
         warn!(

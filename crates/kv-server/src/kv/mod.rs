@@ -150,7 +150,6 @@ impl<S: Store> Session for KvSession<S> {
             Parsed::CrossProtocol => {
                 // What came before the line of HTTP is answered; nothing after it runs.
                 self.flush_queued(out).await;
-                counters::count_cross_protocol();
                 cross_protocol::hang_up(self.peer)
             }
         }
@@ -159,6 +158,16 @@ impl<S: Store> Session for KvSession<S> {
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
         self.flush_queued(out).await;
         self.batch.end();
+    }
+
+    /// A line of HTTP closes the connection also when a wrapper answers the line itself
+    /// (before `AUTH`: PROTOCOL.md, "Security"), so a web page cannot make a browser guess
+    /// passwords. Only such lines are parsed here, never the requests of a served client.
+    fn screen(&mut self, line: &[u8]) -> Flow {
+        if Request::parse(trim_terminator(line)) != Parsed::CrossProtocol {
+            return Flow::Continue;
+        }
+        cross_protocol::hang_up(self.peer)
     }
 }
 
@@ -270,6 +279,36 @@ mod tests {
             run(&mut session(), b"POST / HTTP/1.1\r\n"),
             (Vec::new(), Flow::Close)
         );
+    }
+
+    #[test]
+    fn behind_a_password_a_line_of_http_closes_before_auth_and_nothing_after_it_runs() {
+        use line_server::{Auth, Password};
+        let store = MemoryStore::new();
+        let auth = Auth::new(Kv::new(store.clone()), Some(Password::new(b"pw")), true);
+        let mut session = auth.open_session("127.0.0.1:1".parse().expect("address"));
+        let mut out = BytesMut::new();
+        let lines: [&[u8]; 4] = [
+            b"PING\r\n",
+            b"POST / HTTP/1.1\r\n",
+            b"AUTH pw\r\n",
+            b"CREATE pwned\r\n",
+        ];
+        let mut flows = Vec::new();
+        for line in lines {
+            let flow = session
+                .on_line(line, &mut out)
+                .now_or_never()
+                .expect("ready");
+            flows.push(flow);
+            if flow == Flow::Close {
+                break; // as the connection does: nothing after it runs
+            }
+        }
+        assert_eq!(flows, [Flow::Continue, Flow::Close]);
+        assert_eq!(&out[..], b"ERROR NOAUTH authentication required\r\n");
+        let pwned = store.bucket(b"pwned").now_or_never().expect("ready");
+        assert!(matches!(pwned, Ok(None)), "the body ran");
     }
 
     #[test]

@@ -56,6 +56,10 @@ impl<S: Session> Session for CountedSession<S> {
         self.0.on_batch_end(out)
     }
 
+    fn screen(&mut self, line: &[u8]) -> Flow {
+        self.0.screen(line)
+    }
+
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {
         self.0.on_unterminated_eof(rest, out);
     }

@@ -1,4 +1,5 @@
-//! What Linux's `/proc` tells about a process (proc(5)): the one place the tests read it.
+//! Processes a test starts or watches: what Linux's `/proc` tells about one (proc(5)), the
+//! one place the tests read it, and [`Reaped`], a child stopped when the test ends.
 
 use std::path::PathBuf;
 
@@ -25,4 +26,14 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("list /proc/{pid}/fd: {e}"))
         .count()
+}
+
+/// A child process that is killed and reaped when dropped, also when a test panics.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -17,6 +17,15 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// here holding no buffers, and only reserves room to read once this is ready.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Sends what the transport itself has queued for the client (TLS: an alert refusing a
+    /// renegotiation, a key update, session tickets), which no reply would carry out while
+    /// the connection waits for input. Ready at once when nothing is queued; plain TCP
+    /// queues nothing.
+    fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Ok(()))
+    }
+
     /// Called after a read that did not fill the room offered: the socket is drained, so
     /// the next read would fail with `EWOULDBLOCK`. A transport may forget its readiness
     /// now, so the next wait goes straight to the reactor (one `recvfrom` per request

@@ -25,6 +25,11 @@ pub(super) fn poll_read(
     read_size: &mut usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
+    // Before waiting: the client may be waiting too, for what the last read made the
+    // transport queue (a TLS alert), and would never send again.
+    if let Poll::Ready(Err(e)) = stream.poll_send_queued(cx) {
+        return Poll::Ready(Err(e));
+    }
     let ready = stream.poll_read_ready(cx);
     if ready.is_pending() {
         release_while_waiting(input, output);
@@ -35,8 +40,12 @@ pub(super) fn poll_read(
     }
     let spare = input.capacity() - input.len();
     let Poll::Ready(read) = poll_read_buf(Pin::new(stream), cx, input) else {
-        // The readiness was stale: the task sleeps now.
+        // The readiness was stale, or the bytes read carried no data (a TLS record of the
+        // protocol's own, which may have queued an answer): the task sleeps now.
         release_while_waiting(input, output);
+        if let Poll::Ready(Err(e)) = stream.poll_send_queued(cx) {
+            return Poll::Ready(Err(e));
+        }
         return Poll::Pending;
     };
     let n = read?;
