@@ -29,6 +29,23 @@ pub fn bucket_cost(name: usize) -> u64 {
     name as u64 + BUCKET_OVERHEAD
 }
 
+/// What putting a `value`-byte value at a `key`-byte key adds to the data (negative: frees),
+/// given the length of the value the key holds now (`None`: no entry): a new entry costs
+/// all of [`entry_cost`], a replaced value only the difference, as its key and overhead
+/// are already counted.
+pub fn put_delta(key: usize, now: Option<usize>, value: usize) -> i64 {
+    match now {
+        Some(old) => value as i64 - old as i64,
+        None => entry_cost(key, value) as i64,
+    }
+}
+
+/// What deleting a `key`-byte key adds to the data (never more than 0), given the length
+/// of the value it holds now (`None`: no entry, nothing to free).
+pub fn delete_delta(key: usize, now: Option<usize>) -> i64 {
+    now.map_or(0, |old| -(entry_cost(key, old) as i64))
+}
+
 /// Bytes counted against a limit; shared by a store and all its buckets.
 #[derive(Debug, Default)]
 pub struct Budget {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use super::admission::Admission;
 use super::dir::DataDir;
 use super::frame::FrameBuf;
 use super::journal::Journal;
@@ -28,7 +29,6 @@ use super::mirror::apply;
 use super::record::Op;
 use super::stats::Counters;
 use super::{snapshot, FsyncPolicy};
-use crate::budget::{bucket_cost, entry_cost};
 use crate::memory::MemoryStore;
 use crate::StoreError;
 
@@ -88,6 +88,8 @@ pub(crate) struct Committer {
     failures: FailureLog,
     /// Commits and syncs, for [`super::DurableStore::stats`].
     stats: Arc<Counters>,
+    /// The memory limit over the group being committed; kept to reuse its tables.
+    admission: Admission,
 }
 
 /// Logs failing writes once, then a count every [`FAILURE_LOG_INTERVAL`], then the
@@ -149,6 +151,7 @@ impl Committer {
             last_sync: Instant::now(),
             failures: FailureLog::default(),
             stats,
+            admission: Admission::default(),
         }
     }
 
@@ -202,11 +205,12 @@ impl Committer {
     fn commit(&mut self, batch: &mut Vec<(Vec<Op>, Ack)>, durable: bool) {
         self.frame.start();
         let mut refused: Vec<Vec<usize>> = Vec::with_capacity(batch.len());
-        let mut pending = 0i64;
+        self.admission.start();
         for (ops, _) in batch.iter() {
             let mut out = Vec::new();
             for (i, op) in ops.iter().enumerate() {
-                if self.admit(op, &mut pending) {
+                // In the group's order, each after the effect of those before it.
+                if self.admission.admit(&self.mirror, op) {
                     op.as_record().encode(self.frame.payload());
                 } else {
                     out.push(i);
@@ -258,34 +262,6 @@ impl Committer {
             }
             self.failures.succeeded();
         }
-    }
-
-    /// Whether `op` fits the memory limit, on top of what the group's earlier writes add
-    /// (`pending`, bytes; deletes make it smaller). The committer is the only writer, so
-    /// the mirror it measures against is exact, but for earlier writes of the same group to
-    /// the same key: each is measured against the mirror as it was before the group.
-    fn admit(&self, op: &Op, pending: &mut i64) -> bool {
-        let budget = self.mirror.budget();
-        if budget.limit() == 0 {
-            return true;
-        }
-        let growth = match op {
-            Op::Create { bucket } if self.mirror.bucket_now(bucket).is_some() => 0,
-            Op::Create { bucket } => bucket_cost(bucket.len()) as i64,
-            Op::Put { bucket, key, value } => match self.mirror.bucket_now(bucket) {
-                Some(b) => b.put_delta(key, value.len()),
-                None => entry_cost(key.len(), value.len()) as i64,
-            },
-            Op::Delete { bucket, key } => self
-                .mirror
-                .bucket_now(bucket)
-                .map_or(0, |b| -b.delete_delta(key)),
-        };
-        if growth > 0 && !budget.fits(*pending, growth) {
-            return false;
-        }
-        *pending += growth;
-        true
     }
 
     /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the

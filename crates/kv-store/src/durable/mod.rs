@@ -21,8 +21,10 @@
 //! Files: `dir` (lock and names), `format` (file header, format versions, what is
 //! upgraded), `frame` (checksummed frames), `record` (one write), `mirror` (what a
 //! write does in memory), `journal`, `snapshot`, `recovery` (including upgrades),
-//! `error` (why start-up refuses), `committer`.
+//! `error` (why start-up refuses), `committer`, `admission` (the memory limit over a group
+//! commit).
 
+mod admission;
 mod committer;
 mod dir;
 mod error;
@@ -360,3 +362,6 @@ impl Bucket for DurableBucket {
         submit_one(&self.committer, op).await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
-use crate::budget::{bucket_cost, entry_cost, Budget, OverLimit};
+use crate::budget::{bucket_cost, delete_delta, put_delta, Budget, OverLimit};
 use crate::{Bucket, Outcome, Pipeline, Store, StoreError, StoreReport};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
@@ -194,10 +194,11 @@ impl MemoryBucket {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         let entry = shard.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k));
-        let delta = match &entry {
-            Entry::Occupied(slot) => value.len() as i64 - slot.get().1.len() as i64,
-            Entry::Vacant(_) => entry_cost(key.len(), value.len()) as i64,
+        let now = match &entry {
+            Entry::Occupied(slot) => Some(slot.get().1.len()),
+            Entry::Vacant(_) => None,
         };
+        let delta = put_delta(key.len(), now, value.len());
         match admit {
             Admit::WithinLimit => self.0.budget.try_adjust(delta)?,
             Admit::Decided => self.0.budget.adjust(delta),
@@ -224,20 +225,10 @@ impl MemoryBucket {
         look(shard.find(hash, |(k, _)| k[..] == *key))
     }
 
-    /// What deleting `key` would free now (0 if it is not there).
-    pub(crate) fn delete_delta(&self, key: &[u8]) -> i64 {
-        self.peek(key, |entry| {
-            entry.map_or(0, |(k, v)| entry_cost(k.len(), v.len()) as i64)
-        })
-    }
-
-    /// What putting a value of `value_len` bytes at `key` would add to the data now
-    /// (negative if it shrinks it): for the durable committer's admission.
-    pub(crate) fn put_delta(&self, key: &[u8], value_len: usize) -> i64 {
-        self.peek(key, |entry| match entry {
-            Some((_, old)) => value_len as i64 - old.len() as i64,
-            None => entry_cost(key.len(), value_len) as i64,
-        })
+    /// The length of `key`'s value, if it has one: what a write to it is charged against
+    /// ([`crate::budget::put_delta`]), for the durable committer's admission.
+    pub(crate) fn value_len(&self, key: &[u8]) -> Option<usize> {
+        self.peek(key, |entry| entry.map(|(_, value)| value.len()))
     }
 
     /// Synchronous `get`: a reference-count increment, no copy.
@@ -268,7 +259,8 @@ impl MemoryBucket {
             .unwrap_or_else(PoisonError::into_inner);
         if let Ok(slot) = shard.find_entry(hash, |(k, _)| k[..] == *key) {
             let ((key, value), _) = slot.remove();
-            self.0.budget.give_back(entry_cost(key.len(), value.len()));
+            let delta = delete_delta(key.len(), Some(value.len()));
+            self.0.budget.adjust(delta);
         }
     }
 
