@@ -182,11 +182,11 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     };
     let served = match store {
         Served::Echo => serve_with(listener, serving, Echo).await,
-        Served::Memory(store) => serve_with(listener, serving, Kv::with_stats(store, stats)).await,
+        Served::Memory(store) => serve_with(listener, serving, Kv::new(store)).await,
         #[cfg(feature = "cluster")]
-        Served::Cluster(store) => serve_with(listener, serving, Kv::with_stats(store, stats)).await,
+        Served::Cluster(store) => serve_with(listener, serving, Kv::new(store)).await,
         Served::Durable(store) => {
-            let kv = Kv::with_stats(store.clone(), stats);
+            let kv = Kv::new(store.clone());
             let served = serve_with(listener, serving, kv).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.

@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::framing::trim_terminator;
 use crate::protocol::{Flow, Protocol, Session};
+use crate::stats::ServerStats;
 
 /// Wrong passwords allowed on one connection; the last of them closes it.
 pub const MAX_AUTH_FAILURES: u8 = 3;
@@ -108,6 +109,10 @@ pub struct AuthSession<S> {
 
 impl<P: Protocol> Protocol for Auth<P> {
     type Session = AuthSession<P::Session>;
+
+    fn on_start(&mut self, stats: &Arc<ServerStats>) {
+        self.inner.on_start(stats);
+    }
 
     fn open_session(&self, peer: SocketAddr) -> Self::Session {
         let standing = match &self.password {

@@ -22,6 +22,7 @@ use tracing::warn;
 
 use crate::framing::trim_terminator;
 use crate::protocol::{Flow, Protocol, Session};
+use crate::stats::ServerStats;
 
 /// The reply to a `DEBUG` command that returns.
 const OK: &[u8] = b"OK\r\n";
@@ -93,6 +94,10 @@ pub struct FaultySession<S> {
 impl<P: Protocol> Protocol for Faulty<P> {
     type Session = FaultySession<P::Session>;
 
+    fn on_start(&mut self, stats: &Arc<ServerStats>) {
+        self.inner.on_start(stats);
+    }
+
     fn open_session(&self, peer: SocketAddr) -> Self::Session {
         FaultySession {
             inner: self.inner.open_session(peer),
@@ -102,10 +107,13 @@ impl<P: Protocol> Protocol for Faulty<P> {
     }
 
     /// Panics the acceptor once a connection asked for it (`Notify` keeps the request if
-    /// no acceptor is listening at that instant, so it is never lost).
+    /// no acceptor is listening at that instant, so it is never lost); fails it too when
+    /// the wrapped protocol's hook does.
     async fn acceptor_hook(&self) {
-        self.acceptor_panic.notified().await;
-        panic!("DEBUG ACCEPTOR-PANIC");
+        tokio::select! {
+            () = self.inner.acceptor_hook() => {}
+            () = self.acceptor_panic.notified() => panic!("DEBUG ACCEPTOR-PANIC"),
+        }
     }
 }
 

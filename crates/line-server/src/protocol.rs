@@ -6,8 +6,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::BytesMut;
+
+use crate::stats::ServerStats;
 
 /// What the connection does after a line has been handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +22,25 @@ pub enum Flow {
 }
 
 /// A protocol served by the whole server: makes one [`Session`] per accepted client.
+///
+/// # Wrappers
+/// A protocol that wraps another (as [`crate::Auth`] and [`crate::Faulty`] do) forwards
+/// every method of this trait and of [`Session`] to the one it wraps, the defaulted ones
+/// included: a default compiles, so a forward that is missed is silent (the wrapped
+/// protocol's guard, counters or deferred replies are lost). A wrapper that answers a line
+/// itself first awaits the wrapped session's [`Session::on_batch_end`] (its deferred
+/// replies come first) and asks its [`Session::screen`]. line-server's
+/// `tests/wrappers.rs` holds every wrapper in this crate to it.
 pub trait Protocol: Send + Sync + 'static {
     /// Per-connection state.
     type Session: Session;
+
+    /// Called once by [`crate::serve`] before the first client is accepted, with the
+    /// counters it keeps for this server (a protocol reports them, as KV's `INFO` does).
+    /// Nothing by default.
+    fn on_start(&mut self, stats: &Arc<ServerStats>) {
+        let _ = stats;
+    }
 
     /// Called once per accepted client, on the connection's own task.
     fn open_session(&self, peer: SocketAddr) -> Self::Session;

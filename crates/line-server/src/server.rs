@@ -57,7 +57,9 @@ impl std::error::Error for ServeError {}
 /// gracefully: the listener closes, every connection answers what it received, and
 /// connections still busy at `config.shutdown_timeout` are stopped. When this returns, no
 /// connection task is left. The caller binds (port 0 in tests) and owns the shutdown
-/// signal.
+/// signal. What happens (connections, rejections, restarts, accept errors, panics) is
+/// counted in one [`ServerStats`], handed to `protocol` before the first client
+/// ([`Protocol::on_start`]).
 ///
 /// Errors: [`ServeError::Config`] for a config that cannot work (checked first, before
 /// anything is served); [`ServeError::Escalated`] when the acceptor failed more often than
@@ -72,17 +74,18 @@ pub async fn serve<P: Protocol>(
     serve_with_stats(listener, config, protocol, shutdown, ServerStats::new()).await
 }
 
-/// [`serve`], counting what happens in `stats` (connections, rejections, acceptor restarts,
-/// accept errors, panics), which the caller can read while it serves ([`ServerStats`]).
+/// [`serve`], counting in `stats`.
+#[doc(hidden)]
 pub async fn serve_with_stats<P: Protocol>(
     listener: TcpListener,
     config: &ServerConfig,
-    protocol: P,
+    mut protocol: P,
     shutdown: CancellationToken,
     stats: Arc<ServerStats>,
 ) -> Result<(), ServeError> {
     config.validate().map_err(ServeError::Config)?;
     let port = listener.local_addr().map_err(ServeError::Io)?.port();
+    protocol.on_start(&stats);
     let tracker = TaskTracker::new();
     let stopping = Stopping::new();
     let connections = Arc::new(Connections {

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
-/// A server's counters; made by the caller and handed to [`crate::serve_with_stats`] (or
-/// made by [`crate::serve`]), readable at any time with [`ServerStats::snapshot`].
+/// A server's counters: made by [`crate::serve`] and handed to its protocol
+/// ([`crate::Protocol::on_start`]), readable at any time with [`ServerStats::snapshot`].
 #[derive(Debug)]
 pub struct ServerStats {
     started: Instant,

@@ -5,11 +5,10 @@ pub mod common;
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{start_counted, PATIENCE};
+use common::{start, PATIENCE};
 use line_server::{
     Echo, Faulty, Flow, Protocol, ServerConfig, ServerStats, Session, StatsSnapshot,
 };
@@ -32,13 +31,13 @@ async fn until(stats: &ServerStats, done: impl Fn(&StatsSnapshot) -> bool) -> St
 
 #[tokio::test]
 async fn connections_are_counted_received_connected_and_rejected() {
-    let stats = ServerStats::new();
     let config = ServerConfig {
         max_connections: 2,
         event_loops: NonZeroUsize::new(2),
         ..ServerConfig::default()
     };
-    let server = start_counted(Echo, config, stats.clone());
+    let server = start(Echo, config);
+    let stats = server.stats().await;
     let mut a = server.connect().await;
     a.echo(b"a\n").await;
     let mut b = server.connect().await;
@@ -80,8 +79,8 @@ impl Session for GoodbyeSession {
 
 #[tokio::test]
 async fn a_client_turned_away_when_it_connects_is_a_rejection() {
-    let stats = ServerStats::new();
-    let server = start_counted(Goodbye, ServerConfig::default(), stats.clone());
+    let server = start(Goodbye, ServerConfig::default());
+    let stats = server.stats().await;
     let mut client = server.connect().await;
     client.expect(b"goodbye\r\n").await;
     client.expect_eof().await;
@@ -91,8 +90,8 @@ async fn a_client_turned_away_when_it_connects_is_a_rejection() {
 
 #[tokio::test]
 async fn panics_and_acceptor_restarts_are_counted() {
-    let stats = ServerStats::new();
-    let server = start_counted(Faulty::new(Echo), ServerConfig::default(), stats.clone());
+    let server = start(Faulty::new(Echo), ServerConfig::default());
+    let stats = server.stats().await;
     let mut victim = server.connect().await;
     victim.send(b"DEBUG PANIC\n").await;
     victim.expect_closed().await;
@@ -109,12 +108,12 @@ async fn panics_and_acceptor_restarts_are_counted() {
 #[tokio::test]
 async fn bytes_received_and_sent_are_counted() {
     for event_loops in [None, NonZeroUsize::new(2)] {
-        let stats = ServerStats::new();
         let config = ServerConfig {
             event_loops,
             ..ServerConfig::default()
         };
-        let server = start_counted(Echo, config, Arc::clone(&stats));
+        let server = start(Echo, config);
+        let stats = server.stats().await;
         let mut client = server.connect().await;
         client.echo(b"hello\n").await;
         client.echo(b"one\ntwo\n").await;

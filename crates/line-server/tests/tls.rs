@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, start, start_counted, PATIENCE};
-use line_server::{Echo, Faulty, ServerConfig, ServerStats, Tls, TlsError};
+use common::{eventually, start, PATIENCE};
+use line_server::{Echo, Faulty, ServerConfig, Tls, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
@@ -97,8 +97,8 @@ async fn lines_are_echoed_over_tls_one_at_a_time_and_pipelined() {
 #[tokio::test]
 async fn a_plaintext_client_on_a_tls_port_is_closed_and_harms_no_one() {
     let pki = pki();
-    let stats = ServerStats::new();
-    let server = start_counted(Echo, tls_config(&pki, false), Arc::clone(&stats));
+    let server = start(Echo, tls_config(&pki, false));
+    let stats = server.stats().await;
     let mut tls = connect_tls(server.addr(), &pki, None)
         .await
         .expect("handshake");
@@ -127,8 +127,8 @@ async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_deadline() 
     config.tls = config
         .tls
         .map(|tls| tls.with_handshake_timeout(Duration::from_millis(300)));
-    let stats = ServerStats::new();
-    let server = start_counted(Echo, config, Arc::clone(&stats));
+    let server = start(Echo, config);
+    let stats = server.stats().await;
     let mut stalled = server.connect().await;
     let mut served = connect_tls(server.addr(), &pki, None)
         .await
@@ -152,8 +152,8 @@ async fn a_client_that_never_finishes_its_handshake_is_closed_at_the_deadline() 
 #[tokio::test]
 async fn with_a_client_ca_only_clients_with_a_certificate_it_signed_are_served() {
     let pki = pki();
-    let stats = ServerStats::new();
-    let server = start_counted(Echo, tls_config(&pki, true), Arc::clone(&stats));
+    let server = start(Echo, tls_config(&pki, true));
+    let stats = server.stats().await;
 
     let mut signed = connect_tls(
         server.addr(),
@@ -333,8 +333,8 @@ async fn a_client_over_the_connection_limit_of_a_tls_port_is_closed_without_a_re
         max_connections: 1,
         ..tls_config(&pki, false)
     };
-    let stats = ServerStats::new();
-    let server = start_counted(Echo, config, Arc::clone(&stats));
+    let server = start(Echo, config);
+    let stats = server.stats().await;
     let mut served = connect_tls(server.addr(), &pki, None)
         .await
         .expect("handshake");

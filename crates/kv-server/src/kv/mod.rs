@@ -32,20 +32,22 @@ pub struct Kv<S> {
 }
 
 impl<S: Store> Kv<S> {
-    /// Serves `store`; `INFO` reports no connection counters (see [`Kv::with_stats`]).
+    /// Serves `store`; `INFO` reports the counters of the server that serves it, which
+    /// `line_server::serve` hands over when it starts.
     pub fn new(store: S) -> Self {
-        Self::with_stats(store, ServerStats::new())
-    }
-
-    /// Serves `store`, reporting in `INFO` the counters of the server that serves it (the
-    /// same `stats` given to `line_server::serve_with_stats`).
-    pub fn with_stats(store: S, server: Arc<ServerStats>) -> Self {
-        Self { store, server }
+        Self {
+            store,
+            server: ServerStats::new(),
+        }
     }
 }
 
 impl<S: Store> Protocol for Kv<S> {
     type Session = KvSession<S>;
+
+    fn on_start(&mut self, stats: &Arc<ServerStats>) {
+        self.server = Arc::clone(stats);
+    }
 
     fn open_session(&self, peer: SocketAddr) -> KvSession<S> {
         KvSession {

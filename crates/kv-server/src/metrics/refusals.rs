@@ -30,6 +30,10 @@ pub struct CountedSession<S>(S);
 impl<P: Protocol> Protocol for CountRefusals<P> {
     type Session = CountedSession<P::Session>;
 
+    fn on_start(&mut self, stats: &std::sync::Arc<line_server::ServerStats>) {
+        self.0.on_start(stats);
+    }
+
     fn open_session(&self, peer: SocketAddr) -> Self::Session {
         CountedSession(self.0.open_session(peer))
     }

@@ -1,10 +1,10 @@
 //! A server under test: `serve` on `127.0.0.1:0`, spawned on the test's runtime.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
-use std::sync::Arc;
-
-use line_server::{bind, serve_with_stats, Protocol, ServeError, ServerConfig, ServerStats};
+use line_server::{bind, serve, Protocol, ServeError, ServerConfig, ServerStats};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,31 +18,50 @@ pub struct TestServer {
     shutdown: CancellationToken,
     /// What `serve` returned, once it has.
     served: JoinHandle<Result<(), ServeError>>,
+    /// The counters `serve` handed its protocol, once it has.
+    stats: Arc<OnceLock<Arc<ServerStats>>>,
+}
+
+/// `P`, keeping the counters `serve` hands it where the test can read them.
+struct Tap<P> {
+    inner: P,
+    stats: Arc<OnceLock<Arc<ServerStats>>>,
+}
+
+impl<P: Protocol> Protocol for Tap<P> {
+    type Session = P::Session;
+
+    fn on_start(&mut self, stats: &Arc<ServerStats>) {
+        let _ = self.stats.set(Arc::clone(stats));
+        self.inner.on_start(stats);
+    }
+
+    fn open_session(&self, peer: SocketAddr) -> P::Session {
+        self.inner.open_session(peer)
+    }
+
+    fn acceptor_hook(&self) -> impl Future<Output = ()> + Send + '_ {
+        self.inner.acceptor_hook()
+    }
 }
 
 /// Serves `protocol` with `config` on a free loopback port. Call it on a tokio runtime.
 pub fn start<P: Protocol>(protocol: P, config: ServerConfig) -> TestServer {
-    start_counted(protocol, config, ServerStats::new())
-}
-
-/// [`start`], counting in `stats`.
-pub fn start_counted<P: Protocol>(
-    protocol: P,
-    config: ServerConfig,
-    stats: Arc<ServerStats>,
-) -> TestServer {
     let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind a loopback port");
     let addr = listener.local_addr().expect("the bound address");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    let served =
-        tokio::spawn(
-            async move { serve_with_stats(listener, &config, protocol, token, stats).await },
-        );
+    let stats = Arc::new(OnceLock::new());
+    let protocol = Tap {
+        inner: protocol,
+        stats: Arc::clone(&stats),
+    };
+    let served = tokio::spawn(async move { serve(listener, &config, protocol, token).await });
     TestServer {
         addr,
         shutdown,
         served,
+        stats,
     }
 }
 
@@ -50,6 +69,22 @@ impl TestServer {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The server's counters, once `serve` has started (panics if it has not within
+    /// [`PATIENCE`]).
+    pub async fn stats(&self) -> Arc<ServerStats> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(stats) = self.stats.get() {
+                return Arc::clone(stats);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "serve did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     /// Connects a new client (panics if the connection cannot be made).
