@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use kv_store::{Bucket, DurableOptions, DurableStore, FsyncPolicy, Store};
+use kv_store::{DurableOptions, DurableStore, FsyncPolicy, Outcome, StoreClient};
 
 const WRITERS: usize = 64;
 
@@ -31,17 +31,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let store = DurableStore::open(&dir, FsyncPolicy::Always)?;
-    store.create(b"bench").await?;
-    let bucket = store.bucket(b"bench").await?.ok_or("bucket missing")?;
+    done(StoreClient::new(&store).create(b"bench").await)?;
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let bucket = bucket.clone();
+        let mut client = StoreClient::new(&store);
         writers.push(tokio::spawn(async move {
             for i in (w..keys).step_by(WRITERS) {
                 let key = format!("key:{i:012}");
-                bucket.put(key.as_bytes(), b"0123456789abcdef").await?;
+                done(client.put(b"bench", key.as_bytes(), b"0123456789abcdef").await)?;
             }
-            Ok::<_, kv_store::StoreError>(())
+            Ok::<_, String>(())
         }));
     }
     for writer in writers {
@@ -65,8 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..DurableOptions::default()
     };
     let store = DurableStore::open_with(&dir, options)?;
-    let bucket = store.bucket(b"bench").await?.ok_or("bucket missing")?;
-    bucket.put(b"key:000000000000", b"0123456789abcdef").await?;
+    let mut client = StoreClient::new(&store);
+    done(client.put(b"bench", b"key:000000000000", b"0123456789abcdef").await)?;
     let started = Instant::now();
     store.close().await; // waits for the snapshot
     println!(
@@ -105,4 +104,12 @@ fn describe_dir(dir: &std::path::Path) -> std::io::Result<String> {
     }
     files.sort();
     Ok(files.join(", "))
+}
+
+/// `Ok` for a request carried out; its outcome as the error otherwise.
+fn done(outcome: Outcome) -> Result<(), String> {
+    match outcome {
+        Outcome::Done => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
 }

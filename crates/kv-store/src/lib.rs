@@ -1,9 +1,13 @@
 //! The store behind kv-server: named buckets, each a map from byte strings to byte strings.
 //!
 //! # Layout
-//! - this file: the seam — [`Store`] and [`Bucket`] — that the protocol code is written
-//!   against, and [`StoreError`];
-//! - [`pipeline`]: the seam's batch: writes that arrived together travel together;
+//! - this file: [`Store`], the registry the protocol code is written against, what it
+//!   reports, and [`StoreError`];
+//! - [`pipeline`]: the seam — a connection's one ordered path into the store, with the
+//!   [`Answers`] sink that hears what became of each request;
+//! - [`client`]: [`StoreClient`], a pipeline of one, for tests and tools;
+//! - `conformance` (feature `conformance`): what every engine does, checked the same way
+//!   for each;
 //! - [`budget`]: the memory limit — what the data holds, counted; growth past it refused;
 //! - [`memory`]: the in-memory engine (the default);
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
@@ -12,57 +16,40 @@
 //! The cluster engine (`--redis-cluster`) implements this seam in a crate of its own,
 //! `kv-cluster`, so that only builds that want it compile the redis client.
 //!
-//! Every operation returns a future, so an engine may wait on I/O (a durable engine waits
+//! Every request returns a future, so an engine may wait on I/O (a durable engine waits
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
 //! ready at once and are statically dispatched, so the seam costs it nothing.
 
 pub mod budget;
+pub mod client;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod durable;
 pub mod memory;
 pub mod pipeline;
 
 use std::fmt;
-use std::future::Future;
-
-use bytes::{Bytes, BytesMut};
 
 pub use durable::{
     DurableOptions, DurableStore, FsyncPolicy, OpenError, COMMIT_LATENCY_BOUNDS_MICROS,
     COMMIT_LATENCY_BUCKETS,
 };
 pub use memory::MemoryStore;
-pub use pipeline::{Outcome, Pipeline};
+pub use client::StoreClient;
+pub use pipeline::{Answer, Answers, Op, Outcome, Pipeline};
 
-/// A registry of named buckets, shared by all connections (cheap to clone).
+/// A registry of named buckets, shared by all connections (cheap to clone). Requests
+/// reach it only through a connection's [`Pipeline`].
 pub trait Store: Clone + Send + Sync + 'static {
-    /// A handle to one existing bucket.
-    type Bucket: Bucket;
+    /// One connection's way in.
+    type Pipeline: Pipeline;
 
-    /// One connection's queue of writes that travel together.
-    type Pipeline: Pipeline<Bucket = Self::Bucket>;
-
-    /// A new, empty pipeline for one connection.
+    /// A new pipeline for one connection.
     fn pipeline(&self) -> Self::Pipeline;
 
     /// What the store holds and has done, for `INFO` and metrics. Takes every bucket's
     /// shard locks in turn (to count keys): for an operator's request, not a hot path.
     fn report(&self) -> StoreReport;
-
-    /// Creates the bucket if it does not exist yet; succeeds if it does.
-    fn create(&self, name: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// A handle to the bucket, or `None` if no bucket has that name.
-    ///
-    /// Buckets are never removed, so a handle stays valid for the life of the store and
-    /// callers may keep it.
-    ///
-    /// An engine for which asking costs a round trip (the cluster engine) may instead hand
-    /// out a handle for any name without asking, and check as it carries each request out:
-    /// its pipeline answers [`Outcome::NoBucket`], its [`Bucket`] methods an error.
-    fn bucket(
-        &self,
-        name: &[u8],
-    ) -> impl Future<Output = Result<Option<Self::Bucket>, StoreError>> + Send;
 }
 
 /// What [`Store::report`] says.
@@ -118,41 +105,6 @@ pub struct Persistence {
     /// Size of the journal being appended to, in bytes: it grows with every commit and
     /// starts again after a compaction (README, "Durable mode").
     pub journal_bytes: u64,
-}
-
-/// One bucket. A write is visible to every other handle once its future completes.
-pub trait Bucket: Clone + Send + Sync + 'static {
-    /// The name the bucket was created with (what [`Store::bucket`] was asked for), so a
-    /// caller that keeps a handle can tell which bucket it holds without keeping the name
-    /// a second time.
-    fn name(&self) -> &[u8];
-
-    /// Sets `key` to `value`.
-    fn put(&self, key: &[u8], value: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The value of `key`, if any.
-    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
-
-    /// Appends the value of `key` to `out` and says whether there was one; on an error
-    /// nothing is appended. What a GET reply needs: an engine that can copy the value
-    /// straight from its storage (the in-memory one does, under its shard's read lock)
-    /// overrides this to skip the `Bytes` handle that `get` returns.
-    fn get_into(
-        &self,
-        key: &[u8],
-        out: &mut BytesMut,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        async move {
-            let value = self.get(key).await?;
-            if let Some(value) = &value {
-                out.extend_from_slice(value);
-            }
-            Ok(value.is_some())
-        }
-    }
-
-    /// Removes `key`; succeeds if it was not there.
-    fn delete(&self, key: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store could not carry out an operation (a disk error, say). The protocol answers

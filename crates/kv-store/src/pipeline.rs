@@ -1,69 +1,143 @@
-//! [`Pipeline`]: the requests of one connection that arrived together, on their way to the
-//! store together.
+//! [`Pipeline`]: the one ordered path into the store. Every request of a connection goes
+//! through it, and what became of each is told to an [`Answers`] sink in the order the
+//! requests were submitted.
 //!
 //! A client that pipelines 32 `PUT`s should pay for one sync (durable engine) or one
 //! network round trip (a networked engine), not 32, as Redis writes everything one read
-//! brought with one `fsync`. The protocol queues consecutive writes here and flushes them
-//! before anything that must see them (a read of the same connection) and at the end of
-//! what arrived together; replies stay in request order. An engine that gains nothing from
-//! batching (the in-memory one) carries each write out at once instead, at no cost.
-//!
-//! An engine for which a read also costs a round trip (the cluster engine) queues reads
-//! too ([`Pipeline::get`]), so that a run of `PUT`s and `GET`s travels as one batch; the
-//! engines whose reads are cheap decline, and the protocol reads through
-//! [`Bucket::get_into`] after flushing the writes before it.
+//! brought with one `fsync`. So an engine may hold requests back and carry them out
+//! together at a later [`Pipeline::submit`] or at [`Pipeline::flush`] (the end of what
+//! arrived together). What it holds back is its own business: the in-memory engine holds
+//! nothing; the durable engine holds writes and carries them out before a read; the
+//! cluster engine holds everything, up to a bound. The one promise every engine keeps,
+//! and tests on its own, is the order of the answers.
 
 use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::{Bucket, StoreError};
+use crate::{StoreError, StoreReport};
 
-/// What a queued request came to, when it did not fail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A `PUT` or `DELETE` was carried out.
-    Written,
-    /// A `GET` found this value (`None`: the bucket has no such key).
-    Value(Option<Bytes>),
-    /// The bucket does not exist: from an engine that checks as it carries requests out
-    /// rather than when it hands out a handle (see [`crate::Store::bucket`]).
-    NoBucket,
+/// One request on a bucket (the bucket is named beside it, in [`Pipeline::submit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op<'a> {
+    /// `CREATE`: makes the bucket unless it exists; [`Answer::Done`] either way.
+    Create,
+    /// `PUT`: sets `key` to `value`.
+    Put {
+        /// The key.
+        key: &'a [u8],
+        /// Its new value.
+        value: &'a [u8],
+    },
+    /// `GET`: the value of `key`.
+    Get {
+        /// The key.
+        key: &'a [u8],
+    },
+    /// `DELETE`: removes `key`; [`Answer::Done`] also if it was not there.
+    Delete {
+        /// The key.
+        key: &'a [u8],
+    },
 }
 
-/// One connection's queue of requests; made by [`crate::Store::pipeline`], reused for the
-/// connection's life. An engine queues every write or none, and every read or none
-/// (replies are answered in order on that promise).
-pub trait Pipeline: Send + 'static {
-    /// The engine's bucket handle.
-    type Bucket: Bucket;
-
-    /// Sets `key` to `value` in `bucket`: carried out now (`Some` with its result) by an
-    /// engine that does not batch, or queued until [`flush`](Self::flush) (`None`).
-    fn put(
-        &mut self,
-        bucket: &Self::Bucket,
-        key: &[u8],
-        value: &[u8],
-    ) -> Option<Result<(), StoreError>>;
-
-    /// Removes `key` from `bucket`; now or queued, as [`put`](Self::put).
-    fn delete(&mut self, bucket: &Self::Bucket, key: &[u8]) -> Option<Result<(), StoreError>>;
-
-    /// Queues a read of `key` in `bucket`, answered at the flush ([`Outcome::Value`]), and
-    /// says `true`; or, for an engine whose reads cost no round trip (the default), queues
-    /// nothing and says `false`: the caller then flushes and reads through the bucket.
-    fn get(&mut self, bucket: &Self::Bucket, key: &[u8]) -> bool {
-        let _ = (bucket, key);
-        false
+impl Op<'_> {
+    /// Whether it changes the data (what a durable engine journals).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Get { .. })
     }
+}
 
-    /// Requests queued since the last flush.
-    fn queued(&self) -> usize;
+/// What became of one request, lent to [`Answers::answer`] for the call only (so that an
+/// engine can hand over a value straight from its storage, under its lock, uncopied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer<'a> {
+    /// A `CREATE`, `PUT` or `DELETE` was carried out (visible to every connection, and in
+    /// durable mode on stable storage).
+    Done,
+    /// A `GET` found this value (`None`: the bucket has no such key).
+    Value(Option<&'a [u8]>),
+    /// The request names a bucket that does not exist (never for `CREATE`).
+    NoBucket,
+    /// The store could not carry it out (a disk error, the memory limit, a timeout).
+    Failed(&'a StoreError),
+}
 
-    /// Carries out every queued request, each seeing the effect of those queued before it,
-    /// and returns one result per request in the order they were queued (the queue is then
-    /// empty). Once it completes, the writes that succeeded are visible to every connection
-    /// (and, in durable mode, on stable storage).
-    fn flush(&mut self) -> impl Future<Output = &[Result<Outcome, StoreError>]> + Send + '_;
+/// Where an engine tells what became of each request, once per request, in the order the
+/// requests were submitted. The KV session encodes each as its reply.
+pub trait Answers {
+    /// The next request's answer.
+    fn answer(&mut self, answer: Answer<'_>);
+}
+
+/// [`Answer`] owned: what a collecting sink keeps ([`crate::StoreClient`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// [`Answer::Done`].
+    Done,
+    /// [`Answer::Value`], copied.
+    Value(Option<Bytes>),
+    /// [`Answer::NoBucket`].
+    NoBucket,
+    /// [`Answer::Failed`].
+    Failed(StoreError),
+}
+
+impl Outcome {
+    /// The answer this is, lent.
+    pub fn as_answer(&self) -> Answer<'_> {
+        match self {
+            Outcome::Done => Answer::Done,
+            Outcome::Value(value) => Answer::Value(value.as_deref()),
+            Outcome::NoBucket => Answer::NoBucket,
+            Outcome::Failed(e) => Answer::Failed(e),
+        }
+    }
+}
+
+impl From<Answer<'_>> for Outcome {
+    fn from(answer: Answer<'_>) -> Self {
+        match answer {
+            Answer::Done => Outcome::Done,
+            Answer::Value(value) => Outcome::Value(value.map(Bytes::copy_from_slice)),
+            Answer::NoBucket => Outcome::NoBucket,
+            Answer::Failed(e) => Outcome::Failed(e.clone()),
+        }
+    }
+}
+
+/// Collects every answer, owned: for tests, tools and [`crate::StoreClient`].
+impl Answers for Vec<Outcome> {
+    fn answer(&mut self, answer: Answer<'_>) {
+        self.push(answer.into());
+    }
+}
+
+/// One connection's way into the store; made by [`crate::Store::pipeline`] and kept for
+/// the connection's life (it keeps what it reuses: the bucket used last, its queues).
+///
+/// Every request submitted is answered exactly once, through the `answers` of the call
+/// that carries it out (that `submit`, a later one, or `flush`), and after every request
+/// submitted before it: answers come in request order, whatever the engine holds back.
+/// A request sees the effect of every request submitted before it.
+pub trait Pipeline: Send + 'static {
+    /// Takes `op` on the bucket named `bucket`: carried out now, or held back until a
+    /// later call carries it out with others. Answers go to `answers`: this request's, if
+    /// it is carried out now, and those of any held back before it.
+    fn submit<A: Answers + Send>(
+        &mut self,
+        bucket: &[u8],
+        op: Op<'_>,
+        answers: &mut A,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Carries out every request held back and answers them, in order. Once it completes,
+    /// every write submitted is visible to every connection (and, in durable mode, on
+    /// stable storage). Called at the end of what arrived together and before anything
+    /// that must not wait behind the store (a reply of the machinery's own).
+    fn flush<A: Answers + Send>(&mut self, answers: &mut A) -> impl Future<Output = ()> + Send;
+
+    /// What the store holds and has done ([`crate::Store::report`]), for `INFO` on this
+    /// connection: the pipeline holds the store, so a session need not hold it twice.
+    fn report(&self) -> StoreReport;
 }

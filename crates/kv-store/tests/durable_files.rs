@@ -12,10 +12,10 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 use common::{
-    assert_sample, expect_unusable, files, frames_end, get, newest_journal, open, open_compacting,
+    run, assert_sample, expect_unusable, files, frames_end, get, newest_journal, open, open_compacting,
     put, sample_dir, temp_dir, write_sample, FILE_HEADER_LEN,
 };
-use kv_store::{Bucket, DurableStore, FsyncPolicy, OpenError, Store};
+use kv_store::{DurableStore, FsyncPolicy, Op, OpenError};
 
 #[tokio::test]
 async fn everything_survives_a_close_and_reopen() {
@@ -51,18 +51,17 @@ async fn a_second_open_of_the_same_directory_is_refused_as_locked() {
 async fn compaction_keeps_the_state_and_bounds_the_files() {
     let dir = temp_dir("compact");
     let store = open_compacting(dir.path(), 4096);
-    store.create(b"b").await.unwrap();
-    let bucket = store.bucket(b"b").await.unwrap().unwrap();
+    run(&store, "b", Op::Create).await;
     let mut model = BTreeMap::new();
     // 100 keys overwritten 30 times: ~100 KB of journal for ~2 KB of data.
     for round in 0..30 {
         for k in 0..100 {
             let (key, value) = (format!("key{k}"), format!("value{k}-{round}"));
             if (k + round) % 7 == 0 {
-                bucket.delete(key.as_bytes()).await.unwrap();
+                run(&store, "b", Op::Delete { key: key.as_bytes() }).await;
                 model.remove(&key);
             } else {
-                bucket.put(key.as_bytes(), value.as_bytes()).await.unwrap();
+                put(&store, "b", &key, &value).await;
                 model.insert(key, value);
             }
         }
@@ -83,13 +82,11 @@ async fn compaction_keeps_the_state_and_bounds_the_files() {
     );
 
     let store = open_compacting(dir.path(), 4096);
-    let bucket = store.bucket(b"b").await.unwrap().unwrap();
     for k in 0..100 {
         let key = format!("key{k}");
-        let got = bucket.get(key.as_bytes()).await.unwrap();
         assert_eq!(
-            got.as_deref(),
-            model.get(&key).map(|v| v.as_bytes()),
+            get(&store, "b", &key).await.as_ref(),
+            model.get(&key),
             "{key} after compaction and reopen"
         );
     }
@@ -174,7 +171,7 @@ async fn everysec_drops_a_lost_unsynced_write_and_those_after_it() {
     // A prefix of the writes: the two buckets and milk=1, nothing after the lost write.
     assert_eq!(get(&store, "shopping", "milk").await.as_deref(), Some("1"));
     assert_eq!(get(&store, "shopping", "eggs").await, None);
-    assert!(store.bucket(b"empty").await.unwrap().is_some());
+    assert_eq!(get(&store, "empty", "k").await, None, "the bucket exists");
 }
 
 #[tokio::test]

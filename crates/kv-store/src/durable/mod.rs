@@ -44,16 +44,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use crate::memory::{MemoryBucket, MemoryStore};
-use crate::{Bucket, Persistence, Store, StoreError, StoreReport};
+use crate::memory::MemoryStore;
+use crate::{Persistence, Store, StoreReport};
 use committer::{Committer, Message};
 use dir::DataDir;
 pub use pipeline::DurablePipeline;
-use record::Op;
 use stats::Counters;
 pub use stats::{DurableStats, COMMIT_LATENCY_BOUNDS_MICROS, COMMIT_LATENCY_BUCKETS};
 
@@ -158,14 +156,6 @@ pub struct DurableStore {
     counters: Arc<Counters>,
     /// The sync policy asked for (for reports).
     policy: FsyncPolicy,
-}
-
-/// A handle to one durable bucket.
-#[derive(Clone)]
-pub struct DurableBucket {
-    /// Its in-memory copy, which also knows its name.
-    mirror: MemoryBucket,
-    committer: mpsc::Sender<Message>,
 }
 
 impl DurableStore {
@@ -281,20 +271,11 @@ fn start_sync_ticker(committer: mpsc::WeakSender<Message>) -> bool {
     spawned.is_ok()
 }
 
-/// Sends one write to the committer and waits for its verdict (a pipeline of one).
-async fn submit_one(committer: &mpsc::Sender<Message>, op: Op) -> Result<(), StoreError> {
-    let committed = pipeline::submit(committer, vec![op]).await;
-    let mut results = Vec::with_capacity(1);
-    pipeline::results(&committed, 1, &mut results, ());
-    results.pop().unwrap_or(committed.verdict)
-}
-
 impl Store for DurableStore {
-    type Bucket = DurableBucket;
     type Pipeline = DurablePipeline;
 
     fn pipeline(&self) -> DurablePipeline {
-        DurablePipeline::new(self.committer.clone())
+        DurablePipeline::new(self.clone())
     }
 
     fn report(&self) -> StoreReport {
@@ -314,52 +295,6 @@ impl Store for DurableStore {
             }),
             ..self.mirror.report()
         }
-    }
-
-    async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
-        if self.mirror.bucket_now(name).is_some() {
-            return Ok(());
-        }
-        let bucket = Bytes::copy_from_slice(name);
-        submit_one(&self.committer, Op::Create { bucket }).await
-    }
-
-    async fn bucket(&self, name: &[u8]) -> Result<Option<DurableBucket>, StoreError> {
-        Ok(self.mirror.bucket_now(name).map(|mirror| DurableBucket {
-            mirror,
-            committer: self.committer.clone(),
-        }))
-    }
-}
-
-impl Bucket for DurableBucket {
-    fn name(&self) -> &[u8] {
-        self.mirror.name()
-    }
-
-    async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let op = Op::Put {
-            bucket: self.mirror.name_bytes().clone(),
-            key: Bytes::copy_from_slice(key),
-            value: Bytes::copy_from_slice(value),
-        };
-        submit_one(&self.committer, op).await
-    }
-
-    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.mirror.get_now(key))
-    }
-
-    async fn get_into(&self, key: &[u8], out: &mut BytesMut) -> Result<bool, StoreError> {
-        Ok(self.mirror.get_into_now(key, out))
-    }
-
-    async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
-        let op = Op::Delete {
-            bucket: self.mirror.name_bytes().clone(),
-            key: Bytes::copy_from_slice(key),
-        };
-        submit_one(&self.committer, op).await
     }
 }
 

@@ -14,7 +14,7 @@ use super::record::Op;
 use super::{recovery, DurableOptions, DurableStore, FsyncPolicy, COMPACT_AFTER};
 use crate::budget::{bucket_cost, entry_cost};
 use crate::memory::{out_of_memory, Admit, MemoryStore};
-use crate::{Pipeline, Store, StoreError};
+use crate::{Outcome, Pipeline, Store, StoreClient, StoreError};
 
 /// A store on a fresh directory that holds at most `limit` bytes.
 fn open_limited(dir: &Path, limit: u64) -> DurableStore {
@@ -34,23 +34,68 @@ enum Write<'a> {
 /// Sends `writes` to bucket `b` of `store` through one pipeline flush, so they travel as
 /// one message and share one group commit; their results.
 async fn flush_together<S: Store>(store: &S, writes: &[Write<'_>]) -> Vec<Result<(), String>> {
-    let bucket = store.bucket(b"b").await.expect("lookup").expect("bucket b");
     let mut pipeline = store.pipeline();
-    let mut now = Vec::new();
+    let mut answers = Vec::new();
     for write in writes {
-        let answer = match *write {
-            Write::Put(key, value) => pipeline.put(&bucket, key, value),
-            Write::Delete(key) => pipeline.delete(&bucket, key),
+        let op = match *write {
+            Write::Put(key, value) => crate::Op::Put { key, value },
+            Write::Delete(key) => crate::Op::Delete { key },
         };
-        now.extend(answer);
+        pipeline.submit(b"b", op, &mut answers).await;
     }
-    let later = pipeline.flush().await.iter().cloned();
-    let results = now.into_iter().chain(later.map(|r| r.map(|_| ())));
-    results.map(|r| r.map_err(|e| e.to_string())).collect()
+    pipeline.flush(&mut answers).await;
+    let result = |outcome| match outcome {
+        Outcome::Done => Ok(()),
+        Outcome::Failed(e) => Err(e.to_string()),
+        other => Err(format!("{other:?}")),
+    };
+    answers.into_iter().map(result).collect()
+}
+
+/// `CREATE b`, which must fit.
+async fn create_b<S: Store>(store: &S) {
+    let created = StoreClient::new(store).create(b"b").await;
+    assert_eq!(created, Outcome::Done, "a bucket fits");
 }
 
 fn oom() -> Result<(), String> {
     Err(out_of_memory().to_string())
+}
+
+#[tokio::test]
+async fn the_durable_engine_behaves_as_every_engine_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DurableStore::open(dir.path(), FsyncPolicy::Always).expect("open the store");
+    crate::conformance::all(&store, "").await;
+    store.close().await;
+}
+
+/// Writes are held back until a read, a write to a bucket not yet created, or the flush;
+/// then answered together, in order, before what comes after (the engine's own order).
+#[tokio::test]
+async fn writes_are_held_back_until_a_read_or_the_flush() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DurableStore::open(dir.path(), FsyncPolicy::Always).expect("open the store");
+    let mut pipeline = store.pipeline();
+    let mut answers = Vec::new();
+    let commits = || store.counters().commits;
+    pipeline.submit(b"b", crate::Op::Create, &mut answers).await;
+    let put = crate::Op::Put { key: b"k", value: b"1" };
+    // Not created yet: the held CREATE is committed first, alone.
+    pipeline.submit(b"b", put, &mut answers).await;
+    assert_eq!((answers.len(), commits()), (1, 1));
+    pipeline.submit(b"b", crate::Op::Delete { key: b"j" }, &mut answers).await;
+    assert_eq!(answers.len(), 1, "held back");
+    pipeline.submit(b"b", crate::Op::Get { key: b"k" }, &mut answers).await;
+    assert_eq!((answers.len(), commits()), (4, 2), "two writes in one commit, then the read");
+    pipeline.submit(b"b", crate::Op::Create, &mut answers).await;
+    assert_eq!(answers.len(), 5, "nothing held: CREATE of a bucket that exists is done");
+    pipeline.submit(b"b", put, &mut answers).await;
+    pipeline.flush(&mut answers).await;
+    let value = Outcome::Value(Some(Bytes::from_static(b"1")));
+    let done = Outcome::Done;
+    assert_eq!(answers, [done.clone(), done.clone(), done.clone(), value, done.clone(), done]);
+    store.close().await;
 }
 
 #[tokio::test]
@@ -64,8 +109,8 @@ async fn a_delete_frees_for_a_put_of_the_same_key_in_the_same_group() {
         Write::Delete(b"k"),
         Write::Put(b"k", b"v"),
     ];
-    durable.create(b"b").await.expect("a bucket fits");
-    memory.create(b"b").await.expect("a bucket fits");
+    create_b(&durable).await;
+    create_b(&memory).await;
     let ok = vec![Ok(()); 3];
     assert_eq!(flush_together(&durable, &writes).await, ok);
     assert_eq!(flush_together(&memory, &writes).await, ok);
@@ -80,7 +125,7 @@ async fn replacing_every_key_in_one_group_leaves_no_room_for_new_ones() {
     let limit = bucket_cost(1) + 5 * cost;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open_limited(dir.path(), limit);
-    store.create(b"b").await.expect("a bucket fits");
+    create_b(&store).await;
     let keys: Vec<Vec<u8>> = (0..5).map(|i| format!("k{i}").into_bytes()).collect();
     let fill: Vec<Write> = keys.iter().map(|k| Write::Put(k, b"12345678")).collect();
     assert_eq!(flush_together(&store, &fill).await, vec![Ok(()); 5]);

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, delete_delta, put_delta, Budget, OverLimit};
-use crate::{Bucket, Outcome, Pipeline, Store, StoreError, StoreReport};
+use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport};
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
 /// collisions between concurrent requests are rare.
@@ -108,11 +108,12 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    type Bucket = MemoryBucket;
     type Pipeline = MemoryPipeline;
 
     fn pipeline(&self) -> MemoryPipeline {
-        MemoryPipeline
+        MemoryPipeline {
+            buckets: Buckets::new(self.clone()),
+        }
     }
 
     fn report(&self) -> StoreReport {
@@ -127,14 +128,35 @@ impl Store for MemoryStore {
             cluster: None,
         }
     }
+}
 
-    async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
-        self.create_now(name, Admit::WithinLimit)
-            .map_err(|OverLimit| out_of_memory())
+/// A connection's way to its buckets: the registry, and the bucket it used last. Most
+/// clients work in one bucket, so this saves a registry lookup (a shared lock) per request.
+/// The cache is the handle alone, which knows its name. Safe because buckets are never
+/// removed.
+pub(crate) struct Buckets {
+    store: MemoryStore,
+    last: Option<MemoryBucket>,
+}
+
+impl Buckets {
+    pub(crate) fn new(store: MemoryStore) -> Self {
+        Self { store, last: None }
     }
 
-    async fn bucket(&self, name: &[u8]) -> Result<Option<MemoryBucket>, StoreError> {
-        Ok(self.bucket_now(name))
+    /// The registry.
+    pub(crate) fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// The bucket named `name`, if it exists; lent from the cache, not cloned (a clone is
+    /// an atomic operation per request on the hot path).
+    pub(crate) fn get(&mut self, name: &[u8]) -> Option<&MemoryBucket> {
+        let cached = matches!(&self.last, Some(bucket) if bucket.name() == name);
+        if !cached {
+            self.last = Some(self.store.bucket_now(name)?);
+        }
+        self.last.as_ref()
     }
 }
 
@@ -144,7 +166,7 @@ type Shard = RwLock<HashTable<(Bytes, Bytes)>>;
 /// One bucket: sharded tables; clones share it. One pointer wide, so a connection that
 /// keeps the bucket it used last (as KV sessions do) pays 8 bytes for it while idle.
 #[derive(Clone)]
-pub struct MemoryBucket(Arc<Tables>);
+pub(crate) struct MemoryBucket(Arc<Tables>);
 
 /// What a bucket's handles share, in one allocation.
 struct Tables {
@@ -160,6 +182,11 @@ struct Tables {
 impl MemoryBucket {
     fn hash(&self, key: &[u8]) -> u64 {
         self.0.hasher.hash_one(key)
+    }
+
+    /// The name it was created with.
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.0.name
     }
 
     /// The bucket's name, shared (no copy).
@@ -231,23 +258,19 @@ impl MemoryBucket {
         self.peek(key, |entry| entry.map(|(_, value)| value.len()))
     }
 
-    /// Synchronous `get`: a reference-count increment, no copy.
+    /// The value of `key`: a reference-count increment, no copy.
+    #[cfg(test)]
     pub(crate) fn get_now(&self, key: &[u8]) -> Option<Bytes> {
         self.peek(key, |entry| entry.map(|(_, value)| value.clone()))
     }
 
-    /// Synchronous `get_into`: appends the value of `key` to `out`, copied under the
-    /// shard's read lock, and says whether there was one. Cheaper than `get_now` when the
-    /// value is only going to be copied: no reference count is touched, so readers on
-    /// other cores do not contend on the value's counter.
-    pub(crate) fn get_into_now(&self, key: &[u8], out: &mut BytesMut) -> bool {
-        self.peek(key, |entry| match entry {
-            Some((_, value)) => {
-                out.extend_from_slice(value);
-                true
-            }
-            None => false,
-        })
+    /// Answers a `GET` of `key` with the value lent from the shard, under its read lock:
+    /// the sink copies it where it goes (a reply), and no reference count is touched, so
+    /// readers on other cores do not contend on the value's counter.
+    pub(crate) fn answer_get(&self, key: &[u8], answers: &mut impl Answers) {
+        self.peek(key, |entry| {
+            answers.answer(Answer::Value(entry.map(|(_, value)| &value[..])));
+        });
     }
 
     /// Synchronous `delete`.
@@ -274,59 +297,55 @@ impl MemoryBucket {
     }
 }
 
-impl Bucket for MemoryBucket {
-    fn name(&self) -> &[u8] {
-        &self.0.name
-    }
+/// The in-memory engine gains nothing from holding requests back: each is carried out and
+/// answered at once, so pipelined requests cost what single ones do.
+pub struct MemoryPipeline {
+    buckets: Buckets,
+}
 
-    async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        self.put_now(key, value, Admit::WithinLimit)
-            .map_err(|OverLimit| out_of_memory())
-    }
-
-    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.get_now(key))
-    }
-
-    async fn get_into(&self, key: &[u8], out: &mut BytesMut) -> Result<bool, StoreError> {
-        Ok(self.get_into_now(key, out))
-    }
-
-    async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.delete_now(key);
-        Ok(())
+impl MemoryPipeline {
+    /// Carries out `op` on the bucket named `name` and answers it.
+    fn carry_out(&mut self, name: &[u8], op: Op<'_>, answers: &mut impl Answers) {
+        let Some(bucket) = self.buckets.get(name) else {
+            return match op {
+                Op::Create => {
+                    let created = self.buckets.store().create_now(name, Admit::WithinLimit);
+                    answer_write(created, answers);
+                }
+                _ => answers.answer(Answer::NoBucket),
+            };
+        };
+        match op {
+            Op::Create => answers.answer(Answer::Done),
+            Op::Put { key, value } => {
+                answer_write(bucket.put_now(key, value, Admit::WithinLimit), answers);
+            }
+            Op::Get { key } => bucket.answer_get(key, answers),
+            Op::Delete { key } => {
+                bucket.delete_now(key);
+                answers.answer(Answer::Done);
+            }
+        }
     }
 }
 
-/// The in-memory engine gains nothing from batching: every write is carried out at once,
-/// so nothing is ever queued and pipelined requests cost what single ones do.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryPipeline;
+/// `Done`, or the memory limit's refusal.
+fn answer_write(written: Result<(), OverLimit>, answers: &mut impl Answers) {
+    match written {
+        Ok(()) => answers.answer(Answer::Done),
+        Err(OverLimit) => answers.answer(Answer::Failed(&out_of_memory())),
+    }
+}
 
 impl Pipeline for MemoryPipeline {
-    type Bucket = MemoryBucket;
-
-    fn put(
-        &mut self,
-        bucket: &MemoryBucket,
-        key: &[u8],
-        value: &[u8],
-    ) -> Option<Result<(), StoreError>> {
-        let put = bucket.put_now(key, value, Admit::WithinLimit);
-        Some(put.map_err(|OverLimit| out_of_memory()))
+    async fn submit<A: Answers + Send>(&mut self, bucket: &[u8], op: Op<'_>, answers: &mut A) {
+        self.carry_out(bucket, op, answers);
     }
 
-    fn delete(&mut self, bucket: &MemoryBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
-        bucket.delete_now(key);
-        Some(Ok(()))
-    }
+    async fn flush<A: Answers + Send>(&mut self, _answers: &mut A) {}
 
-    fn queued(&self) -> usize {
-        0
-    }
-
-    async fn flush(&mut self) -> &[Result<Outcome, StoreError>] {
-        &[]
+    fn report(&self) -> StoreReport {
+        self.buckets.store().report()
     }
 }
 

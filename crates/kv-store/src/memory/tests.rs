@@ -3,64 +3,47 @@
 use super::*;
 
 #[tokio::test]
-async fn a_bucket_must_be_created_before_use() {
-    let store = MemoryStore::new();
-    assert!(store.bucket(b"shopping").await.unwrap().is_none());
-    store.create(b"shopping").await.unwrap();
-    assert!(store.bucket(b"shopping").await.unwrap().is_some());
+async fn the_memory_engine_behaves_as_every_engine_does() {
+    crate::conformance::all(&MemoryStore::new(), "").await;
 }
 
 #[tokio::test]
 async fn creating_twice_keeps_the_contents() {
     let store = MemoryStore::new();
-    store.create(b"b").await.unwrap();
+    let mut client = crate::StoreClient::new(&store);
+    assert_eq!(client.create(b"b").await, crate::Outcome::Done);
     store
         .bucket_now(b"b")
         .unwrap()
         .put_now(b"k", b"v", Admit::WithinLimit)
         .expect("no limit");
-    store.create(b"b").await.unwrap();
+    assert_eq!(client.create(b"b").await, crate::Outcome::Done);
     assert_eq!(
         store.bucket_now(b"b").unwrap().get_now(b"k").as_deref(),
         Some(&b"v"[..])
     );
 }
 
+/// Every request is answered before `submit` returns: nothing is held back, so a flush
+/// has nothing to say (the engine's own order).
 #[tokio::test]
-async fn put_get_delete_round_trip_through_any_handle() {
+async fn each_request_is_answered_by_its_own_submit() {
     let store = MemoryStore::new();
-    store.create(b"b").await.unwrap();
-    let writer = store.bucket(b"b").await.unwrap().unwrap();
-    let reader = store.bucket(b"b").await.unwrap().unwrap();
-    writer.put(b"milk", b"1").await.unwrap();
-    assert_eq!(
-        reader.get(b"milk").await.unwrap().as_deref(),
-        Some(&b"1"[..])
-    );
-    writer.put(b"milk", b"3").await.unwrap();
-    assert_eq!(
-        reader.get(b"milk").await.unwrap().as_deref(),
-        Some(&b"3"[..])
-    );
-    writer.delete(b"milk").await.unwrap();
-    assert_eq!(reader.get(b"milk").await.unwrap(), None);
-    writer.delete(b"milk").await.unwrap();
-}
-
-#[test]
-fn get_into_appends_the_value_or_nothing() {
-    let store = MemoryStore::new();
-    store
-        .create_now(b"b", Admit::WithinLimit)
-        .expect("no limit");
-    let bucket = store.bucket_now(b"b").unwrap();
-    bucket
-        .put_now(b"k", b"value", Admit::WithinLimit)
-        .expect("no limit");
-    let mut out = BytesMut::from(&b"before|"[..]);
-    assert!(bucket.get_into_now(b"k", &mut out));
-    assert!(!bucket.get_into_now(b"missing", &mut out));
-    assert_eq!(&out[..], b"before|value");
+    let mut pipeline = store.pipeline();
+    let mut answers = Vec::new();
+    let requests = [
+        Op::Create,
+        Op::Put { key: b"k", value: b"v" },
+        Op::Get { key: b"k" },
+        Op::Delete { key: b"k" },
+        Op::Get { key: b"k" },
+    ];
+    for (i, op) in requests.into_iter().enumerate() {
+        pipeline.submit(b"b", op, &mut answers).await;
+        assert_eq!(answers.len(), i + 1, "{op:?} answered at once");
+    }
+    pipeline.flush(&mut answers).await;
+    assert_eq!(answers.len(), requests.len());
 }
 
 #[test]
@@ -91,33 +74,6 @@ fn many_keys_survive_growth_overwrites_and_deletes() {
         assert_eq!(bucket.get_now(&key(i)).map(|v| v.to_vec()), expected, "{i}");
     }
     assert_eq!(bucket.len(), 20_000 - 20_000usize.div_ceil(3));
-}
-
-#[tokio::test]
-async fn the_default_get_into_matches_the_memory_one() {
-    /// A bucket that only has the required methods, to test the trait's default.
-    #[derive(Clone)]
-    struct Plain(MemoryBucket);
-    impl Bucket for Plain {
-        fn name(&self) -> &[u8] {
-            self.0.name()
-        }
-        async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-            self.0.put(key, value).await
-        }
-        async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-            self.0.get(key).await
-        }
-        async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
-            self.0.delete(key).await
-        }
-    }
-    let plain = Plain(MemoryBucket::new(Bytes::from_static(b"b"), Arc::default()));
-    plain.put(b"k", b"v").await.unwrap();
-    let mut out = BytesMut::new();
-    assert!(plain.get_into(b"k", &mut out).await.unwrap());
-    assert!(!plain.get_into(b"nope", &mut out).await.unwrap());
-    assert_eq!(&out[..], b"v");
 }
 
 #[test]

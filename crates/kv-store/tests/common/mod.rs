@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kv_store::{Bucket, DurableOptions, DurableStore, FsyncPolicy, OpenError, Store};
+use kv_store::{DurableOptions, DurableStore, FsyncPolicy, Op, OpenError, Outcome, StoreClient};
 use tempfile::TempDir;
 
 /// Bytes of the file header every journal and snapshot begins with (format version 4).
@@ -62,26 +62,34 @@ pub fn newest_journal(dir: &Path) -> PathBuf {
     files(dir, "journal-").pop().expect("a journal")
 }
 
+/// The value of `key` in `bucket`, as text; `None` for a missing key (the bucket must exist).
 pub async fn get(store: &DurableStore, bucket: &str, key: &str) -> Option<String> {
-    let bucket = store.bucket(bucket.as_bytes()).await.unwrap()?;
-    let value = bucket.get(key.as_bytes()).await.unwrap()?;
-    Some(String::from_utf8(value.to_vec()).unwrap())
+    let got = StoreClient::new(store).get(bucket.as_bytes(), key.as_bytes()).await;
+    match got {
+        Outcome::Value(value) => value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+        other => panic!("GET {bucket} {key}: {other:?}"),
+    }
+}
+
+/// Runs `op` on `bucket`, which must succeed.
+pub async fn run(store: &DurableStore, bucket: &str, op: Op<'_>) {
+    let done = StoreClient::new(store).run(bucket.as_bytes(), op).await;
+    assert_eq!(done, Outcome::Done, "{op:?} on {bucket}");
 }
 
 pub async fn put(store: &DurableStore, bucket: &str, key: &str, value: &str) {
-    let bucket = store.bucket(bucket.as_bytes()).await.unwrap().unwrap();
-    bucket.put(key.as_bytes(), value.as_bytes()).await.unwrap();
+    let (key, value) = (key.as_bytes(), value.as_bytes());
+    run(store, bucket, Op::Put { key, value }).await;
 }
 
 /// Writes a known state: two buckets (one empty), an overwrite and a delete.
 pub async fn write_sample(store: &DurableStore) {
-    store.create(b"shopping").await.unwrap();
-    store.create(b"empty").await.unwrap();
+    run(store, "shopping", Op::Create).await;
+    run(store, "empty", Op::Create).await;
     put(store, "shopping", "milk", "1").await;
     put(store, "shopping", "eggs", "3").await;
     put(store, "shopping", "milk", "2").await;
-    let shopping = store.bucket(b"shopping").await.unwrap().unwrap();
-    shopping.delete(b"eggs").await.unwrap();
+    run(store, "shopping", Op::Delete { key: b"eggs" }).await;
 }
 
 /// A directory holding the sample, closed; with `compact_after`, compacted as it was written.
@@ -100,8 +108,9 @@ pub async fn sample_dir(label: &str, compact_after: Option<u64>) -> TempDir {
 pub async fn assert_sample(store: &DurableStore) {
     assert_eq!(get(store, "shopping", "milk").await.as_deref(), Some("2"));
     assert_eq!(get(store, "shopping", "eggs").await, None);
-    assert!(store.bucket(b"empty").await.unwrap().is_some());
-    assert!(store.bucket(b"other").await.unwrap().is_none());
+    let mut client = StoreClient::new(store);
+    assert_eq!(client.get(b"empty", b"k").await, Outcome::Value(None));
+    assert_eq!(client.get(b"other", b"k").await, Outcome::NoBucket);
 }
 
 pub fn expect_unusable(dir: &Path, what: &str) -> String {
