@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use kv_protocol::{Parsed, Reply, Request};
-use kv_store::{Bucket, Store, StoreError};
+use kv_store::Store;
 
 use line_server::{trim_terminator, Flow, Protocol, ServerStats, Session};
 
@@ -52,8 +52,6 @@ impl<S: Store> Protocol for Kv<S> {
     fn open_session(&self, peer: SocketAddr) -> KvSession<S> {
         KvSession {
             pipeline: self.store.pipeline(),
-            store: self.store.clone(),
-            last_bucket: None,
             server: Arc::clone(&self.server),
             peer,
             batch: Batch::new(),
@@ -63,11 +61,8 @@ impl<S: Store> Protocol for Kv<S> {
 
 /// One client's KV conversation.
 pub struct KvSession<S: Store> {
-    store: S,
-    /// The bucket used last, by name: most clients work in one bucket, so this saves a
-    /// registry lookup per request. Safe because buckets are never removed.
-    last_bucket: Option<S::Bucket>,
-    /// Writes of this batch on their way to the store together (`apply.rs`).
+    /// The connection's way into the store: every bucket request goes through it
+    /// (`apply.rs`), and it keeps what it reuses (the bucket used last, its queues).
     pipeline: S::Pipeline,
     /// The machinery's counters, for `INFO`.
     server: Arc<ServerStats>,
@@ -110,55 +105,27 @@ impl Batch {
     }
 }
 
-impl<S: Store> KvSession<S> {
-    /// The store itself, for commands that act on the registry.
-    pub(crate) fn store(&self) -> &S {
-        &self.store
-    }
-}
-
-/// The named bucket, if it exists, through a one-entry cache: most clients work in one
-/// bucket, so this saves a registry lookup per request. The cache is the handle alone,
-/// which knows its name (a copy of the name beside it cost every idle KV connection 32
-/// bytes). Lent from the cache, not cloned (a clone is an atomic operation per request on
-/// the hot path). A free function
-/// over the two fields, so a caller can hold the bucket and use the session's other fields.
-pub(crate) async fn cached_bucket<'c, S: Store>(
-    store: &S,
-    cache: &'c mut Option<S::Bucket>,
-    name: &[u8],
-) -> Result<Option<&'c S::Bucket>, StoreError> {
-    let cached = matches!(cache, Some(cached) if cached.name() == name);
-    if !cached {
-        match store.bucket(name).await? {
-            Some(bucket) => *cache = Some(bucket),
-            None => return Ok(None),
-        }
-    }
-    Ok(cache.as_ref())
-}
-
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
         self.batch.line();
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
             Parsed::Unknown => {
-                self.flush_queued(out).await;
+                self.flush_into(out).await;
                 counters::count_error(counters::ErrorKind::UnknownCommand);
                 Reply::UnknownCommand.encode(out);
                 Flow::Continue
             }
             Parsed::CrossProtocol => {
                 // What came before the line of HTTP is answered; nothing after it runs.
-                self.flush_queued(out).await;
+                self.flush_into(out).await;
                 cross_protocol::hang_up(self.peer)
             }
         }
     }
 
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
-        self.flush_queued(out).await;
+        self.flush_into(out).await;
         self.batch.end();
     }
 
@@ -177,13 +144,13 @@ impl<S: Store> Session for KvSession<S> {
 mod tests {
     use super::*;
     use futures_util::FutureExt;
-    use kv_store::MemoryStore;
+    use kv_store::{MemoryStore, Outcome, StoreClient, StoreError};
     use proptest::prelude::*;
 
     fn session() -> KvSession<MemoryStore> {
         let store = MemoryStore::new();
-        let created = store.create(b"b").now_or_never();
-        assert_eq!(created, Some(Ok(())), "memory store is ready at once");
+        let created = StoreClient::new(&store).create(b"b").now_or_never();
+        assert_eq!(created, Some(Outcome::Done), "memory store is ready at once");
         Kv::new(store).open_session("127.0.0.1:1".parse().expect("address"))
     }
 
@@ -309,8 +276,8 @@ mod tests {
         }
         assert_eq!(flows, [Flow::Continue, Flow::Close]);
         assert_eq!(&out[..], b"ERROR NOAUTH authentication required\r\n");
-        let pwned = store.bucket(b"pwned").now_or_never().expect("ready");
-        assert!(matches!(pwned, Ok(None)), "the body ran");
+        let pwned = StoreClient::new(&store).get(b"pwned", b"k").now_or_never();
+        assert_eq!(pwned, Some(Outcome::NoBucket), "the body ran");
     }
 
     #[test]
