@@ -34,7 +34,7 @@ pub use durable::{
     DurableOptions, DurableStore, FsyncPolicy, OpenError, COMMIT_LATENCY_BOUNDS_MICROS,
     COMMIT_LATENCY_BUCKETS,
 };
-pub use memory::MemoryStore;
+pub use memory::{MemoryPipeline, MemoryStore};
 pub use client::StoreClient;
 pub use pipeline::{Answer, Answers, Op, Outcome, Pipeline};
 

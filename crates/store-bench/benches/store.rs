@@ -10,7 +10,8 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use store_bench::{Candidate, DashMapCandidate, KvStoreBucket, MutexMap, PapayaMap, RwLockMap};
+use bytes::BytesMut;
+use store_bench::{Candidate, DashMapCandidate, KvStore, MutexMap, PapayaMap, RwLockMap};
 
 const KEYS: usize = 10_000;
 const VALUE: &[u8; 16] = b"0123456789abcdef";
@@ -24,8 +25,9 @@ fn keys() -> Vec<Vec<u8>> {
 
 fn preloaded<C: Candidate + Default>(keys: &[Vec<u8>]) -> C {
     let map = C::default();
+    let mut local = map.local();
     for key in keys {
-        map.put(key, VALUE);
+        map.put(&mut local, key, VALUE);
     }
     map
 }
@@ -40,6 +42,7 @@ fn mixed<C: Candidate>(map: &C, keys: &[Vec<u8>], threads: usize, iters: u64) ->
                 let start = &start;
                 s.spawn(move || {
                     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
+                    let (mut local, mut out) = (map.local(), BytesMut::with_capacity(64));
                     start.wait();
                     let began = Instant::now();
                     for _ in 0..iters {
@@ -48,9 +51,10 @@ fn mixed<C: Candidate>(map: &C, keys: &[Vec<u8>], threads: usize, iters: u64) ->
                         rng ^= rng << 17;
                         let key = &keys[(rng % KEYS as u64) as usize];
                         if (rng >> 32) % 100 < GET_PERCENT {
-                            black_box(map.get(key));
+                            black_box(map.get(&mut local, key, &mut out));
+                            out.clear();
                         } else {
-                            map.put(key, VALUE);
+                            map.put(&mut local, key, VALUE);
                         }
                     }
                     began.elapsed()
@@ -83,7 +87,7 @@ fn bench_candidates(c: &mut Criterion) {
         }
         candidate!("Mutex<HashMap>", MutexMap);
         candidate!("RwLock<HashMap>", RwLockMap);
-        candidate!("kv-store sharded RwLock (MemoryBucket)", KvStoreBucket);
+        candidate!("kv-store sharded RwLock (MemoryStore pipeline)", KvStore);
         candidate!("dashmap", DashMapCandidate);
         candidate!("papaya", PapayaMap);
         group.finish();

@@ -1,6 +1,8 @@
 //! The candidates for kv-store's concurrent map, behind one tiny trait so the benchmark
-//! drives each the same way: byte-string keys, `Bytes` values, a GET returns a cheap
-//! clone of the stored value (as kv-store's does), a PUT overwrites in place.
+//! drives each the same way: byte-string keys, `Bytes` values, a GET copies the stored
+//! value into a reply buffer under the map's lock (as kv-store's does), a PUT overwrites
+//! in place. Each thread works through a handle of its own, as each connection works
+//! through its own pipeline.
 //!
 //! Run `cargo bench -p store-bench`; results and the
 //! decision they support are in BENCHMARKS.md.
@@ -8,15 +10,28 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
 use futures_util::FutureExt;
-use kv_store::{Bucket, Store};
+use kv_store::{Answer, Answers, MemoryPipeline, MemoryStore, Op, Pipeline, Store};
 
 /// What the benchmark needs of a concurrent map.
 pub trait Candidate: Send + Sync {
-    fn get(&self, key: &[u8]) -> Option<Bytes>;
-    fn put(&self, key: &[u8], value: &[u8]);
+    /// What one thread keeps to work on the map (nothing, for most).
+    type Local: Send;
+
+    /// A thread's handle.
+    fn local(&self) -> Self::Local;
+
+    /// Appends the value of `key` to `out`; whether there was one.
+    fn get(&self, local: &mut Self::Local, key: &[u8], out: &mut BytesMut) -> bool;
+
+    fn put(&self, local: &mut Self::Local, key: &[u8], value: &[u8]);
+}
+
+/// The copy a GET makes into the reply, and whether it found anything.
+fn copy_into(value: Option<&Bytes>, out: &mut BytesMut) -> bool {
+    value.map(|value| out.extend_from_slice(value)).is_some()
 }
 
 type Map = HashMap<Bytes, Bytes, RandomState>;
@@ -36,14 +51,15 @@ fn put_into(map: &mut Map, key: &[u8], value: &[u8]) {
 pub struct MutexMap(Mutex<Map>);
 
 impl Candidate for MutexMap {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+    type Local = ();
+    fn local(&self) {}
+    fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
+        copy_into(
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key),
+            out,
+        )
     }
-    fn put(&self, key: &[u8], value: &[u8]) {
+    fn put(&self, _: &mut (), key: &[u8], value: &[u8]) {
         put_into(
             &mut self.0.lock().unwrap_or_else(PoisonError::into_inner),
             key,
@@ -57,14 +73,15 @@ impl Candidate for MutexMap {
 pub struct RwLockMap(RwLock<Map>);
 
 impl Candidate for RwLockMap {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+    type Local = ();
+    fn local(&self) {}
+    fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
+        copy_into(
+            self.0.read().unwrap_or_else(PoisonError::into_inner).get(key),
+            out,
+        )
     }
-    fn put(&self, key: &[u8], value: &[u8]) {
+    fn put(&self, _: &mut (), key: &[u8], value: &[u8]) {
         put_into(
             &mut self.0.write().unwrap_or_else(PoisonError::into_inner),
             key,
@@ -73,35 +90,50 @@ impl Candidate for RwLockMap {
     }
 }
 
-/// What kv-server uses: kv-store's in-memory bucket (sharded hash tables behind `RwLock`s),
-/// through the `Bucket` seam as the server calls it. Its futures are ready at once, so
-/// `now_or_never` runs them to completion without a runtime.
-pub struct KvStoreBucket(pub kv_store::memory::MemoryBucket);
+/// What kv-server uses: kv-store's in-memory engine (sharded hash tables behind
+/// `RwLock`s), through a pipeline per thread as the server's connections use it. Its
+/// futures are ready at once, so `now_or_never` runs them without a runtime.
+pub struct KvStore(MemoryStore);
 
-impl Default for KvStoreBucket {
+const BUCKET: &[u8] = b"bench";
+
+impl Default for KvStore {
     fn default() -> Self {
-        let store = kv_store::MemoryStore::new();
-        let bucket = store
-            .create(b"bench")
-            .now_or_never()
-            .and_then(|_| store.bucket(b"bench").now_or_never());
-        match bucket {
-            Some(Ok(Some(bucket))) => Self(bucket),
-            _ => unreachable!("the in-memory store creates and finds a bucket at once"),
+        let store = MemoryStore::new();
+        let _ = store
+            .pipeline()
+            .submit(BUCKET, Op::Create, &mut Found::default())
+            .now_or_never();
+        Self(store)
+    }
+}
+
+/// A GET's answer, copied into the reply buffer as the server's session does.
+#[derive(Default)]
+struct Found<'a>(Option<&'a mut BytesMut>, bool);
+
+impl Answers for Found<'_> {
+    fn answer(&mut self, answer: Answer<'_>) {
+        if let (Answer::Value(Some(value)), Some(out)) = (answer, &mut self.0) {
+            out.extend_from_slice(value);
+            self.1 = true;
         }
     }
 }
 
-impl Candidate for KvStoreBucket {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0
-            .get(key)
-            .now_or_never()
-            .and_then(Result::ok)
-            .flatten()
+impl Candidate for KvStore {
+    type Local = MemoryPipeline;
+    fn local(&self) -> MemoryPipeline {
+        self.0.pipeline()
     }
-    fn put(&self, key: &[u8], value: &[u8]) {
-        let _ = self.0.put(key, value).now_or_never();
+    fn get(&self, local: &mut MemoryPipeline, key: &[u8], out: &mut BytesMut) -> bool {
+        let mut found = Found(Some(out), false);
+        let _ = local.submit(BUCKET, Op::Get { key }, &mut found).now_or_never();
+        found.1
+    }
+    fn put(&self, local: &mut MemoryPipeline, key: &[u8], value: &[u8]) {
+        let op = Op::Put { key, value };
+        let _ = local.submit(BUCKET, op, &mut Found::default()).now_or_never();
     }
 }
 
@@ -110,10 +142,12 @@ impl Candidate for KvStoreBucket {
 pub struct DashMapCandidate(dashmap::DashMap<Bytes, Bytes, RandomState>);
 
 impl Candidate for DashMapCandidate {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0.get(key).map(|v| v.value().clone())
+    type Local = ();
+    fn local(&self) {}
+    fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
+        copy_into(self.0.get(key).as_deref(), out)
     }
-    fn put(&self, key: &[u8], value: &[u8]) {
+    fn put(&self, _: &mut (), key: &[u8], value: &[u8]) {
         let value = Bytes::copy_from_slice(value);
         match self.0.get_mut(key) {
             Some(mut slot) => *slot = value,
@@ -129,10 +163,12 @@ impl Candidate for DashMapCandidate {
 pub struct PapayaMap(papaya::HashMap<Bytes, Bytes, RandomState>);
 
 impl Candidate for PapayaMap {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.0.pin().get(key).cloned()
+    type Local = ();
+    fn local(&self) {}
+    fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
+        copy_into(self.0.pin().get(key), out)
     }
-    fn put(&self, key: &[u8], value: &[u8]) {
+    fn put(&self, _: &mut (), key: &[u8], value: &[u8]) {
         self.0
             .pin()
             .insert(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
