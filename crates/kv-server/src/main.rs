@@ -10,22 +10,18 @@ mod signals;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use kv_server::kv::Kv;
 use kv_store::{DurableStore, MemoryStore, Store};
-use line_server::{
-    bind, limits, serve_with_stats, Auth, Echo, Faulty, Password, Protocol, ServeError,
-    ServerConfig, ServerStats,
-};
+use line_server::{bind, limits, serve, Auth, Echo, Faulty, Password, Protocol, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use log_writer::LossyWriter;
-use metrics::CountRefusals;
+use metrics::Observed;
 use settings::{LogFormat, Mode, Settings, TlsFiles};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
@@ -159,7 +155,6 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let cluster = cluster::connect(&settings).await?;
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let stats = ServerStats::new();
     let store = match (settings.mode, durable, cluster) {
         (Mode::Echo, _, _) => Served::Echo,
         #[cfg(feature = "cluster")]
@@ -167,27 +162,18 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
         (Mode::Kv, None, _) => Served::Memory(MemoryStore::with_limit(settings.max_memory)),
         (Mode::Kv, Some(store), _) => Served::Durable(store),
     };
-    if let Some(metrics_addr) = settings.metrics {
-        let sources = metrics::Sources {
-            server: Arc::clone(&stats),
-            store: store.reader(),
-        };
-        metrics::start(metrics_addr, sources, shutdown.clone()).await?;
-    }
     let serving = Serving {
         settings: &settings,
         password,
-        stats: Arc::clone(&stats),
         shutdown,
     };
     let served = match store {
-        Served::Echo => serve_with(listener, serving, Echo).await,
-        Served::Memory(store) => serve_with(listener, serving, Kv::new(store)).await,
+        Served::Echo => serve_with(listener, serving, Echo, None).await,
+        Served::Memory(store) => serve_kv(listener, serving, store).await,
         #[cfg(feature = "cluster")]
-        Served::Cluster(store) => serve_with(listener, serving, Kv::new(store)).await,
+        Served::Cluster(store) => serve_kv(listener, serving, store).await,
         Served::Durable(store) => {
-            let kv = Kv::new(store.clone());
-            let served = serve_with(listener, serving, kv).await;
+            let served = serve_kv(listener, serving, store.clone()).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.
             store.close().await;
@@ -211,28 +197,6 @@ enum Served {
     /// `--redis-cluster`: the data lives in a Redis Cluster.
     #[cfg(feature = "cluster")]
     Cluster(kv_cluster::ClusterStore),
-}
-
-impl Served {
-    /// How the metrics read the store's report (`None` in echo mode).
-    fn reader(&self) -> Option<metrics::StoreReader> {
-        match self {
-            Served::Echo => None,
-            Served::Memory(store) => {
-                let store = store.clone();
-                Some(Box::new(move || store.report()))
-            }
-            Served::Durable(store) => {
-                let store = store.clone();
-                Some(Box::new(move || store.report()))
-            }
-            #[cfg(feature = "cluster")]
-            Served::Cluster(store) => {
-                let store = store.clone();
-                Some(Box::new(move || store.report()))
-            }
-        }
-    }
 }
 
 /// Says so at start when the server listens beyond loopback with nothing to protect it.
@@ -267,34 +231,52 @@ fn exposure_warning(bind: IpAddr, protected_mode: bool, authenticated: bool) -> 
 struct Serving<'a> {
     settings: &'a Settings,
     password: Option<Password>,
-    /// The machinery's counters (KV mode reports them in `INFO`).
-    stats: Arc<ServerStats>,
     shutdown: CancellationToken,
 }
 
+/// KV mode over `store`, whose report the metrics read.
+async fn serve_kv<S: Store>(
+    listener: tokio::net::TcpListener,
+    serving: Serving<'_>,
+    store: S,
+) -> Result<(), String> {
+    let reader = store.clone();
+    let report: metrics::StoreReader = Box::new(move || reader.report());
+    serve_with(listener, serving, Kv::new(store), Some(report)).await
+}
+
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
-/// injection if `--debug-commands` asks for it; the clients protected mode refuses are
-/// counted for the metrics.
+/// injection if `--debug-commands` asks for it; with `--metrics-port`, the endpoint reads
+/// the server's counters and the store's `report` (KV mode).
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
     serving: Serving<'_>,
     protocol: P,
-) -> Result<(), ServeError> {
+    report: Option<metrics::StoreReader>,
+) -> Result<(), String> {
     let Serving {
         settings,
         password,
-        stats,
         shutdown,
     } = serving;
+    let counters = metrics::ServerCounters::default();
+    if let Some(addr) = settings.metrics {
+        let sources = metrics::Sources {
+            server: counters.clone(),
+            store: report,
+        };
+        metrics::start(addr, sources, shutdown.clone()).await?;
+    }
     let config: &ServerConfig = &settings.server;
     let protected = settings.protected_mode && !client_certificates(settings);
-    if settings.debug_commands {
+    let served = if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
-        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
+        serve(listener, config, Observed::new(protocol, counters), shutdown).await
     } else {
         let protocol = Auth::new(protocol, password, protected);
-        serve_with_stats(listener, config, CountRefusals(protocol), shutdown, stats).await
-    }
+        serve(listener, config, Observed::new(protocol, counters), shutdown).await
+    };
+    served.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

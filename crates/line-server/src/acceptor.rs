@@ -156,7 +156,7 @@ impl<P: Protocol> Acceptor<P> {
         }
         let Ok(slot) = self.connection_slots.clone().try_acquire_owned() else {
             debug!(peer = %peer, "refusing client: too many connections");
-            self.connections.settings.stats.rejected();
+            self.connections.settings.stats.rejected_over_limit();
             // Over TLS the line could only be sent after a handshake, which a client over
             // the limit is not worth: it is closed without a reply (as Redis does).
             if self.connections.settings.tls.is_some() {

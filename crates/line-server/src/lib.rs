@@ -64,7 +64,7 @@ pub use fault::Faulty;
 pub use framing::{trim_terminator, LineDecoder, LineTooLong};
 pub use listener::bind;
 pub use protocol::{Flow, Protocol, Session};
-pub use server::{serve, serve_with_stats, ServeError};
+pub use server::{serve, ServeError};
 pub use stats::{ServerStats, StatsSnapshot};
 pub use supervisor::Escalation;
 pub use throttle::Throttle;

@@ -68,23 +68,12 @@ impl std::error::Error for ServeError {}
 pub async fn serve<P: Protocol>(
     listener: TcpListener,
     config: &ServerConfig,
-    protocol: P,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    serve_with_stats(listener, config, protocol, shutdown, ServerStats::new()).await
-}
-
-/// [`serve`], counting in `stats`.
-#[doc(hidden)]
-pub async fn serve_with_stats<P: Protocol>(
-    listener: TcpListener,
-    config: &ServerConfig,
     mut protocol: P,
     shutdown: CancellationToken,
-    stats: Arc<ServerStats>,
 ) -> Result<(), ServeError> {
     config.validate().map_err(ServeError::Config)?;
     let port = listener.local_addr().map_err(ServeError::Io)?.port();
+    let stats = ServerStats::new();
     protocol.on_start(&stats);
     let tracker = TaskTracker::new();
     let stopping = Stopping::new();

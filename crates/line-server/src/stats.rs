@@ -17,7 +17,8 @@ pub struct ServerStats {
     /// Set when serving starts: the port, the connection limit and its semaphore.
     serving: OnceLock<Serving>,
     connections_received: AtomicU64,
-    rejected_connections: AtomicU64,
+    rejected_over_limit: AtomicU64,
+    rejected_on_open: AtomicU64,
     acceptor_restarts: AtomicU64,
     accept_errors: AtomicU64,
     accept_errors_descriptors: AtomicU64,
@@ -69,8 +70,12 @@ pub struct StatsSnapshot {
     /// Clients accepted since the start, refused ones included.
     pub connections_received: u64,
     /// Clients turned away: over the connection limit, or refused by the protocol when
-    /// they connected (protected mode).
+    /// they connected (protected mode); the sum of the next two.
     pub rejected_connections: u64,
+    /// Those turned away over the connection limit.
+    pub rejected_over_limit: u64,
+    /// Those the protocol refused as they connected (protected mode).
+    pub rejected_on_open: u64,
     /// Times the acceptor failed and was restarted.
     pub acceptor_restarts: u64,
     /// `accept(2)` failures for lack of resources (descriptors, memory).
@@ -94,7 +99,8 @@ impl Default for ServerStats {
             started: Instant::now(),
             serving: OnceLock::new(),
             connections_received: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
+            rejected_over_limit: AtomicU64::new(0),
+            rejected_on_open: AtomicU64::new(0),
             acceptor_restarts: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
             accept_errors_descriptors: AtomicU64::new(0),
@@ -123,6 +129,8 @@ impl ServerStats {
             )
         });
         let (net_input_bytes, net_output_bytes) = self.traffic_totals();
+        let rejected_over_limit = self.rejected_over_limit.load(Relaxed);
+        let rejected_on_open = self.rejected_on_open.load(Relaxed);
         StatsSnapshot {
             net_input_bytes,
             net_output_bytes,
@@ -131,7 +139,9 @@ impl ServerStats {
             connected_clients: connected as u64,
             max_connections: max as u64,
             connections_received: self.connections_received.load(Relaxed),
-            rejected_connections: self.rejected_connections.load(Relaxed),
+            rejected_connections: rejected_over_limit + rejected_on_open,
+            rejected_over_limit,
+            rejected_on_open,
             acceptor_restarts: self.acceptor_restarts.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             accept_errors_descriptors: self.accept_errors_descriptors.load(Relaxed),
@@ -152,8 +162,14 @@ impl ServerStats {
         self.connections_received.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn rejected(&self) {
-        self.rejected_connections.fetch_add(1, Relaxed);
+    /// A client turned away over the connection limit.
+    pub(crate) fn rejected_over_limit(&self) {
+        self.rejected_over_limit.fetch_add(1, Relaxed);
+    }
+
+    /// A client the protocol refused as it connected.
+    pub(crate) fn rejected_on_open(&self) {
+        self.rejected_on_open.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn acceptor_restarted(&self) {

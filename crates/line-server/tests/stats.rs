@@ -45,6 +45,7 @@ async fn connections_are_counted_received_connected_and_rejected() {
     let mut refused = server.connect().await;
     refused.expect(b"ERROR too many connections\r\n").await;
     let now = until(&stats, |s| s.rejected_connections == 1).await;
+    assert_eq!((now.rejected_over_limit, now.rejected_on_open), (1, 0));
     assert_eq!(now.connections_received, 3);
     assert_eq!(now.connected_clients, 2);
     assert_eq!(now.max_connections, 2);
@@ -86,6 +87,7 @@ async fn a_client_turned_away_when_it_connects_is_a_rejection() {
     client.expect_eof().await;
     let now = until(&stats, |s| s.rejected_connections == 1).await;
     assert_eq!(now.connections_received, 1);
+    assert_eq!((now.rejected_on_open, now.rejected_over_limit), (1, 0));
 }
 
 #[tokio::test]

@@ -5,11 +5,10 @@
 //! `_bytes`) and a counter's `_total`.
 
 use std::fmt::{self, Debug};
-use std::sync::Arc;
 
 use kv_server::kv::counters::{self, ErrorKind, Totals, Verb, LATENCY_BOUNDS_MICROS};
 use kv_store::{ClusterStats, Persistence, StoreReport, COMMIT_LATENCY_BOUNDS_MICROS};
-use line_server::{ServerStats, StatsSnapshot};
+use line_server::StatsSnapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -25,7 +24,7 @@ pub type StoreReader = Box<dyn Fn() -> StoreReport + Send + Sync>;
 /// Where the figures come from.
 pub struct Sources {
     /// The machinery's counters.
-    pub server: Arc<ServerStats>,
+    pub server: super::ServerCounters,
     /// The store, in KV mode; `None` in echo mode, which has no KV counters either.
     pub store: Option<StoreReader>,
 }
@@ -162,8 +161,10 @@ fn encode_rejections(
     s: &StatsSnapshot,
     kv: Option<&Totals>,
 ) -> fmt::Result {
-    let (limit, protected_mode) = super::refusals::split(s.rejected_connections);
-    let mut series = vec![("limit", limit), ("protected_mode", protected_mode)];
+    let mut series = vec![
+        ("limit", s.rejected_over_limit),
+        ("protected_mode", s.rejected_on_open),
+    ];
     if let Some(totals) = kv {
         series.push(("cross_protocol", totals.cross_protocol));
     }

@@ -5,14 +5,14 @@
 //! # Layout
 //! - `collector.rs`: the figures and their names, read at each scrape.
 //! - `process.rs`: the process's CPU, memory and descriptors from `/proc/self`.
-//! - `refusals.rs`: a protocol wrapper counting the clients protected mode refuses.
+//! - `observed.rs`: where the endpoint finds the machinery's counters once serving starts.
 //! - `routes.rs`: what each path answers.
 //! - `http.rs`: hyper's server on the port, and the bounds that keep it harmless.
 
 mod collector;
 mod http;
+mod observed;
 mod process;
-mod refusals;
 mod routes;
 
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use collector::{Sources, StoreReader};
-pub use refusals::CountRefusals;
+pub use observed::{Observed, ServerCounters};
 
 /// Binds `addr` and serves the endpoint on a task of the current runtime until the process
 /// ends (it stays up during a graceful shutdown, so `/readyz` can say 503). `shutdown` is

@@ -200,7 +200,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
 
     /// The session refused the client on connect: sends what it said, then closes.
     async fn turn_away(&mut self) -> io::Result<()> {
-        self.settings.stats.rejected();
+        self.settings.stats.rejected_on_open();
         self.flush().await?;
         self.linger_close().await
     }
