@@ -25,6 +25,25 @@
 //! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
 //! - [`stats`]: connection and supervision counters, for `INFO` and metrics.
 //!
+//! # Budgets
+//! Three budgets explain most of the unusual code here and in the KV session; each is
+//! held by a test or a benchmark, not by a comment's numbers:
+//! - **An idle connection costs its socket and a small task, nothing more.** Ten thousand
+//!   idle clients are the usual case, so a connection waits holding no buffers, and its
+//!   task's future keeps only what waiting needs (the work on a batch is a future of its
+//!   own, on the heap while it runs). Held by `connection::tests::
+//!   the_idle_task_future_stays_small` (≤ 512 bytes) and, for KV, by kv-server's
+//!   `kv::tests::an_in_memory_session_stays_small` (≤ 88 bytes: the task then fits
+//!   jemalloc's 640-byte class). Measured whole by kv-bench's idle mode (BENCHMARKS.md).
+//! - **No lock or atomic shared between event loops per request.** Counters are per loop
+//!   or per thread, shutdown is read from a line no one writes while serving
+//!   (`stopping`), and a session caches what it looks up. Held by
+//!   `bench/before_after.sh` (server CPU per request, several rounds) and `perf` profiles.
+//! - **One read, one write per batch of requests.** Every complete line of a read is
+//!   handled before the replies leave together, and a drained socket is not read again
+//!   until the reactor says so. Held by `tests/batch.rs` (lines sent together are one
+//!   batch) and `strace -c` of a kv-bench run (BENCHMARKS.md).
+//!
 //! # Embedding
 //! ```no_run
 //! use line_server::{bind, serve, Echo, ServerConfig};

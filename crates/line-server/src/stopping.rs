@@ -10,9 +10,9 @@
 //!
 //! Not a `CancellationToken` per connection: tokio-util's token takes a mutex shared
 //! by every connection for each `is_cancelled`, clone and drop, and waiting on it registers
-//! and unregisters a waker under another shared mutex — about seven lock round trips per
-//! ping-pong request, between event loops (3% of the server's CPU in `perf`), and a
-//! 72-byte waiter inside every idle connection's future.
+//! and unregisters a waker under another shared mutex: several lock round trips per
+//! request between event loops (the "no shared lock per request" budget, `lib.rs`), and a
+//! waiter inside every idle connection's future (the idle-connection budget).
 
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -234,6 +234,8 @@ impl Committer {
             Ok(()) => {
                 self.unsynced = !durable;
                 self.stats.record_commit(durable, took);
+                // Before the acknowledgements: a client that got its `OK` sees the journal grown.
+                self.stats.record_journal_len(self.journal.len());
                 for op in admitted() {
                     apply(&self.mirror, op.as_record());
                 }

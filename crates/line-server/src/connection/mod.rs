@@ -361,8 +361,8 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Semaphore;
 
-    /// What an idle connection costs is mostly its task's future (BENCHMARKS.md): keep
-    /// the per-batch work out of it. 848 bytes before that was done, about 420 after.
+    /// The idle-connection budget (`lib.rs`, "Budgets"): what an idle connection costs is
+    /// mostly its task's future, so the per-batch work is kept out of it.
     #[tokio::test]
     async fn the_idle_task_future_stays_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
