@@ -175,10 +175,12 @@ pub struct Cli {
     compact_after_mib: u64,
 
     /// Event loops serving connections, each a single-threaded runtime on its own thread; a
-    /// connection stays on one loop for life. Default: one per core.
-    #[arg(long, env = "KV_WORKERS", value_parser = clap::value_parser!(u64).range(1..1025),
+    /// connection stays on one loop for life. Default: one per core. (`--workers` and
+    /// `KV_WORKERS`, the names of earlier versions, still work.)
+    #[arg(long, visible_alias = "workers", env = "KV_WORKERS",
+          value_parser = clap::value_parser!(u64).range(1..1025),
           default_value_t = SERVER.event_loops.map_or(1, |n| n.get() as u64))]
-    workers: u64,
+    event_loops: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -259,7 +261,7 @@ impl Cli {
                 shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
                 max_restarts: self.max_restarts,
                 max_restart_window: Duration::from_secs(self.max_restart_window_secs),
-                event_loops: usize::try_from(self.workers)
+                event_loops: usize::try_from(self.event_loops)
                     .ok()
                     .and_then(NonZeroUsize::new),
                 // Read from `tls` (the files) at start, where a bad file ends start-up.

@@ -101,7 +101,8 @@ fn invalid_flag_values_end_the_process_with_a_message_naming_the_flag() {
         (&["--fsync", "sometimes"], "fsync"),
         (&["--compact-after-mib=-1"], "compact-after-mib"),
         (&["--compact-after-mib", "2000000"], "compact-after-mib"),
-        (&["--workers", "0"], "workers"),
+        (&["--event-loops", "0"], "event-loops"),
+        (&["--workers", "0"], "event-loops"),
         // Values past what the timers and the connection limit can count.
         (
             &["--idle-timeout-secs", "18446744073709551615"],
@@ -195,6 +196,7 @@ fn help_documents_every_flag_and_its_environment_variable() {
         "KV_FSYNC",
         "--compact-after-mib",
         "KV_COMPACT_AFTER_MIB",
+        "--event-loops",
         "--workers",
         "KV_WORKERS",
     ] {
@@ -356,13 +358,15 @@ fn assert_refused_to_start(run: &common::Finished, case: &str, setting: &str) {
 }
 
 #[test]
-fn workers_sets_the_number_of_event_loops() {
-    let one = TestServer::start(&["--workers", "1"]);
+fn event_loops_sets_the_number_of_event_loops_also_by_its_old_name() {
+    let one = TestServer::start(&["--event-loops", "1"]);
+    let two = TestServer::start(&["--workers", "2"]);
     let three = TestServer::builder().env("KV_WORKERS", "3").start();
-    // The main thread and the log writer, plus the workers.
+    // The main thread and the log writer, plus the loops.
     assert_eq!(proc::threads(one.pid()), 3);
+    assert_eq!(proc::threads(two.pid()), 4);
     assert_eq!(proc::threads(three.pid()), 5);
-    for server in [&one, &three] {
+    for server in [&one, &two, &three] {
         let mut c = server.connect();
         c.send(b"PING\r\n");
         c.expect(b"PONG\r\n");

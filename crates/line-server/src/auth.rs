@@ -22,7 +22,7 @@ use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::framing::trim_terminator;
+use crate::framing::words;
 use crate::protocol::{Flow, Protocol, Session};
 use crate::stats::ServerStats;
 
@@ -232,7 +232,7 @@ fn auth_argument(line: &[u8]) -> Option<Option<&[u8]>> {
     if !matches!(line.first(), Some(b'A' | b'a' | b' ' | b'\t')) {
         return None;
     }
-    let mut words = words(trim_terminator(line));
+    let mut words = words(line);
     if !words.next()?.eq_ignore_ascii_case(b"AUTH") {
         return None;
     }
@@ -245,18 +245,13 @@ fn auth_argument(line: &[u8]) -> Option<Option<&[u8]>> {
 }
 
 fn is_quit(line: &[u8]) -> bool {
-    let mut words = words(trim_terminator(line));
+    let mut words = words(line);
     words
         .next()
         .is_some_and(|w| w.eq_ignore_ascii_case(b"QUIT"))
         && words.next().is_none()
 }
 
-/// The words of a line: runs of bytes between spaces and tabs.
-fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|b| *b == b' ' || *b == b'\t')
-        .filter(|w| !w.is_empty())
-}
 
 #[cfg(test)]
 mod tests {
@@ -427,7 +422,7 @@ mod tests {
         }
 
         fn screen(&mut self, line: &[u8]) -> Flow {
-            if line.starts_with(b"POST") || trim_terminator(line).ends_with(b"HTTP/1.1") {
+            if line.starts_with(b"POST") || crate::trim_terminator(line).ends_with(b"HTTP/1.1") {
                 Flow::Close
             } else {
                 Flow::Continue

@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use tokio::sync::Notify;
 use tracing::warn;
 
-use crate::framing::trim_terminator;
+use crate::framing::words;
 use crate::protocol::{Flow, Protocol, Session};
 use crate::stats::ServerStats;
 
@@ -42,9 +42,7 @@ impl Fault {
     /// Parses a line (terminator included); `None` if it is not a well-formed `DEBUG`
     /// command, in which case the line goes to the protocol like any other.
     fn parse(line: &[u8]) -> Option<Fault> {
-        let mut words = trim_terminator(line)
-            .split(|b| *b == b' ' || *b == b'\t')
-            .filter(|w| !w.is_empty());
+        let mut words = words(line);
         if !words.next()?.eq_ignore_ascii_case(b"DEBUG") {
             return None;
         }

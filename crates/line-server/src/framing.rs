@@ -63,6 +63,14 @@ pub fn trim_terminator(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// The words of a line without its terminator: runs of bytes between spaces and tabs (the
+/// rule of the wrappers' own lines, `AUTH` and `DEBUG`, as of kv-protocol's requests).
+pub(crate) fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    trim_terminator(line)
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|w| !w.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

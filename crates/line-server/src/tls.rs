@@ -4,30 +4,25 @@
 //!
 //! rustls on the `ring` provider, TLS 1.2 and 1.3 (rustls' safe defaults); PEM files are
 //! read with `rustls-pki-types`. Once the handshake is done, the connection loop runs over
-//! the TLS stream exactly as over TCP: same framing, limits and pipelining.
+//! the TLS stream exactly as over TCP (`connection/transport.rs`): same framing, limits
+//! and pipelining.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
-use crate::connection::transport::{SocketReader, Transport};
-use crate::connection::MAX_READ_SIZE;
 use crate::stats::ServerStats;
 use crate::throttle::Throttle;
 
@@ -253,62 +248,4 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
         return Err(TlsError::file(path, "no certificate in the file"));
     }
     Ok(certs)
-}
-
-impl Transport for TlsStream<TcpStream> {
-    /// rustls answers some records by itself (a TLS 1.2 renegotiation attempt with a
-    /// `no_renegotiation` alert, a TLS 1.3 key update with one of its own) and keeps the
-    /// answer until written: flushed here, or a client that waits for it hangs for ever.
-    fn poll_send_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.get_ref().1.wants_write() {
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(self).poll_flush(cx)
-    }
-
-    /// Ready when rustls holds decrypted bytes (a record brought more than the last read
-    /// took) or the peer closed; otherwise when the socket is.
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let (socket, session) = self.get_mut();
-        let buffered = session
-            .process_new_packets()
-            // An error is for the read to report.
-            .map_or(true, |state| {
-                state.plaintext_bytes_to_read() > 0 || state.peer_has_closed()
-            });
-        if buffered {
-            return Poll::Ready(Ok(()));
-        }
-        socket.poll_read_ready(cx)
-    }
-
-    fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
-        let (socket, session) = self.get_mut();
-        let mut ended = false;
-        // rustls takes at most 4 KiB per `read_tls`: a larger record needs several.
-        while session.wants_read() {
-            match session.read_tls(&mut SocketReader(socket)) {
-                Ok(0) => {
-                    ended = true;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-            session
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        }
-        let start = buf.len();
-        buf.resize(start + MAX_READ_SIZE, 0);
-        let read = session.reader().read(&mut buf[start..]);
-        buf.truncate(start + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(0)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ended.then_some(0)),
-            Err(e) => Err(e),
-        }
-    }
 }

@@ -24,17 +24,9 @@ use std::time::Duration;
 pub use kv_protocol::Verb;
 
 /// Lower-case name of `verb`, as Redis' `cmdstat_<name>` and the metrics' `verb` label
-/// use it.
-pub fn verb_name(verb: Verb) -> &'static str {
-    match verb {
-        Verb::Create => "create",
-        Verb::Put => "put",
-        Verb::Get => "get",
-        Verb::Delete => "delete",
-        Verb::Ping => "ping",
-        Verb::Quit => "quit",
-        Verb::Info => "info",
-    }
+/// use it: the wire's verb, lowered (for reports, not per request).
+pub fn verb_name(verb: Verb) -> String {
+    String::from_utf8_lossy(verb.as_bytes()).to_ascii_lowercase()
 }
 
 /// What went wrong with a command, as counted.

@@ -175,9 +175,9 @@ fn encode_rejections(
 
 /// KV mode's per-request counters and the latency histogram.
 fn encode_commands(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
-    let verbs: Vec<_> = Verb::ALL
-        .iter()
-        .map(|v| (counters::verb_name(*v), t.verb(*v)))
+    let names: Vec<_> = Verb::ALL.iter().map(|v| counters::verb_name(*v)).collect();
+    let verbs: Vec<_> = (Verb::ALL.iter().zip(&names))
+        .map(|(v, name)| (name.as_str(), t.verb(*v)))
         .collect();
     let help =
         "Commands run, by verb (AUTH and DEBUG are answered before KV mode and not counted).";

@@ -53,7 +53,7 @@ use committer::{Committer, Message};
 use dir::DataDir;
 pub use pipeline::DurablePipeline;
 use stats::Counters;
-pub use stats::{DurableStats, COMMIT_LATENCY_BOUNDS_MICROS, COMMIT_LATENCY_BUCKETS};
+pub use stats::{COMMIT_LATENCY_BOUNDS_MICROS, COMMIT_LATENCY_BUCKETS};
 
 /// Messages queued beyond this make writers wait (backpressure instead of unbounded
 /// memory). A connection has at most one message in flight, holding at most what one read
@@ -244,9 +244,13 @@ impl DurableStore {
         self.mirror.memory()
     }
 
-    /// Commits and syncs since the store was opened.
-    pub fn counters(&self) -> DurableStats {
-        self.counters.snapshot()
+    /// Commits, syncs and the rest of what the store has done since it was opened.
+    pub fn counters(&self) -> Persistence {
+        let fsync = match self.policy {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySecond => "everysec",
+        };
+        self.counters.snapshot(fsync)
     }
 }
 
@@ -279,20 +283,8 @@ impl Store for DurableStore {
     }
 
     fn report(&self) -> StoreReport {
-        let counters = self.counters();
         StoreReport {
-            persistence: Some(Persistence {
-                fsync: match self.policy {
-                    FsyncPolicy::Always => "always",
-                    FsyncPolicy::EverySecond => "everysec",
-                },
-                commits: counters.commits,
-                syncs: counters.syncs,
-                write_errors: counters.write_errors,
-                commit_latency: counters.commit_latency,
-                commit_latency_sum_nanos: counters.commit_latency_sum_nanos,
-                journal_bytes: counters.journal_bytes,
-            }),
+            persistence: Some(self.counters()),
             ..self.mirror.report()
         }
     }

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::Persistence;
+
 /// Upper bounds of the commit latency histogram's buckets, in microseconds (`+Inf`
 /// implicit): from a page-cache append (`everysec`) to a sync on a slow or failing disk.
 pub const COMMIT_LATENCY_BOUNDS_MICROS: [u64; 13] = [
@@ -14,7 +16,7 @@ pub const COMMIT_LATENCY_BOUNDS_MICROS: [u64; 13] = [
 /// Buckets: one per bound and `+Inf`.
 pub const COMMIT_LATENCY_BUCKETS: usize = COMMIT_LATENCY_BOUNDS_MICROS.len() + 1;
 
-/// Counters since the store was opened (a snapshot of them: [`DurableStats`]).
+/// Counters since the store was opened (a snapshot of them: [`Persistence`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     commits: AtomicU64,
@@ -24,25 +26,6 @@ pub(crate) struct Counters {
     commit_latency: [AtomicU64; COMMIT_LATENCY_BUCKETS],
     commit_latency_sum_nanos: AtomicU64,
     journal_bytes: AtomicU64,
-}
-
-/// The durable engine's work since it was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DurableStats {
-    /// Journal frames appended: one per group commit.
-    pub commits: u64,
-    /// `fdatasync` calls that made commits durable (with `--fsync always`, one per commit;
-    /// with `everysec`, about one a second).
-    pub syncs: u64,
-    /// Writes answered `ERROR` because the disk failed them.
-    pub write_errors: u64,
-    /// Commits whose append (and sync, if synced) took a time in each bucket of
-    /// [`COMMIT_LATENCY_BOUNDS_MICROS`], then `+Inf`; per bucket, not cumulative.
-    pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
-    /// The sum of those times, in nanoseconds.
-    pub commit_latency_sum_nanos: u64,
-    /// Size of the journal being appended to, in bytes (it restarts after a compaction).
-    pub journal_bytes: u64,
 }
 
 impl Counters {
@@ -77,8 +60,10 @@ impl Counters {
         self.write_errors.fetch_add(writes as u64, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self) -> DurableStats {
-        DurableStats {
+    /// The counters now, as the store reports them, with its `fsync` policy's name.
+    pub(crate) fn snapshot(&self, fsync: &'static str) -> Persistence {
+        Persistence {
+            fsync,
             commits: self.commits.load(Relaxed),
             syncs: self.syncs.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
