@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use kv_server::kv::Kv;
 use kv_store::{DurableStore, MemoryStore, Store};
-use line_server::{bind, limits, serve, Auth, Echo, Faulty, Password, Protocol, ServerConfig};
+use line_server::{bind, serve, Auth, Echo, Faulty, Password, Protocol, ServerConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
@@ -57,7 +57,7 @@ fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
         fatal(&format!("invalid configuration: {e}"));
         return ExitCode::from(2);
     }
-    limits::raise_open_file_limit(settings.server.max_connections);
+    line_server::raise_open_file_limit(settings.server.max_connections);
     // The acceptor, signals and storage's shutdown run here; connections run on the
     // machinery's event loops (`--workers`), so one thread is all this runtime needs.
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! The supervision tree, one module per node, then the pieces it is made of:
-//! - [`server`]: [`serve`] — the tree and its shutdown order, with a deadline it keeps.
+//! - `server`: [`serve`] — the tree and its shutdown order, with a deadline it keeps.
 //! - `supervisor`: OTP restart intensity for the acceptor; escalation.
 //! - `acceptor`: accept loop, connection limit, accept-error classes and back-off.
 //! - `event_loops`: one single-threaded runtime per core that connections live on, fed
@@ -15,15 +15,15 @@
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
 //!   with no cost per request.
 //! - `framing`: the pure line decoder (unit and property tested).
-//! - [`protocol`]: the seam a protocol implements; [`echo`] is the reference one.
-//! - [`fault`]: fault injection as a wrapper around any protocol ([`Faulty`]).
-//! - [`auth`]: password authentication and protected mode, a wrapper too ([`Auth`]).
-//! - [`tls`]: TLS settings and the handshake, on each connection's own task ([`Tls`]).
-//! - [`config`]: [`ServerConfig`], every default and `validate()`.
-//! - [`listener`]: binding the socket (reuseaddr, deep backlog).
-//! - [`limits`]: raising the open-file limit.
-//! - [`throttle`]: at most one log line per interval for warnings clients can trigger.
-//! - [`stats`]: connection and supervision counters, for `INFO` and metrics.
+//! - `protocol`: the seam a protocol implements; [`echo`] is the reference one.
+//! - `fault`: fault injection as a wrapper around any protocol ([`Faulty`]).
+//! - `auth`: password authentication and protected mode, a wrapper too ([`Auth`]).
+//! - `tls`: TLS settings and the handshake, on each connection's own task ([`Tls`]).
+//! - `config`: [`ServerConfig`], every default and `validate()`.
+//! - `listener`: binding the socket (reuseaddr, deep backlog).
+//! - `limits`: raising the open-file limit.
+//! - `throttle`: at most one log line per interval for warnings clients can trigger.
+//! - `stats`: connection and supervision counters, for `INFO` and metrics.
 //!
 //! # Budgets
 //! Three budgets explain most of the unusual code here and in the KV session; each is
@@ -59,30 +59,32 @@
 #![warn(missing_docs)]
 
 mod acceptor;
-pub mod auth;
-pub mod config;
+mod auth;
+mod config;
 mod connection;
-pub mod echo;
+mod echo;
 mod event_loops;
-pub mod fault;
+mod fault;
 mod framing;
-pub mod limits;
-pub mod listener;
-pub mod protocol;
-pub mod server;
-pub mod stats;
+mod limits;
+mod listener;
+mod protocol;
+mod server;
+mod stats;
 mod stopping;
 mod supervisor;
-pub mod throttle;
-pub mod tls;
+mod throttle;
+mod tls;
 
-pub use auth::{Auth, Password};
+// Each item has one path: the crate's root.
+pub use auth::{Auth, AuthSession, Password, MAX_AUTH_FAILURES};
 pub use config::{ConfigError, ServerConfig};
-pub use echo::Echo;
-pub use fault::Faulty;
+pub use echo::{Echo, EchoSession};
+pub use fault::{Faulty, FaultySession};
 pub use framing::{trim_terminator, LineDecoder, LineTooLong};
-pub use listener::bind;
-pub use protocol::{Flow, Protocol, Session};
+pub use limits::raise_open_file_limit;
+pub use listener::{bind, LISTEN_BACKLOG};
+pub use protocol::{replies, Flow, Protocol, Session};
 pub use server::{serve, ServeError};
 pub use stats::{ServerStats, StatsSnapshot};
 pub use supervisor::Escalation;

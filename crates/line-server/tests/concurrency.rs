@@ -89,7 +89,7 @@ async fn two_hundred_clients_connected_at_once_are_all_served_concurrently() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_a_thousand_simultaneous_connects_is_all_served() {
     // A client socket and a server socket per connection, in this one process.
-    line_server::limits::raise_open_file_limit(2 * 1_000);
+    line_server::raise_open_file_limit(2 * 1_000);
     let server = start(Echo, ServerConfig::default());
     let addr = server.addr();
     let mut burst = JoinSet::new();

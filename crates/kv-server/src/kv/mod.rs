@@ -296,11 +296,11 @@ mod tests {
         };
         assert_eq!(
             encoded(Reply::TOO_MANY_CONNECTIONS),
-            line_server::protocol::replies::TOO_MANY_CONNECTIONS
+            line_server::replies::TOO_MANY_CONNECTIONS
         );
         assert_eq!(
             encoded(Reply::LINE_TOO_LONG),
-            line_server::protocol::replies::LINE_TOO_LONG
+            line_server::replies::LINE_TOO_LONG
         );
     }
 
