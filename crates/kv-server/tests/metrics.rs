@@ -1,19 +1,27 @@
-//! The metrics endpoint (SPEC §11, README "Metrics"): `/metrics` is valid OpenMetrics text
-//! whose counters move with the work, `/livez`, `/readyz` (503 once a graceful shutdown
-//! starts), 404 elsewhere; a slow, huge or extra request is cut while KV clients go on
-//! being served.
+//! The metrics endpoint (SPEC §11, README "Metrics"): `/metrics` negotiates its format as
+//! Prometheus' client libraries do (OpenMetrics when asked for, else the text format 0.0.4
+//! that `promtool check metrics` accepts without a complaint), both valid, with counters
+//! that move with the work; `/livez`, `/readyz` (503 once a graceful shutdown starts), 404
+//! elsewhere; a slow, huge or extra request is cut while KV clients go on being served.
 
 pub mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::http::{self, get};
-use common::openmetrics::{self, Exposition};
+use common::http::{self, get, HttpReply};
+use common::openmetrics::{self, Exposition, Format};
 use common::{ask, TestServer, PATIENCE};
+
+/// The `Accept` header Prometheus 2.x sends with every scrape.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// The content type of each format, as Prometheus' Go client writes it.
+const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const TEXT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Starts `kv-server --port 0 --metrics-port 0 <args>`; returns it and the metrics address.
 fn start(args: &[&str]) -> (TestServer, SocketAddr) {
@@ -25,57 +33,176 @@ fn start(args: &[&str]) -> (TestServer, SocketAddr) {
     (server, addr)
 }
 
-/// `/metrics`, checked.
-fn scrape(addr: SocketAddr) -> (String, Exposition) {
-    let reply = get(addr, "/metrics");
+/// `method /metrics`, with an `Accept: accept` header if there is one.
+fn ask_metrics(addr: SocketAddr, method: &str, accept: Option<&str>) -> HttpReply {
+    let mut stream = http::open(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
+    let head =
+        format!("{method} /metrics HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).expect("send the request");
+    let reply = http::read_to_end(&mut stream).expect("read the reply");
+    http::parse(&reply).unwrap_or_else(|| panic!("not an HTTP reply: {reply:?}"))
+}
+
+/// The reply's `Content-Type`.
+fn content_type(reply: &HttpReply) -> &str {
+    reply
+        .head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim())
+        })
+        .unwrap_or_else(|| panic!("no content type: {}", reply.head))
+}
+
+/// GET `/metrics` with `accept`, expecting `format`: its content type, its body valid in
+/// that format and, for the text format, accepted by promtool as it is.
+fn scrape_with(addr: SocketAddr, accept: Option<&str>, format: Format) -> (String, Exposition) {
+    let reply = ask_metrics(addr, "GET", accept);
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert!(
-        reply.head.contains("application/openmetrics-text"),
-        "{}",
-        reply.head
-    );
-    let exposition = openmetrics::check(&reply.body)
-        .unwrap_or_else(|e| panic!("/metrics is not valid: {e}\n{}", reply.body));
+    let want = match format {
+        Format::OpenMetrics => OPENMETRICS_TYPE,
+        Format::Text => TEXT_TYPE,
+    };
+    assert_eq!(content_type(&reply), want, "Accept: {accept:?}");
+    let exposition = openmetrics::check_as(&reply.body, format)
+        .unwrap_or_else(|e| panic!("/metrics is not valid {format:?}: {e}\n{}", reply.body));
+    if format == Format::Text {
+        promtool_accepts(&reply.body);
+    }
     (reply.body, exposition)
 }
 
-/// `promtool check metrics` on `text`, when promtool is installed (Debian: `prometheus`).
-fn promtool_accepts(text: &str, exposition: &Exposition) {
+/// `/metrics` in `format`, asked for as Prometheus asks (OpenMetrics) or with no `Accept`
+/// header (the text format), checked.
+fn scrape(addr: SocketAddr, format: Format) -> Exposition {
+    let accept = match format {
+        Format::OpenMetrics => Some(PROMETHEUS_ACCEPT),
+        Format::Text => None,
+    };
+    scrape_with(addr, accept, format).1
+}
+
+/// `promtool check metrics` on `text` as served: exit 0 and not a line of complaint. On a
+/// machine without promtool (Debian: `prometheus`) it says so and checks nothing; CI
+/// installs it.
+fn promtool_accepts(text: &str) {
     let spawned = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let Ok(mut promtool) = spawned else {
-        println!("note: promtool is not installed; /metrics checked by the test's parser only");
-        return;
+    let mut promtool = match spawned {
+        Ok(promtool) => promtool,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            println!("note: promtool is not installed; /metrics checked by the test's parser only");
+            return;
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
     };
-    let classic = openmetrics::to_classic(text, exposition);
     let mut stdin = promtool.stdin.take().expect("promtool's stdin");
-    stdin
-        .write_all(classic.as_bytes())
-        .expect("write to promtool");
+    stdin.write_all(text.as_bytes()).expect("write to promtool");
     drop(stdin);
     let output = promtool.wait_with_output().expect("promtool ran");
-    assert!(
-        output.status.success(),
-        "promtool check metrics: {}{}\n{classic}",
+    let said = format!(
+        "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool check metrics ({}): {said}\n{text}",
+        output.status
+    );
+}
+
+#[test]
+fn metrics_negotiate_their_format_as_prometheus_client_libraries_do() {
+    let (_server, addr) = start(&[]);
+    let cases = [
+        (None, Format::Text),
+        (Some("text/plain"), Format::Text),
+        (Some("*/*"), Format::Text),
+        (
+            Some("text/html,application/xhtml+xml,*/*;q=0.8"),
+            Format::Text,
+        ),
+        (Some(PROMETHEUS_ACCEPT), Format::OpenMetrics),
+        (Some("Application/OpenMetrics-Text"), Format::OpenMetrics),
+    ];
+    let mut samples = Vec::new();
+    for (accept, format) in cases {
+        let (body, exposition) = scrape_with(addr, accept, format);
+        assert_eq!(body.ends_with("# EOF\n"), format == Format::OpenMetrics);
+        samples.push(series(&exposition));
+        // HEAD: the same headers, no body.
+        let head = ask_metrics(addr, "HEAD", accept);
+        assert_eq!(head.status, 200, "{head:?}");
+        let get = ask_metrics(addr, "GET", accept);
+        assert_eq!(
+            content_type(&head),
+            content_type(&get),
+            "Accept: {accept:?}"
+        );
+        assert_eq!(head.body, "", "Accept: {accept:?}");
+    }
+    // The same series in both formats.
+    assert!(samples.windows(2).all(|w| w[0] == w[1]), "{samples:#?}");
+}
+
+/// The series of `exposition`, a bucket's bound read as a number: the text format writes
+/// bounds as Go does (`le="1e-05"`, `le="1"`), OpenMetrics in its canonical form
+/// (`le="0.00001"`, `le="1.0"`).
+fn series(exposition: &Exposition) -> Vec<String> {
+    let mut series: Vec<String> = exposition
+        .samples
+        .keys()
+        .map(|key| match key.split_once("{le=\"") {
+            Some((name, rest)) => {
+                let bound = rest.strip_suffix("\"}").expect("le is the only label");
+                let bound: f64 = match bound {
+                    "+Inf" => f64::INFINITY,
+                    b => b.parse().expect("a number"),
+                };
+                format!("{name}{{le={bound}}}")
+            }
+            None => key.clone(),
+        })
+        .collect();
+    series.sort();
+    series
 }
 
 #[test]
 fn metrics_are_valid_and_move_with_the_work() {
     let (server, addr) = start(&[]);
-    let (text, before) = scrape(addr);
-    promtool_accepts(&text, &before);
+    let before = [
+        scrape(addr, Format::Text),
+        scrape(addr, Format::OpenMetrics),
+    ];
     let mut c = server.connect();
     ask(&mut c, b"CREATE shop\r\n", b"OK\r\n");
     c.send(b"PUT shop milk 1\r\nGET shop milk\r\nGET shop eggs\r\nGET nowhere x\r\nBOGUS\r\n");
     c.expect(b"OK\r\n1\r\nOK\r\n\r\nOK\r\nNOT FOUND\r\nUNKNOWN COMMAND\r\n");
-    let (_, after) = scrape(addr);
+    let after = [
+        scrape(addr, Format::Text),
+        scrape(addr, Format::OpenMetrics),
+    ];
+    // Both formats show the same work.
+    for (before, after) in before.iter().zip(&after) {
+        the_work_shows(before, after);
+    }
+    let histogram = &after[1].families["kv_command_duration_seconds"];
+    assert_eq!(histogram.kind, "histogram");
+    assert_eq!(after[0].families["kv_commands_total"].kind, "counter");
+    assert_eq!(after[1].families["kv_commands"].kind, "counter");
+}
+
+/// What the work of `metrics_are_valid_and_move_with_the_work` changed, scrape to scrape.
+fn the_work_shows(before: &Exposition, after: &Exposition) {
     let grew = |key: &str| after.value(key) - before.value(key);
     assert_eq!(grew(r#"kv_commands_total{verb="get"}"#), 3.0);
     assert_eq!(grew(r#"kv_commands_total{verb="put"}"#), 1.0);
@@ -104,10 +231,6 @@ fn metrics_are_valid_and_move_with_the_work() {
     assert_eq!(after.value("kv_connected_clients"), 1.0);
     assert!(after.value("kv_process_resident_memory_bytes") > 0.0);
     assert!(after.value("kv_process_open_fds") > 0.0);
-    assert_eq!(
-        after.families["kv_command_duration_seconds"].kind,
-        "histogram"
-    );
 }
 
 #[test]
@@ -117,7 +240,7 @@ fn clients_over_the_limit_are_counted_by_reason() {
     ask(&mut served, b"PING\r\n", b"PONG\r\n");
     let mut refused = server.connect();
     refused.expect(b"ERROR too many connections\r\n");
-    let (_, metrics) = scrape(addr);
+    let metrics = scrape(addr, Format::OpenMetrics);
     assert_eq!(
         metrics.value(r#"kv_rejected_connections_total{reason="limit"}"#),
         1.0
@@ -139,15 +262,14 @@ fn durable_mode_adds_commit_counters() {
     let mut c = server.connect();
     ask(&mut c, b"CREATE b\r\n", b"OK\r\n");
     ask(&mut c, b"PUT b k v\r\n", b"OK\r\n");
-    let (text, metrics) = scrape(addr);
-    promtool_accepts(&text, &metrics);
+    let metrics = scrape(addr, Format::Text);
     assert!(metrics.value("kv_durable_commits_total") >= 2.0);
     assert!(metrics.value("kv_durable_syncs_total") >= 1.0);
     // Two frames past the journal's header; a new write makes it longer.
     let journal = metrics.value("kv_durable_journal_bytes");
     assert!(journal > 0.0, "{journal}");
     ask(&mut c, b"PUT b k2 v2\r\n", b"OK\r\n");
-    let (_, later) = scrape(addr);
+    let later = scrape(addr, Format::OpenMetrics);
     assert!(later.value("kv_durable_journal_bytes") > journal);
     assert_eq!(metrics.value("kv_durable_write_errors_total"), 0.0);
     assert_eq!(
@@ -159,9 +281,12 @@ fn durable_mode_adds_commit_counters() {
 #[test]
 fn echo_mode_serves_the_machinerys_metrics() {
     let (_server, addr) = start(&["--mode", "echo"]);
-    let (_, metrics) = scrape(addr);
-    assert!(metrics.families.contains_key("kv_connections_received"));
-    assert!(!metrics.families.contains_key("kv_commands"));
+    let text = scrape(addr, Format::Text);
+    assert!(text.families.contains_key("kv_connections_received_total"));
+    assert!(!text.families.contains_key("kv_commands_total"));
+    let openmetrics = scrape(addr, Format::OpenMetrics);
+    assert!(openmetrics.families.contains_key("kv_connections_received"));
+    assert!(!openmetrics.families.contains_key("kv_commands"));
 }
 
 #[test]

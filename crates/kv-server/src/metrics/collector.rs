@@ -1,8 +1,8 @@
 //! The figures of `/metrics`, read when a scrape comes: the same as `INFO`'s (the
 //! machinery's [`ServerStats`], KV mode's per-thread counters, the store's report), the
 //! command latency histogram, and the process's resources. Encoded by prometheus-client
-//! (OpenMetrics text), which adds the `kv_` prefix, the unit suffix (`_seconds`,
-//! `_bytes`) and a counter's `_total`.
+//! (OpenMetrics or the text format 0.0.4, see `negotiate.rs`), which adds the `kv_` prefix,
+//! the unit suffix (`_seconds`, `_bytes`) and a counter's `_total`.
 
 use std::fmt::{self, Debug};
 
@@ -217,14 +217,15 @@ struct Histogram<'a> {
     sum_nanos: u64,
 }
 
-/// Encodes `h` in seconds. The encoder makes the buckets cumulative, and wants `f64::MAX`
-/// as the last bound (it writes `+Inf`).
+/// Encodes `h` in seconds. The encoders make the buckets cumulative, and want
+/// `f64::INFINITY` as the last bound (they write `+Inf`; the text encoder adds a `+Inf`
+/// bucket of its own when the last bound is finite).
 fn histogram(e: &mut DescriptorEncoder, (name, help): (&str, &str), h: &Histogram) -> fmt::Result {
     let buckets: Vec<(f64, u64)> = h
         .bounds_micros
         .iter()
         .map(|micros| *micros as f64 / 1e6)
-        .chain([f64::MAX])
+        .chain([f64::INFINITY])
         .zip(h.counts.iter().copied())
         .collect();
     let count = h.counts.iter().sum();

@@ -7,7 +7,8 @@
 //!   `header_read_timeout`), and a connection lives at most [`CONNECTION_TIMEOUT`] in all.
 //! - Headers are read into a buffer of at most [`MAX_BUFFER`] bytes and [`MAX_HEADERS`]
 //!   headers; a bigger request is answered 431 by hyper and closed. Bodies are never read.
-//! - One request per connection (no keep-alive); only GET and HEAD reach the routes.
+//! - One request per connection (no keep-alive); only GET and HEAD reach the routes, HEAD
+//!   with the same headers as GET (the format negotiated alike), its body left out by hyper.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response};
@@ -25,6 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
+use super::negotiate;
 use super::routes::{self, Routes};
 
 /// Connections served at once; a scraper needs one, a person with curl another.
@@ -84,11 +86,17 @@ async fn serve_connection(stream: TcpStream, routes: Arc<Routes>) {
     }
 }
 
-/// The reply to `request`: GET (and HEAD, its body left out by hyper) go to the routes;
-/// any other method is "anything else" to SPEC §11, so 404 like an unknown path.
+/// The reply to `request`: GET (and HEAD, its body left out by hyper) go to the routes,
+/// `/metrics` in the format its `Accept` headers negotiate (a value that is not visible
+/// ASCII is skipped); any other method is "anything else" to SPEC §11, so 404 like an
+/// unknown path.
 fn answer(routes: &Routes, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match *request.method() {
-        Method::GET | Method::HEAD => routes.get(request.uri().path()),
+        Method::GET | Method::HEAD => {
+            let accept = request.headers().get_all(ACCEPT);
+            let format = negotiate::negotiate(accept.iter().filter_map(|v| v.to_str().ok()));
+            routes.get(request.uri().path(), format)
+        }
         _ => routes::not_found(),
     };
     let mut response = Response::new(Full::new(body));

@@ -1,16 +1,19 @@
-//! The metrics endpoint (`--metrics-port`, SPEC §11): `GET /metrics` in the Prometheus
-//! (OpenMetrics) text format, `/livez`, `/readyz`. It runs on the main runtime, beside the
-//! acceptor and the signal handler, never on the event loops that serve clients.
+//! The metrics endpoint (`--metrics-port`, SPEC §11): `GET /metrics` in OpenMetrics or the
+//! Prometheus text format 0.0.4, as the request's `Accept` header negotiates, `/livez`,
+//! `/readyz`. It runs on the main runtime, beside the acceptor and the signal handler,
+//! never on the event loops that serve clients.
 //!
 //! # Layout
 //! - `collector.rs`: the figures and their names, read at each scrape.
 //! - `process.rs`: the process's CPU, memory and descriptors from `/proc/self`.
 //! - `observed.rs`: where the endpoint finds the machinery's counters once serving starts.
+//! - `negotiate.rs`: which format `/metrics` answers in, from the `Accept` header.
 //! - `routes.rs`: what each path answers.
 //! - `http.rs`: hyper's server on the port, and the bounds that keep it harmless.
 
 mod collector;
 mod http;
+mod negotiate;
 mod observed;
 mod process;
 mod routes;

@@ -2,14 +2,14 @@
 
 use bytes::Bytes;
 use hyper::StatusCode;
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-/// Content type of `/metrics`: what prometheus-client's text encoder writes.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Content type of the other replies.
+use super::negotiate::Format;
+
+/// Content type of the replies other than `/metrics`.
 pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The endpoint's state: the registry to encode and whether the server is shutting down.
@@ -26,10 +26,10 @@ impl Routes {
         Self { registry, shutdown }
     }
 
-    /// Status, content type and body for a GET of `path`.
-    pub fn get(&self, path: &str) -> (StatusCode, &'static str, Bytes) {
+    /// Status, content type and body for a GET of `path`; `/metrics` in `format`.
+    pub fn get(&self, path: &str, format: Format) -> (StatusCode, &'static str, Bytes) {
         match path {
-            "/metrics" => self.metrics(),
+            "/metrics" => self.metrics(format),
             "/livez" => (StatusCode::OK, TEXT, Bytes::from_static(b"ok\n")),
             "/readyz" if self.shutdown.is_cancelled() => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -45,10 +45,15 @@ impl Routes {
         }
     }
 
-    fn metrics(&self) -> (StatusCode, &'static str, Bytes) {
-        let mut text = String::new();
-        match encode(&mut text, &self.registry) {
-            Ok(()) => (StatusCode::OK, OPENMETRICS, Bytes::from(text)),
+    /// The registry in `format`, both written by prometheus-client's own encoders.
+    fn metrics(&self, format: Format) -> (StatusCode, &'static str, Bytes) {
+        let mut out = String::new();
+        let encoded = match format {
+            Format::OpenMetrics => text::encode(&mut out, &self.registry),
+            Format::Text => prometheus_text::encode(&mut out, &self.registry),
+        };
+        match encoded {
+            Ok(()) => (StatusCode::OK, format.content_type(), Bytes::from(out)),
             Err(e) => {
                 // Only a metric's own encoding can fail (fmt::Error): a bug, not the client's.
                 warn!("metrics: cannot encode: {e}");

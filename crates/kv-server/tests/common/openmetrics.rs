@@ -1,12 +1,27 @@
-//! A checker of the OpenMetrics text format (what `/metrics` serves), strict enough to
-//! catch what a scraper would reject: every sample belongs to the family declared before
-//! it, with the suffix its type allows; names and labels are well formed; values are
-//! numbers; histogram buckets are cumulative and end in `+Inf` equal to `_count`; the
-//! text ends with `# EOF`.
+//! A checker of what `/metrics` serves, in either of its formats (SPEC §11): OpenMetrics
+//! 1.0 and the Prometheus text format 0.0.4. Strict enough to catch what a scraper would
+//! reject, and stricter than the formats where our encoder has no reason to differ: every
+//! family has a `# HELP` then a `# TYPE`, and every sample belongs to the family declared
+//! before it, with the suffix its type allows; names and labels are well formed; values
+//! are numbers; histogram buckets are cumulative and end in `+Inf` equal to `_count`.
+//! OpenMetrics ends with `# EOF`, and a counter family `x` has samples `x_total`; the text
+//! format has no `# EOF` nor `# UNIT` (nor any other comment), and its counter family is
+//! named `x_total` like its samples, so a text that is OpenMetrics fails as text and the
+//! other way round.
 
 use std::collections::BTreeMap;
 
-/// A family as declared by its `# TYPE` line.
+/// The two formats `/metrics` answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain; version=0.0.4`).
+    Text,
+}
+
+/// A family as declared by its `# TYPE` line (its name as written there: `x` for an
+/// OpenMetrics counter, `x_total` for a text-format one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Family {
     pub name: String,
@@ -32,28 +47,43 @@ impl Exposition {
     }
 }
 
-/// Checks `text`; the error says which line is wrong and why.
+/// Checks `text` in the format it is in: OpenMetrics if it ends with `# EOF`, else the
+/// text format. Where the format is known (from the reply's content type), use
+/// [`check_as`], which does not guess.
 pub fn check(text: &str) -> Result<Exposition, String> {
+    let format = if text.ends_with("\n# EOF\n") {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    };
+    check_as(text, format)
+}
+
+/// Checks `text` as `format`; the error says which line is wrong and why.
+pub fn check_as(text: &str, format: Format) -> Result<Exposition, String> {
     let mut out = Exposition::default();
     let mut current: Option<Family> = None;
     let mut buckets = Buckets::default();
-    let lines: Vec<&str> = text.split('\n').collect();
-    if lines.iter().rev().nth(1) != Some(&"# EOF") || lines.last() != Some(&"") {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() < 2 || lines.pop() != Some("") {
+        return Err("the text is empty or does not end with a newline".into());
+    }
+    if format == Format::OpenMetrics && lines.pop() != Some("# EOF") {
         return Err("the text does not end with `# EOF\\n`".into());
     }
-    for (n, line) in lines[..lines.len() - 2].iter().enumerate() {
+    for (n, line) in lines.iter().enumerate() {
         let fail = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
         if let Some(rest) = line.strip_prefix("# ") {
             if rest.starts_with("HELP ") {
                 buckets.finish(current.as_ref()).map_err(|w| fail(&w))?;
             }
-            descriptor(rest, &mut current, &mut out).map_err(|w| fail(&w))?;
+            descriptor(format, rest, &mut current, &mut out).map_err(|w| fail(&w))?;
         } else {
             let family = current
                 .as_ref()
                 .ok_or_else(|| fail("a sample before any # TYPE"))?;
             let (key, name, value) = sample(line).map_err(|w| fail(&w))?;
-            suffix_fits(family, &name, &key, value, &mut buckets).map_err(|w| fail(&w))?;
+            suffix_fits(format, family, &name, &key, value, &mut buckets).map_err(|w| fail(&w))?;
             if out.samples.insert(key, value).is_some() {
                 return Err(fail("a sample written twice"));
             }
@@ -89,8 +119,9 @@ impl Buckets {
     }
 }
 
-/// `HELP`, `TYPE` or `UNIT` (the part after `# `).
+/// `HELP`, `TYPE` or (OpenMetrics only) `UNIT`: the part after `# `.
 fn descriptor(
+    format: Format,
     rest: &str,
     current: &mut Option<Family>,
     out: &mut Exposition,
@@ -113,8 +144,17 @@ fn descriptor(
                 .as_mut()
                 .filter(|f| f.name == name)
                 .ok_or("TYPE without its HELP")?;
-            if !["counter", "gauge", "histogram", "info", "unknown"].contains(&value) {
-                return Err(format!("unknown type {value}"));
+            let types: &[&str] = match format {
+                Format::OpenMetrics => &["counter", "gauge", "histogram", "info", "unknown"],
+                Format::Text => &["counter", "gauge", "histogram", "summary", "untyped"],
+            };
+            if !types.contains(&value) {
+                return Err(format!("type {value} is not one of {format:?}"));
+            }
+            // The text format names a counter's family after its samples (client_golang,
+            // promtool): `x_total`, not OpenMetrics' `x`.
+            if format == Format::Text && value == "counter" && !name.ends_with("_total") {
+                return Err("a counter family not named ..._total".into());
             }
             family.kind = value.into();
             if out.families.insert(name.into(), family.clone()).is_some() {
@@ -123,13 +163,14 @@ fn descriptor(
             Ok(())
         }
         "UNIT"
-            if current
-                .as_ref()
-                .is_some_and(|f| f.name == name && name.ends_with(&format!("_{value}"))) =>
+            if format == Format::OpenMetrics
+                && current
+                    .as_ref()
+                    .is_some_and(|f| f.name == name && name.ends_with(&format!("_{value}"))) =>
         {
             Ok(())
         }
-        _ => Err("not HELP, TYPE or a UNIT that ends its family's name".into()),
+        _ => Err("not HELP, TYPE or (OpenMetrics) a UNIT that ends its family's name".into()),
     }
 }
 
@@ -159,8 +200,9 @@ fn sample(line: &str) -> Result<(String, String, f64), String> {
     Ok((key.to_string(), name.to_string(), value))
 }
 
-/// The sample `name` is one its family's type allows; histogram buckets add up.
+/// The sample `name` is one its family's type allows in `format`; histogram buckets add up.
 fn suffix_fits(
+    format: Format,
     family: &Family,
     name: &str,
     key: &str,
@@ -170,11 +212,14 @@ fn suffix_fits(
     let suffix = name
         .strip_prefix(family.name.as_str())
         .ok_or("a sample of another family")?;
-    let allowed: &[&str] = match family.kind.as_str() {
-        "counter" => &["_total", "_created"],
-        "gauge" | "unknown" => &[""],
-        "info" => &["_info"],
-        "histogram" => &["_bucket", "_sum", "_count", "_created"],
+    let allowed: &[&str] = match (format, family.kind.as_str()) {
+        (Format::OpenMetrics, "counter") => &["_total", "_created"],
+        (Format::OpenMetrics, "gauge" | "unknown") => &[""],
+        (Format::OpenMetrics, "info") => &["_info"],
+        (Format::OpenMetrics, "histogram") => &["_bucket", "_sum", "_count", "_created"],
+        (Format::Text, "counter" | "gauge" | "untyped") => &[""],
+        (Format::Text, "histogram") => &["_bucket", "_sum", "_count"],
+        (Format::Text, "summary") => &["", "_sum", "_count"],
         _ => &[],
     };
     if !allowed.contains(&suffix) {
@@ -210,22 +255,4 @@ fn check_name(name: &str) -> Result<(), String> {
     } else {
         Err(format!("{name:?} is not a metric or label name"))
     }
-}
-
-/// The classic Prometheus text format of `text`, for `promtool check metrics`, which
-/// reads only that: an OpenMetrics counter family `x` (samples `x_total`) is declared as
-/// `x_total` there. Nothing else changes (`# UNIT` and `# EOF` are comments to it).
-pub fn to_classic(text: &str, exposition: &Exposition) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            let family = exposition.families.get(name)?;
-            (family.kind == "counter").then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(rewritten.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
 }
