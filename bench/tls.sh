@@ -118,7 +118,7 @@ def runs(mode, conns, pipeline):
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
-print("### TLS against plaintext (issue 13)\n")
+print("### TLS against plaintext\n")
 print(f"`bash bench/tls.sh` ({rounds} rounds of {duration} s after {warmup} s warm-up, plain and TLS "
       "alternating, a fresh server each run; load average "
       f"{load_start} at the start, {load_end} at the end): the same release kv-server started "

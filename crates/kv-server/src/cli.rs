@@ -116,7 +116,7 @@ pub struct Cli {
     #[arg(long, env = "KV_TLS_CA_CERT_FILE", requires = "tls_cert_file")]
     tls_ca_cert_file: Option<PathBuf>,
 
-    /// Keep what the data holds (keys, values and their bookkeeping, as counted: README,
+    /// Keep what the data holds (keys, values and their bookkeeping, as counted: docs/SECURITY.md,
     /// "Memory limit") under this size: bytes, or with a unit kb, mb or gb (1024-based).
     /// A write that would need more is refused with `ERROR out of memory`; reads and
     /// deletes always work. 0: no limit.

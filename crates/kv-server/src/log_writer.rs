@@ -1,5 +1,5 @@
 //! A log writer that never blocks, fails or panics in the code that logs: a broken stderr
-//! loses log lines and changes nothing else (README, "Behaviour under failure").
+//! loses log lines and changes nothing else (docs/OPERATIONS.md, "Behaviour under failure").
 //!
 //! Writing log lines straight to stderr lets stderr change what the server does: a write
 //! to a pipe whose reader stopped reading blocks the thread that logged, and a failed write

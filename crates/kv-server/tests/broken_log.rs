@@ -1,4 +1,4 @@
-//! Logging never changes behaviour (README, "Behaviour under failure"): when stderr breaks
+//! Logging never changes behaviour (docs/OPERATIONS.md, "Behaviour under failure"): when stderr breaks
 //! — its reader exits, or its file's disk is full — log lines are lost and nothing else
 //! changes: signals, the acceptor's back-off, durable writes and replies work as they do
 //! with a working stderr.

@@ -1,4 +1,4 @@
-//! Running it (README, "Configuration"): flags, environment variables, the bind log line,
+//! Running it (docs/OPERATIONS.md, "Configuration"): flags, environment variables, the bind log line,
 //! and refusing to start on bad input.
 
 pub mod common;

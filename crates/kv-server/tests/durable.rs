@@ -1,4 +1,4 @@
-//! Durable mode (README, "Durable mode"): `--data-dir` keeps every acknowledged write,
+//! Durable mode (docs/DURABILITY.md, "Durable mode"): `--data-dir` keeps every acknowledged write,
 //! across clean restarts, `kill -9` at any instant, and a full disk. Directories of other
 //! format versions are in `format_versions.rs`.
 

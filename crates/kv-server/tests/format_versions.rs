@@ -1,4 +1,4 @@
-//! Data directories of other format versions, through the binary (README, "Durable mode"):
+//! Data directories of other format versions, through the binary (docs/DURABILITY.md, "Durable mode"):
 //! one of an earlier release is upgraded without losing a write; one of a newer version
 //! stops start-up with a message naming the version, and is left exactly as it was. The
 //! store's own tests of every version are in `crates/kv-store/tests/format_versions.rs`.

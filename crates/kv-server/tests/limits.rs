@@ -1,4 +1,4 @@
-//! Limits through the binary (README, "Configuration", §5): the flags and environment
+//! Limits through the binary (docs/OPERATIONS.md, "Configuration", §5): the flags and environment
 //! variables that set them, and running out of file descriptors (a process with its own
 //! `prlimit`). How each limit behaves is tested in-process in
 //! `crates/line-server/tests/limits.rs` and `bounded_memory.rs`.

@@ -1,4 +1,4 @@
-//! `--maxmemory` (README, "Memory limit"): growth past the limit is refused with
+//! `--maxmemory` (docs/SECURITY.md, "Memory limit"): growth past the limit is refused with
 //! `ERROR out of memory` and changes nothing; reads, deletes and writes that do not grow
 //! the data keep working, so a full server can be emptied; nothing is evicted; in durable
 //! mode a refused write is never written to disk.

@@ -1,4 +1,4 @@
-//! The metrics endpoint (SPEC §11, README "Metrics"): `/metrics` negotiates its format as
+//! The metrics endpoint (SPEC §11, docs/METRICS.md, "Metrics"): `/metrics` negotiates its format as
 //! Prometheus' client libraries do (OpenMetrics when asked for, else the text format 0.0.4
 //! that `promtool check metrics` accepts without a complaint), both valid, with counters
 //! that move with the work; `/livez`, `/readyz` (503 once a graceful shutdown starts), 404

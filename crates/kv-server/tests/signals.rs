@@ -1,4 +1,4 @@
-//! Signals (README, "Behaviour under failure"): SIGINT/SIGTERM start a graceful shutdown
+//! Signals (docs/OPERATIONS.md, "Behaviour under failure"): SIGINT/SIGTERM start a graceful shutdown
 //! that ends in exit status 0, also when busy connections had to be cut at
 //! `--shutdown-timeout-secs` (with a warning saying how many); a second signal exits at
 //! once, non-zero. The shutdown's order (the listener first, idle clients at once, requests

@@ -1,4 +1,4 @@
-//! Supervision through the binary (README, "Behaviour under failure", §6): the
+//! Supervision through the binary (docs/OPERATIONS.md, "Behaviour under failure", §6): the
 //! `--debug-commands` flag and its environment variable, and the escalation that ends the
 //! process with an error status and a clear log line. How connections and the acceptor are
 //! supervised is tested in-process in `crates/line-server/tests/supervision.rs`.

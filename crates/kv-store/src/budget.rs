@@ -1,5 +1,5 @@
 //! The memory limit (`--maxmemory`): what the data holds, counted, and a write that would
-//! take it past the limit refused before it changes anything (README, "Memory limit").
+//! take it past the limit refused before it changes anything (docs/SECURITY.md, "Memory limit").
 //!
 //! What is counted is the data and its bookkeeping, not the process: an entry costs its key
 //! and value bytes plus [`ENTRY_OVERHEAD`], a bucket its name plus [`BUCKET_OVERHEAD`].

@@ -103,7 +103,7 @@ pub struct Persistence {
     /// The sum of those times, in nanoseconds.
     pub commit_latency_sum_nanos: u64,
     /// Size of the journal being appended to, in bytes: it grows with every commit and
-    /// starts again after a compaction (README, "Durable mode").
+    /// starts again after a compaction (docs/DURABILITY.md, "Durable mode").
     pub journal_bytes: u64,
 }
 

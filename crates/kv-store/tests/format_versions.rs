@@ -1,4 +1,4 @@
-//! Format versions (README, "Durable mode"): a directory written by an earlier format
+//! Format versions (docs/DURABILITY.md, "Durable mode"): a directory written by an earlier format
 //! version is upgraded with every acknowledged write; one of a newer version, or one that
 //! is damaged or foreign, is refused and left exactly as it was. Every file written says
 //! what it is and its version.

@@ -1,4 +1,4 @@
-//! Memory stays bounded under bad input (README, "Behaviour under failure"): a line that
+//! Memory stays bounded under bad input (docs/OPERATIONS.md, "Behaviour under failure"): a line that
 //! never ends, and a client that sends without ever reading its replies, are pushed back by
 //! TCP instead of being buffered by the server.
 //!

@@ -1,4 +1,4 @@
-//! Many clients at once (README, "Behaviour under failure"): each client has its own task,
+//! Many clients at once (docs/OPERATIONS.md, "Behaviour under failure"): each client has its own task,
 //! so nobody waits for anybody else. A server serving one client at a time fails every test
 //! here.
 

@@ -1,4 +1,4 @@
-//! Limits (README, "Behaviour under failure"): connection count, line length, idle clients.
+//! Limits (docs/OPERATIONS.md, "Behaviour under failure"): connection count, line length, idle clients.
 //! Memory under hostile clients is in `bounded_memory.rs`; running out of descriptors needs
 //! a process of its own (`prlimit`) and is tested through the binary.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{client::show, start, PATIENCE};
 use line_server::{Echo, ServerConfig};
 
-/// The contract's exact bytes (README, "Configuration"), not the library's constants: a
+/// The contract's exact bytes (docs/OPERATIONS.md, "Configuration"), not the library's constants: a
 /// changed constant must fail here.
 const TOO_MANY: &[u8] = b"ERROR too many connections\r\n";
 const TOO_LONG: &[u8] = b"ERROR line too long\r\n";

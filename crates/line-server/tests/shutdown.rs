@@ -1,4 +1,4 @@
-//! Graceful shutdown in order (README, "Behaviour under failure"), as `serve` does it once
+//! Graceful shutdown in order (docs/OPERATIONS.md, "Behaviour under failure"), as `serve` does it once
 //! its token is cancelled (the binary cancels it on SIGINT/SIGTERM): the listener closes
 //! first, idle clients are closed at once, requests in flight are answered, then `serve`
 //! returns. Busy connections cut at the deadline are in `deadline.rs`; lines racing the

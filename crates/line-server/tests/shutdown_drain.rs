@@ -1,4 +1,4 @@
-//! README, "Behaviour under failure": at shutdown every complete line that reached the
+//! docs/OPERATIONS.md, "Behaviour under failure": at shutdown every complete line that reached the
 //! server before the signal is answered — including what still sits in a socket's receive
 //! buffer — on idle and busy connections alike. In-process, so a tight loop of shutdowns is
 //! cheap.

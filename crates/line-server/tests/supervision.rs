@@ -1,4 +1,4 @@
-//! Supervision (README, "Behaviour under failure"), with crashes injected by [`Faulty`]: a
+//! Supervision (docs/OPERATIONS.md, "Behaviour under failure"), with crashes injected by [`Faulty`]: a
 //! panicking connection ends only itself; a panicking acceptor is restarted on the same
 //! port while existing connections go on; past the restart intensity, `serve` gives up
 //! (OTP's escalation). What the binary logs about it (a panic naming the peer, a restart,

@@ -1,4 +1,4 @@
-//! TLS (README, "Running it exposed"): the handshake on the connection's task with a
+//! TLS (docs/SECURITY.md, "Running it exposed"): the handshake on the connection's task with a
 //! deadline, client certificates, a plaintext client on a TLS port, shutdown over TLS, and
 //! files that cannot be used. In-process, against rustls clients; the binary's tests drive
 //! it with `openssl s_client`.

@@ -1,4 +1,4 @@
-//! The memory limit for the writes of one group commit (README, "Memory limit").
+//! The memory limit for the writes of one group commit (docs/SECURITY.md, "Memory limit").
 //!
 //! The committer decides on every write of a group before it applies any: the group is
 //! journaled as one frame first, and only then applied to the mirror. So the mirror says

@@ -14,7 +14,7 @@
 //!   file or a directory held by another process stops start-up with a clear message.
 //!
 //! Why a journal of our own rather than an embedded engine: measured on the target machine
-//! (README, "Durable mode"), redb's commit writes several pages per sync and reached
+//! (docs/DURABILITY.md, "Durable mode"), redb's commit writes several pages per sync and reached
 //! 0.65× Redis' `appendfsync always`; fjall appends like this journal does, but it opens a
 //! journal damaged in the middle without a word, dropping every write after the damage.
 //!

@@ -1,5 +1,5 @@
 //! Tests of `durable` that need its insides: the memory limit over writes that share a
-//! group commit (README, "Memory limit": charged as if sent one at a time).
+//! group commit (docs/SECURITY.md, "Memory limit": charged as if sent one at a time).
 
 use std::path::Path;
 use std::sync::Arc;
