@@ -50,6 +50,8 @@ pub fn bucket_key(name: &[u8]) -> Bytes {
 /// One request of a pipeline, on the bucket the pipeline is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
+    /// `CREATE bucket`.
+    Create,
     /// `PUT bucket key value`.
     Put(Bytes, Bytes),
     /// `DELETE bucket key`.
@@ -59,7 +61,8 @@ pub enum Op {
 }
 
 impl Op {
-    /// Whether it changes the bucket (and so waits for replicas with `WAIT`).
+    /// Whether it changes the bucket (and so waits for replicas with `WAIT`); `CREATE`
+    /// does.
     pub fn is_write(&self) -> bool {
         !matches!(self, Op::Get(_))
     }
@@ -80,6 +83,11 @@ impl Op {
     /// `(verb, script)`: `EVALSHA` with the SHA-1, or `EVAL` with the text.
     fn command_with(&self, key: &[u8], (eval, script): (&str, &str)) -> Cmd {
         match self {
+            Op::Create => {
+                let mut cmd = redis::cmd("HSETNX");
+                cmd.arg(key).arg(MARKER).arg("");
+                cmd
+            }
             Op::Get(field) => {
                 let mut cmd = redis::cmd("HMGET");
                 cmd.arg(key).arg(MARKER).arg(&field[..]);
@@ -112,18 +120,12 @@ impl Op {
                     (_, other) => Err(unexpected(&other)),
                 }
             }
-            (Op::Put(..) | Op::Delete(_), Value::Int(1)) => Ok(Outcome::Written),
+            (Op::Create, Value::Int(_)) => Ok(Outcome::Done),
+            (Op::Put(..) | Op::Delete(_), Value::Int(1)) => Ok(Outcome::Done),
             (Op::Put(..) | Op::Delete(_), Value::Int(0)) => Ok(Outcome::NoBucket),
             (_, other) => Err(unexpected(&other)),
         }
     }
-}
-
-/// `HSETNX key " " ""`: `CREATE`.
-pub fn create_command(key: &[u8]) -> Cmd {
-    let mut cmd = redis::cmd("HSETNX");
-    cmd.arg(key).arg(MARKER).arg("");
-    cmd
 }
 
 /// `WAIT replicas timeout_ms`: blocks until `replicas` replicas acknowledged every write
@@ -171,7 +173,7 @@ mod tests {
     #[test]
     fn a_write_reply_says_whether_the_bucket_exists() {
         let put = Op::Put(Bytes::from_static(b"k"), Bytes::from_static(b"v"));
-        assert_eq!(put.outcome(Value::Int(1)), Ok(Outcome::Written));
+        assert_eq!(put.outcome(Value::Int(1)), Ok(Outcome::Done));
         assert_eq!(put.outcome(Value::Int(0)), Ok(Outcome::NoBucket));
         assert!(put.outcome(Value::Okay).is_err());
     }

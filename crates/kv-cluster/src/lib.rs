@@ -3,11 +3,12 @@
 //! can serve the same buckets (SPEC §12, `--redis-cluster`).
 //!
 //! # Layout
-//! - this file: [`ClusterStore`] (connecting, `CREATE`, the report) and its options;
+//! - this file: [`ClusterStore`] (connecting, the report) and its options;
 //! - [`layout`]: where a bucket lives (one Redis hash per bucket, under a key Redis hashes
 //!   whole) and the commands and script that read and write it;
-//! - `pipeline.rs`: [`ClusterPipeline`] — the requests of one connection that arrived
-//!   together, sent as one Redis pipeline per bucket, the buckets' pipelines concurrently;
+//! - `pipeline.rs`: [`ClusterPipeline`] — a connection's way in: the requests that
+//!   arrived together, sent as one Redis pipeline per bucket, the buckets' pipelines
+//!   concurrently, answered in request order;
 //! - `stats.rs`: the counters `INFO` shows in `# Cluster`.
 //!
 //! It is a crate of its own so that builds without the cluster (the `cluster` feature of
@@ -42,17 +43,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use kv_store::{Bucket, Outcome, Store, StoreError, StoreReport};
+use kv_store::{Store, StoreReport};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
-use tokio::time::Instant;
 
 pub use pipeline::ClusterPipeline;
 use stats::Counters;
 
-use layout::Op;
 
 /// How to reach the cluster and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +208,6 @@ fn node_urls(nodes: &[String]) -> Result<Vec<String>, ConnectError> {
 }
 
 impl Store for ClusterStore {
-    type Bucket = ClusterBucket;
     type Pipeline = ClusterPipeline;
 
     fn pipeline(&self) -> ClusterPipeline {
@@ -218,75 +215,17 @@ impl Store for ClusterStore {
     }
 
     fn report(&self) -> StoreReport {
+        self.shared.report()
+    }
+}
+
+impl Shared {
+    /// [`Store::report`]: what the engine asked of the cluster.
+    fn report(&self) -> StoreReport {
         StoreReport {
-            cluster: Some(self.shared.stats.report(self.shared.options.wait_replicas)),
+            cluster: Some(self.stats.report(self.options.wait_replicas)),
             ..StoreReport::default()
         }
-    }
-
-    async fn create(&self, name: &[u8]) -> Result<(), StoreError> {
-        let key = layout::bucket_key(name);
-        let deadline = Instant::now() + self.shared.options.timeout;
-        pipeline::create(&self.shared, &key, deadline).await
-    }
-
-    /// A handle for any name, without asking the cluster (which would cost a round trip):
-    /// each request checks the bucket's marker as it runs, and a missing bucket is
-    /// answered [`Outcome::NoBucket`] by the pipeline.
-    async fn bucket(&self, name: &[u8]) -> Result<Option<ClusterBucket>, StoreError> {
-        Ok(Some(ClusterBucket {
-            key: layout::bucket_key(name),
-            shared: Arc::clone(&self.shared),
-        }))
-    }
-}
-
-/// A bucket in the cluster, by name; it may not exist (see [`ClusterStore::bucket`]): its
-/// methods then fail with `no such bucket`.
-#[derive(Clone)]
-pub struct ClusterBucket {
-    /// The bucket's Redis key ([`layout::bucket_key`]).
-    key: Bytes,
-    shared: Arc<Shared>,
-}
-
-impl ClusterBucket {
-    /// Runs one request alone (a pipeline of one).
-    async fn run(&self, op: Op) -> Result<Outcome, StoreError> {
-        let deadline = Instant::now() + self.shared.options.timeout;
-        let mut results = pipeline::execute(&self.shared, &self.key, &[&op], deadline).await;
-        match results.pop() {
-            Some(Ok(Outcome::NoBucket)) => Err(StoreError::new("no such bucket")),
-            Some(result) => result,
-            None => Err(StoreError::new("cluster: no reply")),
-        }
-    }
-}
-
-impl Bucket for ClusterBucket {
-    fn name(&self) -> &[u8] {
-        // Always there: the key is built from the prefix and the name.
-        self.key
-            .strip_prefix(layout::KEY_PREFIX)
-            .unwrap_or(&self.key)
-    }
-
-    async fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let op = Op::Put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        self.run(op).await.map(|_| ())
-    }
-
-    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        match self.run(Op::Get(Bytes::copy_from_slice(key))).await? {
-            Outcome::Value(value) => Ok(value),
-            _ => Err(StoreError::new("cluster: unexpected reply to a read")),
-        }
-    }
-
-    async fn delete(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.run(Op::Delete(Bytes::copy_from_slice(key)))
-            .await
-            .map(|_| ())
     }
 }
 

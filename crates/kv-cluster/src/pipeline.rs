@@ -12,28 +12,42 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use kv_store::{Outcome, Pipeline, StoreError};
+use kv_store::{Answer, Answers, Outcome, Pipeline, StoreError, StoreReport};
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
 
 use crate::layout::{self, Op};
-use crate::{ClusterBucket, Shared};
+use crate::Shared;
 
-/// One queued request.
+/// A `GET` submitted when this many reads are held back carries them out: the values they
+/// read wait in memory until then, and the connection writes output only between lines, so
+/// this bounds what one client's pipelined `GET`s make the server hold (64 values of up to
+/// `--max-line-bytes` each); 2,000 pipelined requests still travel in about 32 round
+/// trips. Writes are not bounded: their replies are a few bytes.
+const MAX_HELD_READS: usize = 64;
+
+/// One request held back.
 struct Queued {
     /// The bucket's Redis key.
     key: Bytes,
     op: Op,
 }
 
-/// One connection's queue of requests for the cluster.
+/// One connection's way into the cluster: every request is held back (each costs a round
+/// trip, so those that arrived together travel together) until the flush, or until
+/// [`MAX_HELD_READS`] reads are held.
 pub struct ClusterPipeline {
     shared: Arc<Shared>,
     queue: Vec<Queued>,
+    /// Reads in `queue`.
+    reads: usize,
+    /// The Redis key of the bucket named last: most clients work in one bucket, so this
+    /// saves building the key per request.
+    last_key: Option<Bytes>,
     /// Positions in `queue`, sorted by bucket for the flush (kept for its allocation).
     order: Vec<usize>,
-    /// The last flush's results, one per request.
+    /// The flush's results, one per request (kept for its allocation).
     results: Vec<Result<Outcome, StoreError>>,
 }
 
@@ -42,48 +56,31 @@ impl ClusterPipeline {
         Self {
             shared,
             queue: Vec::new(),
+            reads: 0,
+            last_key: None,
             order: Vec::new(),
             results: Vec::new(),
         }
     }
 
-    fn push(&mut self, bucket: &ClusterBucket, op: Op) {
-        self.queue.push(Queued {
-            key: bucket.key.clone(),
-            op,
-        });
-    }
-}
-
-impl Pipeline for ClusterPipeline {
-    type Bucket = ClusterBucket;
-
-    fn put(
-        &mut self,
-        bucket: &ClusterBucket,
-        key: &[u8],
-        value: &[u8],
-    ) -> Option<Result<(), StoreError>> {
-        let op = Op::Put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value));
-        self.push(bucket, op);
-        None
+    /// The Redis key of the bucket named `name`, from the one-entry cache.
+    fn key(&mut self, name: &[u8]) -> Bytes {
+        match &self.last_key {
+            Some(key) if key.strip_prefix(layout::KEY_PREFIX) == Some(name) => key.clone(),
+            _ => {
+                let key = layout::bucket_key(name);
+                self.last_key = Some(key.clone());
+                key
+            }
+        }
     }
 
-    fn delete(&mut self, bucket: &ClusterBucket, key: &[u8]) -> Option<Result<(), StoreError>> {
-        self.push(bucket, Op::Delete(Bytes::copy_from_slice(key)));
-        None
-    }
-
-    fn get(&mut self, bucket: &ClusterBucket, key: &[u8]) -> bool {
-        self.push(bucket, Op::Get(Bytes::copy_from_slice(key)));
-        true
-    }
-
-    fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
-    async fn flush(&mut self) -> &[Result<Outcome, StoreError>] {
+    /// Carries out every request held back, the buckets' pipelines concurrently, and
+    /// answers them in the order they were submitted.
+    async fn carry_out(&mut self, answers: &mut impl Answers) {
+        if self.queue.is_empty() {
+            return;
+        }
         let deadline = Instant::now() + self.shared.options.timeout;
         let queue = &self.queue;
         self.order.clear();
@@ -109,30 +106,46 @@ impl Pipeline for ClusterPipeline {
                 self.results[i] = result;
             }
         }
+        for result in self.results.drain(..) {
+            match &result {
+                Ok(outcome) => answers.answer(outcome.as_answer()),
+                Err(e) => answers.answer(Answer::Failed(e)),
+            }
+        }
         self.queue.clear();
-        &self.results
+        self.reads = 0;
     }
 }
 
-/// `CREATE`: sets the bucket's marker if absent (and waits for replicas, if asked to).
-pub(crate) async fn create(
-    shared: &Shared,
-    key: &[u8],
-    deadline: Instant,
-) -> Result<(), StoreError> {
-    let mut pipe = redis::pipe();
-    pipe.add_command(layout::create_command(key));
-    add_wait(shared, &mut pipe, deadline);
-    shared.stats.sent(1);
-    let waits = shared.options.wait_replicas > 0;
-    let replies = send(shared, key, pipe, (1, waits), deadline).await?;
-    check_wait(shared, &replies, 1)?;
-    match replies.first() {
-        Some(Value::Int(_)) => Ok(()),
-        Some(Value::ServerError(e)) => Err(shared.stats.failed(1, format!("cluster: {e}"))),
-        other => Err(shared
-            .stats
-            .failed(1, format!("cluster: unexpected reply {other:?}"))),
+impl Pipeline for ClusterPipeline {
+    async fn submit<A: Answers + Send>(
+        &mut self,
+        bucket: &[u8],
+        op: kv_store::Op<'_>,
+        answers: &mut A,
+    ) {
+        let op = match op {
+            kv_store::Op::Create => Op::Create,
+            kv_store::Op::Put { key, value } => {
+                Op::Put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
+            }
+            kv_store::Op::Get { key } => Op::Get(Bytes::copy_from_slice(key)),
+            kv_store::Op::Delete { key } => Op::Delete(Bytes::copy_from_slice(key)),
+        };
+        self.reads += usize::from(!op.is_write());
+        let key = self.key(bucket);
+        self.queue.push(Queued { key, op });
+        if self.reads >= MAX_HELD_READS {
+            self.carry_out(answers).await;
+        }
+    }
+
+    async fn flush<A: Answers + Send>(&mut self, answers: &mut A) {
+        self.carry_out(answers).await;
+    }
+
+    fn report(&self) -> StoreReport {
+        self.shared.report()
     }
 }
 
@@ -233,7 +246,7 @@ fn outcomes(shared: &Shared, ops: &[&Op], replies: Vec<Value>) -> Vec<Result<Out
                 None => Err(StoreError::new("cluster: missing reply")),
             };
             let result = match (&waited, op.is_write(), result) {
-                (Err(e), true, Ok(Outcome::Written)) => Err(e.clone()),
+                (Err(e), true, Ok(Outcome::Done)) => Err(e.clone()),
                 (_, _, result) => result,
             };
             if let Err(e) = &result {

@@ -51,6 +51,24 @@ fn a_server_on_a_cluster_answers_as_in_memory_mode_and_pipelines_its_round_trips
     two_front_ends_see_each_others_writes(&cluster, &a);
     two_thousand_pipelined_requests_are_answered_in_order_in_few_round_trips(&a);
     the_cluster_counters_are_in_the_metrics(&a);
+    the_cluster_engine_behaves_as_every_engine_does(&cluster);
+}
+
+/// kv-store's checks of every engine, in-process through the seam, as the memory and
+/// durable engines run them in their own tests.
+fn the_cluster_engine_behaves_as_every_engine_does(cluster: &RedisCluster) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let nodes = cluster.seeds().split(',').map(str::to_owned).collect();
+        let options = kv_cluster::ClusterOptions::new(nodes);
+        let store = kv_cluster::ClusterStore::connect(options)
+            .await
+            .expect("connect to the cluster");
+        kv_store::conformance::all(&store, "conformance-").await;
+    });
 }
 
 /// `/metrics` in cluster mode: the engine's traffic, and no key or bucket counts (the
