@@ -156,24 +156,24 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
     let addr = SocketAddr::new(settings.bind, settings.port);
     let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let store = match (settings.mode, durable, cluster) {
-        (Mode::Echo, _, _) => Served::Echo,
+        (Mode::Echo, _, _) => Engine::Echo,
         #[cfg(feature = "cluster")]
-        (Mode::Kv, None, Some(store)) => Served::Cluster(store),
-        (Mode::Kv, None, _) => Served::Memory(MemoryStore::with_limit(settings.max_memory)),
-        (Mode::Kv, Some(store), _) => Served::Durable(store),
+        (Mode::Kv, None, Some(store)) => Engine::Cluster(store),
+        (Mode::Kv, None, _) => Engine::Memory(MemoryStore::with_limit(settings.max_memory)),
+        (Mode::Kv, Some(store), _) => Engine::Durable(store),
     };
-    let serving = Serving {
+    let front = Front {
         settings: &settings,
         password,
         shutdown,
     };
     let served = match store {
-        Served::Echo => serve_with(listener, serving, Echo, None).await,
-        Served::Memory(store) => serve_kv(listener, serving, store).await,
+        Engine::Echo => serve_with(listener, front, Echo, None).await,
+        Engine::Memory(store) => serve_kv(listener, front, store).await,
         #[cfg(feature = "cluster")]
-        Served::Cluster(store) => serve_kv(listener, serving, store).await,
-        Served::Durable(store) => {
-            let served = serve_kv(listener, serving, store.clone()).await;
+        Engine::Cluster(store) => serve_kv(listener, front, store).await,
+        Engine::Durable(store) => {
+            let served = serve_kv(listener, front, store.clone()).await;
             // Storage last: every acknowledged write is already durable; this finishes a
             // running snapshot and releases the data directory.
             store.close().await;
@@ -190,7 +190,7 @@ fn client_certificates(settings: &Settings) -> bool {
 }
 
 /// What the server serves: echo, or KV mode over one of the stores.
-enum Served {
+enum Engine {
     Echo,
     Memory(MemoryStore),
     Durable(DurableStore),
@@ -227,8 +227,9 @@ fn exposure_warning(bind: IpAddr, protected_mode: bool, authenticated: bool) -> 
     })
 }
 
-/// What every protocol is served with.
-struct Serving<'a> {
+/// What stands in front of every protocol: the settings (limits, TLS, protected mode,
+/// metrics), the password and the shutdown signal.
+struct Front<'a> {
     settings: &'a Settings,
     password: Option<Password>,
     shutdown: CancellationToken,
@@ -237,12 +238,12 @@ struct Serving<'a> {
 /// KV mode over `store`, whose report the metrics read.
 async fn serve_kv<S: Store>(
     listener: tokio::net::TcpListener,
-    serving: Serving<'_>,
+    front: Front<'_>,
     store: S,
 ) -> Result<(), String> {
     let reader = store.clone();
     let report: metrics::StoreReader = Box::new(move || reader.report());
-    serve_with(listener, serving, Kv::new(store), Some(report)).await
+    serve_with(listener, front, Kv::new(store), Some(report)).await
 }
 
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
@@ -250,15 +251,15 @@ async fn serve_kv<S: Store>(
 /// the server's counters and the store's `report` (KV mode).
 async fn serve_with<P: Protocol>(
     listener: tokio::net::TcpListener,
-    serving: Serving<'_>,
+    front: Front<'_>,
     protocol: P,
     report: Option<metrics::StoreReader>,
 ) -> Result<(), String> {
-    let Serving {
+    let Front {
         settings,
         password,
         shutdown,
-    } = serving;
+    } = front;
     let counters = metrics::ServerCounters::default();
     if let Some(addr) = settings.metrics {
         let sources = metrics::Sources {
