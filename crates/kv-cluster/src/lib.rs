@@ -9,6 +9,9 @@
 //! - `pipeline.rs`: [`ClusterPipeline`] — a connection's way in: the requests that
 //!   arrived together, sent as one Redis pipeline per bucket, the buckets' pipelines
 //!   concurrently, answered in request order;
+//! - `failover.rs`: the redis client's connections, and replacing them when a master that
+//!   stopped answering without dying was replaced by its replica (the client does not
+//!   notice that by itself), with `topology.rs`: the layout the nodes report;
 //! - `stats.rs`: the counters `INFO` shows in `# Cluster`.
 //!
 //! It is a crate of its own so that builds without the cluster (the `cluster` feature of
@@ -19,7 +22,10 @@
 //! empty value for a missing key), except that a request the cluster cannot answer within
 //! the timeout ([`ClusterOptions::timeout`]), or refuses, is answered `ERROR <reason>`.
 //! Redirects (`MOVED`, `ASK`), `TRYAGAIN`, `CLUSTERDOWN` and lost connections are retried
-//! by the redis client within that time. An `ERROR` does not prove that a write was not
+//! by the redis client within that time. A master that stops answering without dying
+//! (stopped, swapped out, cut off) is handled like a dead one: once its replica has taken
+//! over, its buckets are served by the replica (see `failover.rs`); requests for other
+//! masters' buckets never wait for it. An `ERROR` does not prove that a write was not
 //! applied (it may have been, and its acknowledgement lost); a write retried after a lost
 //! connection may be applied twice, which leaves the same value.
 //!
@@ -35,18 +41,21 @@
 //! `# Keyspace`), and `used_memory` is 0 (this process holds no data; `--maxmemory` does
 //! not apply — Redis' own `maxmemory` does).
 
+mod failover;
 pub mod layout;
 mod pipeline;
 mod stats;
+mod topology;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use kv_store::{Store, StoreReport};
-use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
+
+use failover::{Alarm, Links, Watched};
 
 pub use pipeline::ClusterPipeline;
 use stats::Counters;
@@ -124,12 +133,11 @@ pub struct ClusterStore {
 
 /// What every handle shares.
 struct Shared {
-    /// The redis client's cluster connection: a handle to its task, cheap to clone.
-    connection: ClusterConnection,
-    /// With `--cluster-wait-replicas`: a second one, for the pipelines that end in `WAIT`
-    /// (Redis blocks a connection while its `WAIT` is pending; reads and other buckets'
-    /// requests must not queue behind it).
-    wait_connection: Option<ClusterConnection>,
+    /// The redis client's connections to the cluster; replaced (rarely: after a failover
+    /// behind a master that stopped answering) by `failover::watch`.
+    links: RwLock<Links>,
+    /// Rung when a request times out: `failover::watch` then checks the cluster's layout.
+    alarm: Alarm,
     options: ClusterOptions,
     /// [`layout::WRITE_SCRIPT`], for its SHA-1 and for loading it into a node that lacks it.
     script: Script,
@@ -140,51 +148,48 @@ impl ClusterStore {
     /// Connects to the cluster `options.nodes` belong to and learns its layout, within
     /// `options.timeout`.
     ///
-    /// The connection's background task runs on the calling tokio runtime, which must keep
-    /// running while the store is used (from any runtime).
+    /// The connections' background tasks, and the one that follows failovers the redis
+    /// client does not notice (`failover.rs`), run on the calling tokio runtime, which must
+    /// keep running while the store is used (from any runtime).
     pub async fn connect(options: ClusterOptions) -> Result<Self, ConnectError> {
         let urls = node_urls(&options.nodes)?;
-        let timeout = options.timeout;
-        let client = ClusterClient::builder(urls)
-            // Each attempt gets the whole budget; the retries of redirects, `TRYAGAIN` and
-            // lost connections go on until it is spent (the caller's deadline ends them).
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
-            .overall_response_timeout(Some(timeout))
-            .retries(64)
-            .min_retry_wait(10)
-            .max_retry_wait(200)
-            .build()
-            .map_err(|e| ConnectError::Client(e.to_string()))?;
-        let unreachable = |reason: String| ConnectError::Unreachable {
-            nodes: options.nodes.join(","),
-            reason,
-        };
-        let connect = || async {
-            tokio::time::timeout(timeout, client.get_async_connection())
-                .await
-                .map_err(|_| unreachable(format!("no answer within {} ms", timeout.as_millis())))?
-                .map_err(|e| unreachable(e.to_string()))
-        };
-        let connection = connect().await?;
-        let wait_connection = match options.wait_replicas {
-            0 => None,
-            _ => Some(connect().await?),
-        };
-        Ok(Self {
-            shared: Arc::new(Shared {
-                connection,
-                wait_connection,
-                script: Script::new(layout::WRITE_SCRIPT),
-                stats: Counters::default(),
-                options,
-            }),
-        })
+        // A configuration the redis client refuses is not an unreachable cluster.
+        failover::client(&urls, options.timeout).map_err(ConnectError::Client)?;
+        let links = Links::open(&urls, &options, options.timeout)
+            .await
+            .map_err(|reason| ConnectError::Unreachable {
+                nodes: options.nodes.join(","),
+                reason,
+            })?;
+        let seeds = options.nodes.iter().map(|n| n.trim().to_string()).collect();
+        let watched = Watched::start(seeds, options.timeout).await;
+        let (alarm, alarms) = failover::alarm();
+        let shared = Arc::new(Shared {
+            links: RwLock::new(links),
+            alarm,
+            script: Script::new(layout::WRITE_SCRIPT),
+            stats: Counters::default(),
+            options,
+        });
+        tokio::spawn(failover::watch(Arc::downgrade(&shared), alarms, watched));
+        Ok(Self { shared })
     }
 
     /// The options it was connected with.
     pub fn options(&self) -> &ClusterOptions {
         &self.shared.options
+    }
+}
+
+impl Shared {
+    /// The connection to send over: the one for pipelines that end in `WAIT` if `waits`
+    /// (and there is one), else the main one.
+    fn connection(&self, waits: bool) -> ClusterConnection {
+        let links = self.links.read().unwrap_or_else(PoisonError::into_inner);
+        match (&links.wait, waits) {
+            (Some(connection), true) => connection.clone(),
+            _ => links.main.clone(),
+        }
     }
 }
 

@@ -289,10 +289,7 @@ async fn send(
 ) -> Result<Vec<Value>, StoreError> {
     let route = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
     let count = pipe.len();
-    let mut connection = match (&shared.wait_connection, waits) {
-        (Some(connection), true) => connection.clone(),
-        _ => shared.connection.clone(),
-    };
+    let mut connection = shared.connection(waits);
     shared.stats.round_trip();
     let sent = connection.route_pipeline(pipe, 0, count, route);
     match tokio::time::timeout_at(deadline, sent).await {
@@ -321,9 +318,12 @@ fn failure(shared: &Shared, requests: usize, e: &RedisError) -> StoreError {
     shared.stats.failed(requests, format!("cluster: {e}"))
 }
 
-/// The error for requests the cluster did not answer in time.
+/// The error for requests the cluster did not answer in time; and the alarm, since the
+/// node may have stopped answering without dying, which the redis client does not notice
+/// (`failover.rs`).
 fn timed_out(shared: &Shared, requests: usize) -> StoreError {
     shared.stats.timed_out(requests);
+    shared.alarm.ring();
     StoreError::new(format!(
         "timeout: the cluster did not answer within {} ms (a write may have been applied)",
         shared.options.timeout.as_millis()

@@ -80,8 +80,9 @@ impl RedisCluster {
         nodes.join(",")
     }
 
-    /// Waits until every live node says `cluster_state:ok`, and every master has a
-    /// connected replica (so `WAIT 1` can succeed).
+    /// Waits until every live node says `cluster_state:ok`, every master has a connected
+    /// replica (so `WAIT 1` can succeed), and each replica has everything its master had
+    /// when this was called (so a failover loses nothing written before).
     pub fn wait_until_healthy(&self) {
         let live: Vec<u16> = self.live_ports();
         self.wait_for("cluster_state:ok on every node", || {
@@ -96,6 +97,22 @@ impl RedisCluster {
                     .is_some_and(|r| r.contains("connected_slaves:1") && r.contains("state=online"))
             })
         });
+        // `state=online` is not enough: after a diskless full sync the master holds back
+        // what was written since until the replica's first `REPLCONF ACK` (up to a second
+        // later). Seen in the frozen-master test: a master frozen in that window had a
+        // replica with none of the test's buckets, which took over and answered `NOT FOUND`.
+        for master in self.masters() {
+            let written = info_number(master, "master_repl_offset");
+            let replica = self.replica_of(master);
+            self.wait_for(
+                &format!("replica {replica} has master {master}'s writes up to {written}"),
+                || {
+                    cli_quiet(replica, &["INFO", "replication"])
+                        .and_then(|info| field(&info, "slave_repl_offset"))
+                        .is_some_and(|offset| offset >= written)
+                },
+            );
+        }
     }
 
     /// The ports of the nodes that are masters now (by their own `INFO replication`).
@@ -170,9 +187,21 @@ impl RedisCluster {
         }
     }
 
-    /// Stops (`SIGSTOP`, `pause`) or resumes (`SIGCONT`) the node on `port`: a node that is
-    /// alive but answers nothing. A stopped node is still killed by `Drop`.
-    pub fn freeze(&self, port: u16, pause: bool) {
+    /// Stops the node on `port` (`SIGSTOP`) until the returned guard is dropped, which
+    /// resumes it (`SIGCONT`), also when the test panics: a node that is alive, still accepts
+    /// TCP connections (the kernel completes the handshake) and answers nothing, as a hung,
+    /// swapped-out or cut-off node does. A stopped node is still killed by `Drop`.
+    pub fn freeze(&self, port: u16) -> Frozen<'_> {
+        let sent = self.signal(port, libc::SIGSTOP);
+        assert_eq!(sent, 0, "kill(SIGSTOP) the node on port {port}");
+        Frozen {
+            cluster: self,
+            port,
+        }
+    }
+
+    /// Sends `signal` to the node on `port`; kill(2)'s return value.
+    fn signal(&self, port: u16, signal: libc::c_int) -> libc::c_int {
         let Some(pid) = self
             .nodes
             .iter()
@@ -181,12 +210,16 @@ impl RedisCluster {
         else {
             panic!("no live node on port {port}");
         };
-        let signal = if pause { libc::SIGSTOP } else { libc::SIGCONT };
         let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
         // SAFETY: kill(2) with a pid this fixture spawned and still owns (not yet waited
         // for, so not reused) and a valid signal number; it touches no memory of ours.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "kill({pid}, {signal})");
+        unsafe { libc::kill(pid, signal) }
+    }
+
+    /// Whether the node on `port` says it is a master (`ROLE`); `false` if it does not
+    /// answer.
+    pub fn is_master(&self, port: u16) -> bool {
+        cli_quiet(port, &["ROLE"]).is_some_and(|r| r.lines().next() == Some("master"))
     }
 
     fn live_ports(&self) -> Vec<u16> {
@@ -225,6 +258,26 @@ impl RedisCluster {
             }
         }
         text
+    }
+}
+
+/// A node stopped by [`RedisCluster::freeze`]; dropping it resumes the node.
+pub struct Frozen<'a> {
+    cluster: &'a RedisCluster,
+    port: u16,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        // No assertion: this may run while a test panics (a node already killed is fine).
+        if self
+            .cluster
+            .nodes
+            .iter()
+            .any(|(p, c)| *p == self.port && c.is_some())
+        {
+            let _ = self.cluster.signal(self.port, libc::SIGCONT);
+        }
     }
 }
 
@@ -277,6 +330,19 @@ fn start_node(dir: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start redis-server on port {port}: {e}"))
+}
+
+/// A number from `INFO replication` of the node on `port`; panics if there is none.
+fn info_number(port: u16, name: &str) -> u64 {
+    let info = cli(port, &["INFO", "replication"]);
+    field(&info, name).unwrap_or_else(|| panic!("no {name} in INFO of node {port}:\n{info}"))
+}
+
+/// The number after `name:` on a line of `info`.
+fn field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.trim_end().strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.parse().ok())
 }
 
 /// `redis-cli -p port args...`'s output; panics if it fails.
