@@ -60,7 +60,6 @@ use failover::{Alarm, Links, Watched};
 pub use pipeline::ClusterPipeline;
 use stats::Counters;
 
-
 /// How to reach the cluster and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterOptions {

@@ -272,10 +272,22 @@ async fn serve_with<P: Protocol>(
     let protected = settings.protected_mode && !client_certificates(settings);
     let served = if settings.debug_commands {
         let protocol = Auth::new(Faulty::new(protocol), password, protected);
-        serve(listener, config, Observed::new(protocol, counters), shutdown).await
+        serve(
+            listener,
+            config,
+            Observed::new(protocol, counters),
+            shutdown,
+        )
+        .await
     } else {
         let protocol = Auth::new(protocol, password, protected);
-        serve(listener, config, Observed::new(protocol, counters), shutdown).await
+        serve(
+            listener,
+            config,
+            Observed::new(protocol, counters),
+            shutdown,
+        )
+        .await
     };
     served.map_err(|e| e.to_string())
 }

@@ -34,7 +34,8 @@ const NOAUTH: &[u8] = b"ERROR NOAUTH authentication required\r\n";
 const WRONGPASS: &[u8] = b"ERROR WRONGPASS invalid password\r\n";
 const NO_PASSWORD: &[u8] = b"ERROR AUTH no password is set\r\n";
 /// Sent to a non-loopback client in protected mode, then the connection is closed.
-pub(crate) const DENIED: &[u8] = b"ERROR DENIED protected mode: set a password (--requirepass) or start \
+pub(crate) const DENIED: &[u8] =
+    b"ERROR DENIED protected mode: set a password (--requirepass) or start \
 with --protected-mode no\r\n";
 
 /// A password, held as its SHA-256 digest only; `Debug` shows nothing of it.
@@ -251,7 +252,6 @@ fn is_quit(line: &[u8]) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case(b"QUIT"))
         && words.next().is_none()
 }
-
 
 #[cfg(test)]
 mod tests {

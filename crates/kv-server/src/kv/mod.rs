@@ -150,7 +150,11 @@ mod tests {
     fn session() -> KvSession<MemoryStore> {
         let store = MemoryStore::new();
         let created = StoreClient::new(&store).create(b"b").now_or_never();
-        assert_eq!(created, Some(Outcome::Done), "memory store is ready at once");
+        assert_eq!(
+            created,
+            Some(Outcome::Done),
+            "memory store is ready at once"
+        );
         Kv::new(store).open_session("127.0.0.1:1".parse().expect("address"))
     }
 

@@ -15,7 +15,10 @@ pub struct ServerCounters(Arc<OnceLock<Arc<ServerStats>>>);
 impl ServerCounters {
     /// The counters now; zeros until serving starts.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.0.get().map(|stats| stats.snapshot()).unwrap_or_default()
+        self.0
+            .get()
+            .map(|stats| stats.snapshot())
+            .unwrap_or_default()
     }
 }
 
@@ -80,6 +83,9 @@ mod tests {
         observed.on_start(&stats);
         assert!(started.get().is_some(), "on_start forwarded");
         assert!(Arc::ptr_eq(counters.0.get().expect("set"), &stats));
-        assert!(observed.acceptor_hook().now_or_never().is_some(), "hook forwarded");
+        assert!(
+            observed.acceptor_hook().now_or_never().is_some(),
+            "hook forwarded"
+        );
     }
 }
