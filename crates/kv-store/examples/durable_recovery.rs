@@ -1,7 +1,7 @@
 //! How long the durable store takes to write and then reopen N keys.
 //!
 //! ```text
-//! cargo run --release -p kv-store --example durable_recovery -- [KEYS] [DIR]
+//! cargo run --release -p kv-server-store --example durable_recovery -- [KEYS] [DIR]
 //! ```
 //!
 //! Writes KEYS distinct keys (16-byte values) from 64 concurrent writers (so group commit
