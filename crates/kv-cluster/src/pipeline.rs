@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use kv_store::{Answer, Answers, Outcome, Pipeline, StoreError, StoreReport};
+use kv_store::{Answer, Answers, Outcome, Pipeline, StoreError, StoreReport, Subscription};
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::{RedisError, ServerErrorKind, Value};
 use tokio::time::Instant;
@@ -26,6 +26,9 @@ use crate::Shared;
 /// `--max-line-bytes` each); 2,000 pipelined requests still travel in about 32 round
 /// trips. Writes are not bounded: their replies are a few bytes.
 const MAX_HELD_READS: usize = 64;
+
+/// The answer to `SUBSCRIBE` and `COUNT SUBSCRIPTIONS` in cluster mode.
+const NO_SUBSCRIPTIONS: &str = "subscriptions are not available in cluster mode yet";
 
 /// One request held back.
 struct Queued {
@@ -142,6 +145,21 @@ impl Pipeline for ClusterPipeline {
 
     async fn flush<A: Answers + Send>(&mut self, answers: &mut A) {
         self.carry_out(answers).await;
+    }
+
+    /// Not in cluster mode yet: a subscription must see the writes made through every
+    /// front-end, which takes Redis' sharded pub/sub, and a subscription that answered here
+    /// but missed them would be worse than a refusal.
+    async fn subscribe(
+        &mut self,
+        _bucket: &[u8],
+        _buffer_bytes: usize,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Err(StoreError::new(NO_SUBSCRIPTIONS))
+    }
+
+    async fn subscribers(&mut self, _bucket: &[u8]) -> Result<Option<usize>, StoreError> {
+        Err(StoreError::new(NO_SUBSCRIPTIONS))
     }
 
     fn report(&self) -> StoreReport {

@@ -13,6 +13,7 @@
 //! - [`words`]: the separator rule (runs of spaces and tabs), [`MAX_WORDS`], and which
 //!   byte strings can be a word at all ([`check_word`]).
 //! - `cross_protocol`: which lines are HTTP, not requests ([`Parsed::CrossProtocol`]).
+//! - [`event`]: [`Event`] — a change to a bucket, as its subscribers receive it.
 //! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md,
 //!   "KV mode") and decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
 //!
@@ -42,11 +43,13 @@
 #![warn(missing_docs)]
 
 mod cross_protocol;
+pub mod event;
 pub mod reply;
 pub mod request;
 pub mod verb;
 pub mod words;
 
+pub use event::Event;
 pub use reply::{Decoded, Reply};
 pub use request::{Create, Delete, Get, Parsed, Put, Request};
 pub use verb::Verb;

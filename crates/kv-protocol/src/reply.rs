@@ -130,10 +130,14 @@ impl<'a> Reply<'a> {
             return one_line(Reply::Error(reason));
         }
         let expected = match asked {
-            Verb::Get => return decode_value(line, first, &buf[first..]),
+            Verb::Get | Verb::Count => return decode_value(line, first, &buf[first..]),
             Verb::Info => return decode_report(buf),
             Verb::Ping => (&b"PONG"[..], Reply::Pong),
-            Verb::Create | Verb::Put | Verb::Delete | Verb::Quit => (&b"OK"[..], Reply::Ok),
+            Verb::Create | Verb::Put | Verb::Delete | Verb::Quit | Verb::Unsubscribe => {
+                (&b"OK"[..], Reply::Ok)
+            }
+            // A subscription that took has no reply: what follows are events.
+            Verb::Subscribe => return Decoded::Unexpected { line, len: first },
         };
         if line == expected.0 {
             one_line(expected.1)
@@ -339,12 +343,15 @@ mod tests {
             (0, _) => Reply::NotFound,
             (1, _) => Reply::UnknownCommand,
             (2, _) => Reply::Error(bytes),
-            (3, Verb::Get) => Reply::Value(Some(bytes)),
-            (_, Verb::Get) => Reply::Value(None),
+            (3, Verb::Get | Verb::Count) => Reply::Value(Some(bytes)),
+            (_, Verb::Get | Verb::Count) => Reply::Value(None),
+            (_, Verb::Subscribe) => Reply::NotFound,
             (_, Verb::Ping) => Reply::Pong,
             (3, Verb::Info) => Reply::Report(b"# Stats\r\nkeys:1\r\n"),
             (_, Verb::Info) => Reply::Report(b""),
-            (_, Verb::Create | Verb::Put | Verb::Delete | Verb::Quit) => Reply::Ok,
+            (_, Verb::Create | Verb::Put | Verb::Delete | Verb::Quit | Verb::Unsubscribe) => {
+                Reply::Ok
+            }
         }
     }
 

@@ -20,11 +20,17 @@ pub enum Verb {
     Quit,
     /// `INFO` or `INFO section`
     Info,
+    /// `SUBSCRIBE bucket`
+    Subscribe,
+    /// `UNSUBSCRIBE`
+    Unsubscribe,
+    /// `COUNT SUBSCRIPTIONS bucket`
+    Count,
 }
 
 impl Verb {
     /// Every verb.
-    pub const ALL: [Verb; 7] = [
+    pub const ALL: [Verb; 10] = [
         Verb::Create,
         Verb::Put,
         Verb::Get,
@@ -32,6 +38,9 @@ impl Verb {
         Verb::Ping,
         Verb::Quit,
         Verb::Info,
+        Verb::Subscribe,
+        Verb::Unsubscribe,
+        Verb::Count,
     ];
 
     /// The verb `word` names, in any case (`get`, `Get`, `GET`); `None` for any other
@@ -44,8 +53,11 @@ impl Verb {
             4 if word.eq_ignore_ascii_case(b"PING") => Some(Verb::Ping),
             4 if word.eq_ignore_ascii_case(b"QUIT") => Some(Verb::Quit),
             4 if word.eq_ignore_ascii_case(b"INFO") => Some(Verb::Info),
+            5 if word.eq_ignore_ascii_case(b"COUNT") => Some(Verb::Count),
             6 if word.eq_ignore_ascii_case(b"CREATE") => Some(Verb::Create),
             6 if word.eq_ignore_ascii_case(b"DELETE") => Some(Verb::Delete),
+            9 if word.eq_ignore_ascii_case(b"SUBSCRIBE") => Some(Verb::Subscribe),
+            11 if word.eq_ignore_ascii_case(b"UNSUBSCRIBE") => Some(Verb::Unsubscribe),
             _ => None,
         }
     }
@@ -60,6 +72,9 @@ impl Verb {
             Verb::Ping => b"PING",
             Verb::Quit => b"QUIT",
             Verb::Info => b"INFO",
+            Verb::Subscribe => b"SUBSCRIBE",
+            Verb::Unsubscribe => b"UNSUBSCRIBE",
+            Verb::Count => b"COUNT",
         }
     }
 }
@@ -96,7 +111,7 @@ mod tests {
         #[test]
         fn verbs_parse_in_any_case(
             index in 0..Verb::ALL.len(),
-            upper in proptest::collection::vec(any::<bool>(), 6),
+            upper in proptest::collection::vec(any::<bool>(), 11),
         ) {
             let verb = Verb::ALL[index];
             let word: Vec<u8> = verb

@@ -123,6 +123,13 @@ pub struct Cli {
     #[arg(long, env = "KV_MAXMEMORY", default_value = "0", value_parser = parse_size)]
     maxmemory: u64,
 
+    /// Most events a subscriber may have unsent (bytes, or with a unit kb, mb or gb); a
+    /// subscriber that falls further behind is disconnected, so it never slows writers or
+    /// other subscribers.
+    #[arg(long, env = "KV_SUBSCRIBER_BUFFER_BYTES", default_value = "1mb",
+          value_parser = parse_buffer_size)]
+    subscriber_buffer_bytes: u64,
+
     /// Log lines as text for people (the default) or as one JSON object per line for log
     /// shippers (`json`).
     #[arg(long, env = "KV_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -207,6 +214,14 @@ enum CliMode {
 
 /// A size in bytes: digits, optionally followed by `kb`, `mb` or `gb` (any case; 1024-based,
 /// as Redis' `maxmemory` reads them).
+/// A size of at least one byte ([`parse_size`]): a subscriber must be able to hold an event.
+fn parse_buffer_size(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("must be at least 1 byte".into()),
+        bytes => Ok(bytes),
+    }
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let lower = text.to_ascii_lowercase();
@@ -293,6 +308,8 @@ impl Cli {
                 max_memory: self.maxmemory,
             },
             max_memory: self.maxmemory,
+            subscriber_buffer_bytes: usize::try_from(self.subscriber_buffer_bytes)
+                .unwrap_or(usize::MAX),
             metrics: self
                 .metrics_port
                 .map(|port| SocketAddr::new(self.metrics_bind, port)),

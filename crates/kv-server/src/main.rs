@@ -243,7 +243,8 @@ async fn serve_kv<S: Store>(
 ) -> Result<(), String> {
     let reader = store.clone();
     let report: metrics::StoreReader = Box::new(move || reader.report());
-    serve_with(listener, front, Kv::new(store), Some(report)).await
+    let kv = Kv::new(store).subscriber_buffer_bytes(front.settings.subscriber_buffer_bytes);
+    serve_with(listener, front, kv, Some(report)).await
 }
 
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault

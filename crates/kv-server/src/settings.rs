@@ -46,6 +46,8 @@ pub struct Settings {
     pub durable: DurableOptions,
     /// Limit on what the data holds, in bytes; 0: none.
     pub max_memory: u64,
+    /// Most bytes of events a subscriber may have unsent before it is disconnected.
+    pub subscriber_buffer_bytes: usize,
     /// Where to serve `/metrics`, `/livez` and `/readyz`; `None`: nowhere.
     pub metrics: Option<SocketAddr>,
     /// Where the cluster engine keeps the data (`--redis-cluster`); `None`: this process.

@@ -185,3 +185,74 @@ impl Answers for Counted {
         }
     }
 }
+
+/// Events that have arrived so far, as text (`poll_events` with a waker that does nothing).
+fn events_now(subscription: &mut crate::Subscription) -> String {
+    let mut out = bytes::BytesMut::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = subscription.poll_events(Some(&mut out), &mut cx);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A subscriber of a bucket gets one event per `PUT` and `DELETE` that took effect (a
+/// `DELETE` of a missing key too, as the guide's bucket broadcasts every delete), from
+/// any connection, in the order they took effect; none for a write to another bucket, a
+/// read, or a write refused. `NoBucket` for a bucket that does not exist.
+pub async fn a_subscriber_gets_each_change_once_in_order<S: Store>(store: &S, prefix: &str) {
+    let (b, other) = (name(prefix, "watched"), name(prefix, "unwatched"));
+    let mut client = StoreClient::new(store);
+    let mut watcher = store.pipeline();
+    let none = watcher.subscribe(&b, 1 << 20).await;
+    assert!(matches!(none, Ok(None)), "no bucket yet: {none:?}");
+    assert_eq!(client.create(&b).await, Outcome::Done);
+    assert_eq!(client.create(&other).await, Outcome::Done);
+    let mut subscription = match watcher.subscribe(&b, 1 << 20).await {
+        Ok(Some(subscription)) => subscription,
+        other => panic!("subscribe: {other:?}"),
+    };
+    assert_eq!(watcher.subscribers(&b).await, Ok(Some(1)));
+    let mut writer = store.pipeline();
+    let mut answers = Vec::new();
+    for (bucket, op) in [
+        (
+            &b,
+            Op::Put {
+                key: b"milk",
+                value: b"1",
+            },
+        ),
+        (
+            &other,
+            Op::Put {
+                key: b"milk",
+                value: b"9",
+            },
+        ),
+        (&b, Op::Get { key: b"milk" }),
+        (
+            &b,
+            Op::Put {
+                key: b"milk",
+                value: b"3",
+            },
+        ),
+        (&b, Op::Delete { key: b"milk" }),
+        (&b, Op::Delete { key: b"never" }),
+    ] {
+        writer.submit(bucket, op, &mut answers).await;
+    }
+    writer.flush(&mut answers).await;
+    let expected = "milk SET TO 1\r\nmilk SET TO 3\r\nmilk DELETED\r\nnever DELETED\r\n";
+    // A networked engine's events travel back: wait for them, boundedly.
+    let mut got = String::new();
+    for _ in 0..500 {
+        got.push_str(&events_now(&mut subscription));
+        if got.len() >= expected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(got, expected);
+    drop(subscription);
+    assert_eq!(watcher.subscribers(&b).await, Ok(Some(0)));
+}

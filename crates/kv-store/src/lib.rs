@@ -8,6 +8,7 @@
 //! - [`client`]: [`StoreClient`], a pipeline of one, for tests and tools;
 //! - `conformance` (feature `conformance`): what every engine does, checked the same way
 //!   for each;
+//! - [`subscription`]: a bucket's changes pushed to the connections subscribed to it;
 //! - [`budget`]: the memory limit — what the data holds, counted; growth past it refused;
 //! - [`memory`]: the in-memory engine (the default);
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
@@ -27,6 +28,7 @@ pub mod conformance;
 pub mod durable;
 pub mod memory;
 pub mod pipeline;
+pub mod subscription;
 
 use std::fmt;
 
@@ -37,6 +39,7 @@ pub use durable::{
 };
 pub use memory::{MemoryPipeline, MemoryStore};
 pub use pipeline::{Answer, Answers, Op, Outcome, Pipeline};
+pub use subscription::{Ended, Subscription};
 
 /// A registry of named buckets, shared by all connections (cheap to clone). Requests
 /// reach it only through a connection's [`Pipeline`].

@@ -137,6 +137,25 @@ pub trait Pipeline: Send + 'static {
     /// that must not wait behind the store (a reply of the machinery's own).
     fn flush<A: Answers + Send>(&mut self, answers: &mut A) -> impl Future<Output = ()> + Send;
 
+    /// Subscribes to the changes of the bucket named `bucket` (PROTOCOL.md,
+    /// "Subscriptions"): every write to it that takes effect from now on (in durable mode:
+    /// once on stable storage) queues its event, in the order the writes took effect, until
+    /// the [`crate::Subscription`] is dropped or ends. `buffer_bytes`: most bytes of events
+    /// it may hold unsent before it ends ([`crate::Ended::Slow`]). `Ok(None)`: no such
+    /// bucket. Call it after a flush: requests held back are not carried out by it.
+    fn subscribe(
+        &mut self,
+        bucket: &[u8],
+        buffer_bytes: usize,
+    ) -> impl Future<Output = Result<Option<crate::Subscription>, StoreError>> + Send;
+
+    /// How many connections of this server are subscribed to the bucket named `bucket`;
+    /// `Ok(None)`: no such bucket. Call it after a flush, as [`Pipeline::subscribe`].
+    fn subscribers(
+        &mut self,
+        bucket: &[u8],
+    ) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
+
     /// What the store holds and has done ([`crate::Store::report`]), for `INFO` on this
     /// connection: the pipeline holds the store, so a session need not hold it twice.
     fn report(&self) -> StoreReport;

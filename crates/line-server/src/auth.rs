@@ -17,6 +17,7 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
@@ -185,6 +186,14 @@ impl<S: Session> Session for AuthSession<S> {
 
     async fn on_batch_end(&mut self, out: &mut BytesMut) {
         self.inner.on_batch_end(out).await;
+    }
+
+    fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
+        self.inner.poll_push(out, cx)
+    }
+
+    fn is_listening(&self) -> bool {
+        self.inner.is_listening()
     }
 
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {

@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -144,6 +145,14 @@ impl<S: Session> Session for FaultySession<S> {
 
     fn screen(&mut self, line: &[u8]) -> Flow {
         self.inner.screen(line)
+    }
+
+    fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
+        self.inner.poll_push(out, cx)
+    }
+
+    fn is_listening(&self) -> bool {
+        self.inner.is_listening()
     }
 
     fn on_unterminated_eof(&mut self, rest: &[u8], out: &mut BytesMut) {

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
@@ -98,6 +99,29 @@ pub trait Session: Send + 'static {
     fn screen(&mut self, line: &[u8]) -> Flow {
         let _ = line;
         Flow::Continue
+    }
+
+    /// Lines of the session's own for the client, that no request of its asked for (a
+    /// subscription's events): polled while the connection waits for input, and only then,
+    /// so such a line never lands between a request and its reply. Appends what is ready
+    /// to `out` and returns `Ready` (the connection writes it, then goes on waiting, or
+    /// closes after it on [`Flow::Close`]); else `Pending`, having arranged for `cx` to be
+    /// woken. Never ready by default (Thousand Island's `handle_info`, hyper's `poll_msg`).
+    ///
+    /// It is also polled while earlier pushed lines are still being written: with `out`,
+    /// for one more push, then with `None` (nothing may be appended: the session keeps its
+    /// lines). A session that bounds what it holds for a slow client returns
+    /// [`Flow::Close`] once the bound is passed, and the connection then ends at once,
+    /// unsent lines dropped, instead of waiting on a client that does not read.
+    fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
+        let _ = (out, cx);
+        Poll::Pending
+    }
+
+    /// Whether the session is listening for pushed lines (a subscriber): such a connection
+    /// is exempt from the idle timeout, its silence being expected. `false` by default.
+    fn is_listening(&self) -> bool {
+        false
     }
 
     /// The client closed its side leaving `rest`, a non-empty line with no terminator.

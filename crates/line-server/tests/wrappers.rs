@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
@@ -22,9 +23,11 @@ enum Callback {
     OnBatchEnd,
     Screen,
     OnUnterminatedEof,
+    PollPush,
+    IsListening,
 }
 
-const EVERY_CALLBACK: [Callback; 8] = [
+const EVERY_CALLBACK: [Callback; 10] = [
     Callback::OnStart,
     Callback::OpenSession,
     Callback::AcceptorHook,
@@ -33,6 +36,8 @@ const EVERY_CALLBACK: [Callback; 8] = [
     Callback::OnBatchEnd,
     Callback::Screen,
     Callback::OnUnterminatedEof,
+    Callback::PollPush,
+    Callback::IsListening,
 ];
 
 /// What reached the probe, in order.
@@ -95,6 +100,16 @@ impl Session for ProbeSession {
     fn on_unterminated_eof(&mut self, _: &[u8], _: &mut BytesMut) {
         record(&self.seen, Callback::OnUnterminatedEof);
     }
+
+    fn poll_push(&mut self, _: Option<&mut BytesMut>, _: &mut Context<'_>) -> Poll<Flow> {
+        record(&self.seen, Callback::PollPush);
+        Poll::Pending
+    }
+
+    fn is_listening(&self) -> bool {
+        record(&self.seen, Callback::IsListening);
+        false
+    }
 }
 
 /// Wraps a probe with `wrap`, makes each callback once through the wrapper, and fails
@@ -127,6 +142,11 @@ fn drive<P: Protocol>(protocol: &mut P, fire: &Notify) {
     let _ = session.on_batch_end(&mut out).now_or_never();
     session.screen(b"hello\n");
     session.on_unterminated_eof(b"rest", &mut out);
+    let _ = session.poll_push(
+        Some(&mut out),
+        &mut Context::from_waker(std::task::Waker::noop()),
+    );
+    session.is_listening();
 }
 
 // Each wrapper serving (no password to wait for, protected mode off), so every line is the

@@ -19,6 +19,9 @@ pub use put::Put;
 use bytes::BufMut;
 
 use crate::words::{self, check_word, InvalidWord, MAX_WORDS};
+
+/// The second word of `COUNT SUBSCRIPTIONS bucket` (any case; encoded in upper case).
+const SUBSCRIPTIONS: &[u8] = b"SUBSCRIPTIONS";
 use crate::{cross_protocol, Verb};
 
 /// One request of PROTOCOL.md, "KV mode". Borrows its words: from the line it was parsed
@@ -43,6 +46,20 @@ pub enum Request<'a> {
     Info {
         /// Only this section (case-insensitive); `None`: every section.
         section: Option<&'a [u8]>,
+    },
+    /// `SUBSCRIBE bucket`: no reply; the connection then receives the bucket's changes as
+    /// [`crate::Event`] lines (`NOT FOUND` for a missing bucket).
+    Subscribe {
+        /// The bucket.
+        bucket: &'a [u8],
+    },
+    /// `UNSUBSCRIBE`: answered `OK`; no event follows it.
+    Unsubscribe,
+    /// `COUNT SUBSCRIPTIONS bucket`: answered the number of connections subscribed to
+    /// the bucket as a value line, then `OK` (`NOT FOUND` for a missing bucket).
+    CountSubscriptions {
+        /// The bucket.
+        bucket: &'a [u8],
     },
 }
 
@@ -94,6 +111,17 @@ impl<'a> Request<'a> {
                 }),
                 _ => None,
             },
+            Some(Verb::Subscribe) => match args {
+                [bucket] => Some(Request::Subscribe { bucket }),
+                _ => None,
+            },
+            Some(Verb::Unsubscribe) => args.is_empty().then_some(Request::Unsubscribe),
+            Some(Verb::Count) => match args {
+                [what, bucket] if what.eq_ignore_ascii_case(SUBSCRIPTIONS) => {
+                    Some(Request::CountSubscriptions { bucket })
+                }
+                _ => None,
+            },
             None => None,
         };
         match request {
@@ -118,6 +146,11 @@ impl<'a> Request<'a> {
             Request::Info {
                 section: Some(section),
             } => encode_line(out, Verb::Info, &[section]),
+            Request::Subscribe { bucket } => encode_line(out, Verb::Subscribe, &[bucket]),
+            Request::Unsubscribe => encode_line(out, Verb::Unsubscribe, &[]),
+            Request::CountSubscriptions { bucket } => {
+                encode_line(out, Verb::Count, &[SUBSCRIPTIONS, bucket]);
+            }
         }
     }
 
@@ -131,6 +164,9 @@ impl<'a> Request<'a> {
             Request::Ping => Verb::Ping,
             Request::Quit => Verb::Quit,
             Request::Info { .. } => Verb::Info,
+            Request::Subscribe { .. } => Verb::Subscribe,
+            Request::Unsubscribe => Verb::Unsubscribe,
+            Request::CountSubscriptions { .. } => Verb::Count,
         }
     }
 
@@ -143,10 +179,15 @@ impl<'a> Request<'a> {
             Request::Put(put) => put.words().iter().try_for_each(|w| check_word(w)),
             Request::Get(get) => get.words().iter().try_for_each(|w| check_word(w)),
             Request::Delete(delete) => delete.words().iter().try_for_each(|w| check_word(w)),
-            Request::Ping | Request::Quit | Request::Info { section: None } => Ok(()),
+            Request::Ping
+            | Request::Quit
+            | Request::Unsubscribe
+            | Request::Info { section: None } => Ok(()),
             Request::Info {
                 section: Some(section),
-            } => check_word(section),
+            }
+            | Request::Subscribe { bucket: section }
+            | Request::CountSubscriptions { bucket: section } => check_word(section),
         }
     }
 

@@ -231,6 +231,9 @@ fn any_request<'a>(verb: Verb, [bucket, key, value]: &'a [Vec<u8>; 3]) -> Reques
         Verb::Info => Request::Info {
             section: Some(bucket),
         },
+        Verb::Subscribe => Request::Subscribe { bucket },
+        Verb::Unsubscribe => Request::Unsubscribe,
+        Verb::Count => Request::CountSubscriptions { bucket },
     }
 }
 

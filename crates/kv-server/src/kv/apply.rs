@@ -9,10 +9,11 @@
 
 use bytes::BytesMut;
 use kv_protocol::{Reply, Request};
-use kv_store::{Answer, Answers, Op, Pipeline, Store};
+use kv_store::{Answer, Answers, Op, Pipeline, Store, StoreError};
 use line_server::Flow;
 
 use super::counters::{self, ErrorKind};
+use super::subscriber::Subscribed;
 use super::KvSession;
 
 impl<S: Store> KvSession<S> {
@@ -44,7 +45,24 @@ impl<S: Store> KvSession<S> {
             Request::Info { section } => {
                 self.flush_into(out).await;
                 let report = self.pipeline.report();
-                super::info::report(section, &self.server.snapshot(), &report, out);
+                super::info::report(section, &self.shared.server.snapshot(), &report, out);
+                return Flow::Continue;
+            }
+            Request::Subscribe { bucket } => {
+                self.flush_into(out).await;
+                self.subscribe(bucket, out).await;
+                return Flow::Continue;
+            }
+            Request::Unsubscribe => {
+                // Not subscribed (a subscribed session's lines go to `subscriber.rs`).
+                self.flush_into(out).await;
+                Reply::Ok.encode(out);
+                return Flow::Continue;
+            }
+            Request::CountSubscriptions { bucket } => {
+                self.flush_into(out).await;
+                let count = self.pipeline.subscribers(bucket).await;
+                answer_count(count, out);
                 return Flow::Continue;
             }
         };
@@ -52,9 +70,31 @@ impl<S: Store> KvSession<S> {
         Flow::Continue
     }
 
+    /// `SUBSCRIBE bucket`: no reply when it takes (SPEC §14); the session is a subscriber
+    /// from now on.
+    async fn subscribe(&mut self, bucket: &[u8], out: &mut BytesMut) {
+        let buffer = self.shared.subscriber_buffer_bytes;
+        match self.pipeline.subscribe(bucket, buffer).await {
+            Ok(Some(subscription)) => self.subscribed = Some(Subscribed::new(subscription)),
+            Ok(None) => Replies(out).answer(Answer::NoBucket),
+            Err(e) => Replies(out).answer(Answer::Failed(&e)),
+        }
+    }
+
     /// Has the pipeline carry out what it holds back and append the replies, in order.
     pub(super) async fn flush_into(&mut self, out: &mut BytesMut) {
         self.pipeline.flush(&mut Replies(out)).await;
+    }
+}
+
+/// `COUNT SUBSCRIPTIONS bucket`: the number as a value line, then `OK`.
+fn answer_count(count: Result<Option<usize>, StoreError>, out: &mut BytesMut) {
+    match count {
+        Ok(Some(count)) => {
+            Reply::Value(Some(count.to_string().as_bytes())).encode(out);
+        }
+        Ok(None) => Replies(out).answer(Answer::NoBucket),
+        Err(e) => Replies(out).answer(Answer::Failed(&e)),
     }
 }
 

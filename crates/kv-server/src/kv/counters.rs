@@ -77,6 +77,11 @@ struct ThreadCounters {
     hits: AtomicU64,
     misses: AtomicU64,
     cross_protocol: AtomicU64,
+    /// Subscriptions begun and ended: the difference is the subscribers now.
+    subscribed: AtomicU64,
+    unsubscribed: AtomicU64,
+    events_sent: AtomicU64,
+    slow_subscribers: AtomicU64,
     /// Commands per bucket (not cumulative; reports make them so).
     latency: [AtomicU64; LATENCY_BUCKETS],
     latency_sum_nanos: AtomicU64,
@@ -126,6 +131,25 @@ pub(crate) fn count_cross_protocol() {
     add(|c| &c.cross_protocol, 1);
 }
 
+/// A connection subscribed (`true`), or its subscription ended (`false`).
+pub(crate) fn count_subscription(begun: bool) {
+    if begun {
+        add(|c| &c.subscribed, 1);
+    } else {
+        add(|c| &c.unsubscribed, 1);
+    }
+}
+
+/// `n` events were handed to a subscriber's connection.
+pub(crate) fn count_events_sent(n: usize) {
+    add(|c| &c.events_sent, n as u64);
+}
+
+/// A subscriber was disconnected for falling behind.
+pub(crate) fn count_slow_subscriber() {
+    add(|c| &c.slow_subscribers, 1);
+}
+
 /// `commands` commands took `elapsed` each (one batch; see the module's doc).
 pub(crate) fn record_latency(elapsed: Duration, commands: u64) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -157,6 +181,12 @@ pub struct Totals {
     pub misses: u64,
     /// Connections closed for a line of HTTP.
     pub cross_protocol: u64,
+    /// Connections subscribed to a bucket now.
+    pub subscribers: u64,
+    /// Events handed to subscribers' connections.
+    pub events_sent: u64,
+    /// Subscribers disconnected for falling behind (`--subscriber-buffer-bytes`).
+    pub slow_subscribers_disconnected: u64,
     /// Commands whose latency fell in each bucket of [`LATENCY_BOUNDS_MICROS`] then `+Inf`
     /// (per bucket, not cumulative).
     pub latency: [u64; LATENCY_BUCKETS],
@@ -186,6 +216,7 @@ impl Totals {
 pub fn totals() -> Totals {
     let threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut t = Totals::default();
+    let (mut subscribed, mut unsubscribed) = (0u64, 0u64);
     for c in threads.iter() {
         sum_into(&mut t.verbs, &c.verbs);
         sum_into(&mut t.errors, &c.errors);
@@ -193,10 +224,16 @@ pub fn totals() -> Totals {
         t.hits += c.hits.load(Relaxed);
         t.misses += c.misses.load(Relaxed);
         t.cross_protocol += c.cross_protocol.load(Relaxed);
+        subscribed += c.subscribed.load(Relaxed);
+        unsubscribed += c.unsubscribed.load(Relaxed);
+        t.events_sent += c.events_sent.load(Relaxed);
+        t.slow_subscribers_disconnected += c.slow_subscribers.load(Relaxed);
         t.latency_sum_nanos = t
             .latency_sum_nanos
             .wrapping_add(c.latency_sum_nanos.load(Relaxed));
     }
+    // Read one thread at a time, an end may be seen before its beginning.
+    t.subscribers = subscribed.saturating_sub(unsubscribed);
     t
 }
 
@@ -235,7 +272,7 @@ mod tests {
     #[test]
     fn commands_processed_counts_unknown_lines_too() {
         let totals = Totals {
-            verbs: [1, 2, 3, 0, 0, 0, 1],
+            verbs: [1, 2, 3, 0, 0, 0, 1, 0, 0, 0],
             errors: [2, 5, 1],
             ..Totals::default()
         };

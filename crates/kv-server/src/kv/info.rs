@@ -83,6 +83,7 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
         &[
             ("connected_clients", server.connected_clients.to_string()),
             ("maxclients", server.max_connections.to_string()),
+            ("subscribers", totals.subscribers.to_string()),
         ],
     );
     section(
@@ -117,6 +118,11 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
             (
                 "tls_handshake_failures",
                 server.tls_handshake_failures.to_string(),
+            ),
+            ("events_sent", totals.events_sent.to_string()),
+            (
+                "slow_subscribers_disconnected",
+                totals.slow_subscribers_disconnected.to_string(),
             ),
         ],
     );

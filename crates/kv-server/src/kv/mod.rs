@@ -4,17 +4,19 @@
 //! applied to the store, and its reply is encoded. The grammar — parsing, the cross-protocol
 //! classification, every reply's bytes — is `kv_protocol`'s, shared with the client and the
 //! bench; the server's half is here: this file (the session that ties a connection to the
-//! store), `apply.rs` (running each request against the store), `cross_protocol.rs`
-//! (closing on a line of HTTP, with a warning), `counters.rs` (what is counted, per
-//! thread) and `info.rs` (`INFO`).
+//! store), `apply.rs` (running each request against the store), `subscriber.rs` (a
+//! subscribed connection), `cross_protocol.rs` (closing on a line of HTTP, with a
+//! warning), `counters.rs` (what is counted, per thread) and `info.rs` (`INFO`).
 
 mod apply;
 pub mod counters;
 mod cross_protocol;
 mod info;
+mod subscriber;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -27,17 +29,44 @@ use line_server::{trim_terminator, Flow, Protocol, ServerStats, Session};
 #[derive(Clone)]
 pub struct Kv<S> {
     store: S,
+    /// What every session shares.
+    shared: Arc<Shared>,
+}
+
+/// What every session of a server shares (one pointer in each).
+struct Shared {
     /// The machinery's counters, for `INFO`.
     server: Arc<ServerStats>,
+    /// Most bytes of events a subscriber may have unsent (`--subscriber-buffer-bytes`).
+    subscriber_buffer_bytes: usize,
 }
 
 impl<S: Store> Kv<S> {
+    /// The default [`Kv::subscriber_buffer_bytes`]: 1 MiB (SPEC §14).
+    pub const DEFAULT_SUBSCRIBER_BUFFER_BYTES: usize = 1 << 20;
+
     /// Serves `store`; `INFO` reports the counters of the server that serves it, which
     /// `line_server::serve` hands over when it starts.
     pub fn new(store: S) -> Self {
+        let shared = Shared {
+            server: ServerStats::new(),
+            subscriber_buffer_bytes: Self::DEFAULT_SUBSCRIBER_BUFFER_BYTES,
+        };
         Self {
             store,
-            server: ServerStats::new(),
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The same, disconnecting a subscriber whose unsent events pass `bytes`.
+    pub fn subscriber_buffer_bytes(self, bytes: usize) -> Self {
+        let shared = Shared {
+            server: Arc::clone(&self.shared.server),
+            subscriber_buffer_bytes: bytes,
+        };
+        Self {
+            shared: Arc::new(shared),
+            ..self
         }
     }
 }
@@ -46,13 +75,18 @@ impl<S: Store> Protocol for Kv<S> {
     type Session = KvSession<S>;
 
     fn on_start(&mut self, stats: &Arc<ServerStats>) {
-        self.server = Arc::clone(stats);
+        let shared = Shared {
+            server: Arc::clone(stats),
+            subscriber_buffer_bytes: self.shared.subscriber_buffer_bytes,
+        };
+        self.shared = Arc::new(shared);
     }
 
     fn open_session(&self, peer: SocketAddr) -> KvSession<S> {
         KvSession {
             pipeline: self.store.pipeline(),
-            server: Arc::clone(&self.server),
+            shared: Arc::clone(&self.shared),
+            subscribed: None,
             peer,
             batch: Batch::new(),
         }
@@ -64,8 +98,11 @@ pub struct KvSession<S: Store> {
     /// The connection's way into the store: every bucket request goes through it
     /// (`apply.rs`), and it keeps what it reuses (the bucket used last, its queues).
     pipeline: S::Pipeline,
-    /// The machinery's counters, for `INFO`.
-    server: Arc<ServerStats>,
+    /// What every session shares: the server's counters, settings.
+    shared: Arc<Shared>,
+    /// Its subscription, while it is a subscriber (boxed: most sessions never are, and
+    /// what a session holds is paid by every idle client).
+    subscribed: Option<Box<subscriber::Subscribed>>,
     /// The client's address, for the cross-protocol warning (PROTOCOL.md, "KV mode"), which
     /// must name it.
     peer: SocketAddr,
@@ -108,6 +145,13 @@ impl Batch {
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
         self.batch.line();
+        if self.subscribed.is_some() {
+            let (flow, ended) = subscriber::on_line(line, self.peer, out);
+            if ended {
+                self.subscribed = None;
+            }
+            return flow;
+        }
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
             Parsed::Unknown => {
@@ -137,6 +181,23 @@ impl<S: Store> Session for KvSession<S> {
             return Flow::Continue;
         }
         cross_protocol::hang_up(self.peer)
+    }
+
+    fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
+        let Some(subscribed) = &mut self.subscribed else {
+            return Poll::Pending;
+        };
+        let pushed = subscribed.poll_push(out, self.peer, cx);
+        if pushed == Poll::Ready(Flow::Close) {
+            // Ended: no longer counted, even while the connection closes.
+            self.subscribed = None;
+        }
+        pushed
+    }
+
+    /// A subscriber waits for events, not requests: no idle timeout (SPEC §14).
+    fn is_listening(&self) -> bool {
+        self.subscribed.is_some()
     }
 }
 

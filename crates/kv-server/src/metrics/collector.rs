@@ -195,7 +195,24 @@ fn encode_commands(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
         "GETs that did not find their key.",
         t.misses,
     )?;
+    encode_subscriptions(e, t)?;
     encode_latency(e, t)
+}
+
+/// Subscribers, the events sent to them, and those disconnected for falling behind.
+fn encode_subscriptions(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
+    let help = "Connections subscribed to a bucket now.";
+    gauge(e, "subscribers", help, None, t.subscribers)?;
+    let help = "Events (a bucket's changes) handed to subscribers' connections.";
+    counter(e, "events_sent", help, t.events_sent)?;
+    let help = "Subscribers disconnected because their unsent events passed \
+                --subscriber-buffer-bytes.";
+    counter(
+        e,
+        "slow_subscribers_disconnected",
+        help,
+        t.slow_subscribers_disconnected,
+    )
 }
 
 fn encode_latency(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -29,7 +30,8 @@ use super::mirror::apply;
 use super::record::Op;
 use super::stats::Counters;
 use super::{snapshot, FsyncPolicy};
-use crate::memory::MemoryStore;
+use crate::memory::{MemoryBucket, MemoryStore};
+use crate::subscription;
 use crate::StoreError;
 
 /// Most writes one group commit carries...
@@ -86,6 +88,8 @@ pub(crate) struct Committer {
     /// When appended frames were last made durable.
     last_sync: Instant,
     failures: FailureLog,
+    /// Events of writes applied but not yet synced (`EverySecond`), in commit order.
+    unpublished: Vec<(MemoryBucket, Bytes)>,
     /// Commits and syncs, for [`super::DurableStore::stats`].
     stats: Arc<Counters>,
     /// The memory limit over the group being committed; kept to reuse its tables.
@@ -150,6 +154,7 @@ impl Committer {
             next_compaction_attempt: Instant::now(),
             last_sync: Instant::now(),
             failures: FailureLog::default(),
+            unpublished: Vec::new(),
             stats,
             admission: Admission::default(),
         }
@@ -237,7 +242,10 @@ impl Committer {
                 // Before the acknowledgements: a client that got its `OK` sees the journal grown.
                 self.stats.record_journal_len(self.journal.len());
                 for op in admitted() {
-                    apply(&self.mirror, op.as_record());
+                    self.apply(op);
+                }
+                if durable {
+                    self.publish();
                 }
                 Ok(())
             }
@@ -266,14 +274,35 @@ impl Committer {
         }
     }
 
-    /// Makes buffered frames durable (`EverySecond`); on failure they are retried at the
-    /// next tick.
+    /// Applies a committed write to the mirror, and keeps its event for [`Self::publish`]
+    /// if anyone is subscribed to its bucket.
+    fn apply(&mut self, op: &Op) {
+        if let Some((bucket, event)) = apply(&self.mirror, op.as_record()) {
+            if bucket.topic().has_subscribers() {
+                let event = subscription::encode(event);
+                self.unpublished.push((bucket, event));
+            }
+        }
+    }
+
+    /// Publishes the events of the writes applied so far, in commit order, once they are on
+    /// stable storage (PROTOCOL.md, "Subscriptions": never an event for a write a crash
+    /// could lose; with `--fsync everysec`, events wait for the sync).
+    fn publish(&mut self) {
+        for (bucket, event) in self.unpublished.drain(..) {
+            bucket.topic().publish(&event);
+        }
+    }
+
+    /// Makes buffered frames durable (`EverySecond`), then publishes their events; on
+    /// failure they are retried at the next tick.
     fn sync(&mut self) -> bool {
         match self.journal.sync() {
             Ok(()) => {
                 self.stats.record_sync();
                 self.unsynced = false;
                 self.last_sync = Instant::now();
+                self.publish();
                 true
             }
             Err(e) => {

@@ -2,22 +2,35 @@
 //! it acknowledges a write) and for recovery (as it replays one), so that the state after a
 //! restart is exactly the state before it.
 
+use kv_protocol::Event;
+
 use super::record::Record;
 use crate::memory::{Admit, MemoryBucket, MemoryStore};
 
 /// Applies one write, stored or about to be acknowledged, to the mirror. It is counted
 /// against the memory limit but never refused: it is on disk already (replay), or the
-/// committer admitted it before journaling it.
-pub(crate) fn apply(mirror: &MemoryStore, record: Record<'_>) {
+/// committer admitted it before journaling it. Returns the bucket a `PUT` or `DELETE`
+/// changed, and its event, for the committer to publish.
+pub(crate) fn apply<'r>(
+    mirror: &MemoryStore,
+    record: Record<'r>,
+) -> Option<(MemoryBucket, Event<'r>)> {
     match record {
         Record::Create { bucket } => {
             let _ = mirror.create_now(bucket, Admit::Decided);
+            None
         }
         Record::Put { bucket, key, value } => {
-            let _ = bucket_of(mirror, bucket).put_now(key, value, Admit::Decided);
+            let bucket = bucket_of(mirror, bucket);
+            let _ = bucket.put_now(key, value, Admit::Decided);
+            Some((bucket, Event::Set { key, value }))
         }
-        Record::Delete { bucket, key } => bucket_of(mirror, bucket).delete_now(key),
-        Record::SnapshotEnd { .. } => {}
+        Record::Delete { bucket, key } => {
+            let bucket = bucket_of(mirror, bucket);
+            bucket.delete_now(key);
+            Some((bucket, Event::Deleted { key }))
+        }
+        Record::SnapshotEnd { .. } => None,
     }
 }
 

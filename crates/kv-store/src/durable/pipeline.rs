@@ -14,7 +14,7 @@ use super::committer::{Committed, Message};
 use super::record::Op as Write;
 use super::DurableStore;
 use crate::memory::{out_of_memory, Buckets, MemoryBucket};
-use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport};
+use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport, Subscription};
 
 /// Sends `writes` to the committer as one message and waits for the verdict (the vector
 /// comes back in it, emptied, for reuse; a new one if the committer is gone).
@@ -136,6 +136,20 @@ impl Pipeline for DurablePipeline {
 
     async fn flush<A: Answers + Send>(&mut self, answers: &mut A) {
         self.commit(answers).await;
+    }
+
+    /// On the mirror's bucket: the committer publishes each write's event once it is on
+    /// stable storage.
+    async fn subscribe(
+        &mut self,
+        bucket: &[u8],
+        buffer_bytes: usize,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.buckets.subscribe(bucket, buffer_bytes))
+    }
+
+    async fn subscribers(&mut self, bucket: &[u8]) -> Result<Option<usize>, StoreError> {
+        Ok(self.buckets.get(bucket).map(|b| b.topic().subscribers()))
     }
 
     fn report(&self) -> StoreReport {

@@ -151,7 +151,7 @@ fn read(
 ) -> Result<Option<Replayed>, RecoveryError> {
     if let Some((generation, format)) = &plan.base {
         snapshot::load(&dir.snapshot(*generation), format, |record| {
-            apply(mirror, record)
+            apply(mirror, record);
         })?;
     }
     let mut newest = None;
@@ -159,7 +159,7 @@ fn read(
         let is_newest = i + 1 == plan.journals.len();
         let path = dir.journal(*generation);
         newest = Some(journal::replay(&path, format, is_newest, |record| {
-            apply(mirror, record)
+            apply(mirror, record);
         })?);
     }
     Ok(newest)

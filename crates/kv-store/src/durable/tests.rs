@@ -67,6 +67,41 @@ async fn the_durable_engine_behaves_as_every_engine_does() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = DurableStore::open(dir.path(), FsyncPolicy::Always).expect("open the store");
     crate::conformance::all(&store, "").await;
+    crate::conformance::a_subscriber_gets_each_change_once_in_order(&store, "").await;
+    store.close().await;
+}
+
+/// With `--fsync everysec` a write is acknowledged before it is on stable storage; its
+/// event waits for the sync (SPEC §14: never an event for a write a crash could lose).
+#[tokio::test]
+async fn with_everysec_an_event_waits_for_the_sync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DurableStore::open(dir.path(), FsyncPolicy::EverySecond).expect("open the store");
+    create_b(&store).await;
+    let mut pipeline = store.pipeline();
+    let mut subscription = match pipeline.subscribe(b"b", 1 << 20).await {
+        Ok(Some(subscription)) => subscription,
+        other => panic!("subscribe: {other:?}"),
+    };
+    let syncs = store.counters().syncs;
+    let put = StoreClient::new(&store).put(b"b", b"k", b"v").await;
+    assert_eq!(put, Outcome::Done);
+    let mut out = bytes::BytesMut::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // Whenever the event shows, a sync has been counted before it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while subscription
+        .poll_events(Some(&mut out), &mut cx)
+        .is_pending()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event after the sync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(store.counters().syncs > syncs, "an event before the sync");
+    assert_eq!(&out[..], b"k SET TO v\r\n");
     store.close().await;
 }
 

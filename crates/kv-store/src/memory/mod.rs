@@ -21,17 +21,24 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, delete_delta, put_delta, Budget, OverLimit};
+use crate::subscription::{self, Subscription, Topic};
 use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport};
+use kv_protocol::Event;
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
 /// collisions between concurrent requests are rare.
 const SHARDS: usize = 64;
 
-/// The registry of buckets; clones share it.
+/// The registry of buckets; clones share it. One pointer wide: every connection's pipeline
+/// holds one, and what a session holds is paid for by every idle client.
 #[derive(Clone, Default)]
-pub struct MemoryStore {
-    buckets: Arc<RwLock<HashMap<Bytes, MemoryBucket, RandomState>>>,
-    /// What the data holds, against `--maxmemory` ([`crate::budget`]).
+pub struct MemoryStore(Arc<Registry>);
+
+#[derive(Default)]
+struct Registry {
+    buckets: RwLock<HashMap<Bytes, MemoryBucket, RandomState>>,
+    /// What the data holds, against `--maxmemory` ([`crate::budget`]); shared with every
+    /// bucket, which counts its entries in it.
     budget: Arc<Budget>,
 }
 
@@ -59,19 +66,19 @@ impl MemoryStore {
     /// An empty store that keeps what its data holds under `limit` bytes (0: no limit):
     /// a write that would need more is refused with `out of memory`.
     pub fn with_limit(limit: u64) -> Self {
-        Self {
-            buckets: Arc::default(),
+        Self(Arc::new(Registry {
+            buckets: RwLock::default(),
             budget: Arc::new(Budget::new(limit)),
-        }
+        }))
     }
 
     /// Bytes the data holds as counted ([`crate::budget`]), and the limit (0: none).
     pub fn memory(&self) -> (u64, u64) {
-        (self.budget.used(), self.budget.limit())
+        (self.0.budget.used(), self.0.budget.limit())
     }
 
     pub(crate) fn budget(&self) -> &Budget {
-        &self.budget
+        &self.0.budget
     }
 
     /// Synchronous `create`, for callers outside async code.
@@ -79,30 +86,42 @@ impl MemoryStore {
         if self.bucket_now(name).is_some() {
             return Ok(());
         }
-        let mut buckets = self.buckets.write().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self
+            .0
+            .buckets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if buckets.contains_key(name) {
             return Ok(());
         }
         let cost = bucket_cost(name.len());
         match admit {
-            Admit::WithinLimit => self.budget.try_take(cost)?,
-            Admit::Decided => self.budget.take(cost),
+            Admit::WithinLimit => self.0.budget.try_take(cost)?,
+            Admit::Decided => self.0.budget.take(cost),
         }
         let name = Bytes::copy_from_slice(name);
-        let bucket = MemoryBucket::new(name.clone(), Arc::clone(&self.budget));
+        let bucket = MemoryBucket::new(name.clone(), Arc::clone(&self.0.budget));
         buckets.insert(name, bucket);
         Ok(())
     }
 
     /// Number of buckets and of keys in all of them.
     pub fn stats(&self) -> (usize, usize) {
-        let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
+        let buckets = self
+            .0
+            .buckets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         (buckets.len(), buckets.values().map(MemoryBucket::len).sum())
     }
 
     /// Synchronous `bucket`.
     pub(crate) fn bucket_now(&self, name: &[u8]) -> Option<MemoryBucket> {
-        let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
+        let buckets = self
+            .0
+            .buckets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         buckets.get(name).cloned()
     }
 }
@@ -149,6 +168,11 @@ impl Buckets {
         &self.store
     }
 
+    /// A subscription to the bucket named `name`, if it exists ([`Pipeline::subscribe`]).
+    pub(crate) fn subscribe(&mut self, name: &[u8], buffer_bytes: usize) -> Option<Subscription> {
+        Some(self.get(name)?.topic().subscribe(buffer_bytes))
+    }
+
     /// The bucket named `name`, if it exists; lent from the cache, not cloned (a clone is
     /// an atomic operation per request on the hot path).
     pub(crate) fn get(&mut self, name: &[u8]) -> Option<&MemoryBucket> {
@@ -176,6 +200,8 @@ struct Tables {
     hasher: RandomState,
     /// The store's, which its entries count against.
     budget: Arc<Budget>,
+    /// Who is subscribed to its changes.
+    topic: Arc<Topic>,
     shards: [Shard; SHARDS],
 }
 
@@ -187,6 +213,19 @@ impl MemoryBucket {
     /// The name it was created with.
     pub(crate) fn name(&self) -> &[u8] {
         &self.0.name
+    }
+
+    /// Who is subscribed to its changes.
+    pub(crate) fn topic(&self) -> &Arc<Topic> {
+        &self.0.topic
+    }
+
+    /// Publishes `event`, a change that has just taken effect, if anyone is subscribed
+    /// (one relaxed load otherwise).
+    pub(crate) fn publish(&self, event: Event<'_>) {
+        if self.0.topic.has_subscribers() {
+            self.0.topic.publish(&subscription::encode(event));
+        }
     }
 
     /// The bucket's name, shared (no copy).
@@ -207,6 +246,7 @@ impl MemoryBucket {
             name,
             hasher: RandomState::default(),
             budget,
+            topic: Arc::default(),
             shards: std::array::from_fn(|_| Shard::default()),
         }))
     }
@@ -318,11 +358,16 @@ impl MemoryPipeline {
         match op {
             Op::Create => answers.answer(Answer::Done),
             Op::Put { key, value } => {
-                answer_write(bucket.put_now(key, value, Admit::WithinLimit), answers);
+                let put = bucket.put_now(key, value, Admit::WithinLimit);
+                if put.is_ok() {
+                    bucket.publish(Event::Set { key, value });
+                }
+                answer_write(put, answers);
             }
             Op::Get { key } => bucket.answer_get(key, answers),
             Op::Delete { key } => {
                 bucket.delete_now(key);
+                bucket.publish(Event::Deleted { key });
                 answers.answer(Answer::Done);
             }
         }
@@ -344,6 +389,18 @@ impl Pipeline for MemoryPipeline {
 
     async fn flush<A: Answers + Send>(&mut self, _answers: &mut A) {}
 
+    async fn subscribe(
+        &mut self,
+        bucket: &[u8],
+        buffer_bytes: usize,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.buckets.subscribe(bucket, buffer_bytes))
+    }
+
+    async fn subscribers(&mut self, bucket: &[u8]) -> Result<Option<usize>, StoreError> {
+        Ok(self.buckets.get(bucket).map(|b| b.topic().subscribers()))
+    }
+
     fn report(&self) -> StoreReport {
         self.buckets.store().report()
     }
@@ -353,7 +410,11 @@ impl Pipeline for MemoryPipeline {
 impl MemoryStore {
     /// Every bucket with its name (a point-in-time list; buckets are never removed).
     pub(crate) fn buckets(&self) -> Vec<(Bytes, MemoryBucket)> {
-        let buckets = self.buckets.read().unwrap_or_else(PoisonError::into_inner);
+        let buckets = self
+            .0
+            .buckets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         buckets
             .iter()
             .map(|(name, bucket)| (name.clone(), bucket.clone()))

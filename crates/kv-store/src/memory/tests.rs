@@ -4,7 +4,9 @@ use super::*;
 
 #[tokio::test]
 async fn the_memory_engine_behaves_as_every_engine_does() {
-    crate::conformance::all(&MemoryStore::new(), "").await;
+    let store = MemoryStore::new();
+    crate::conformance::all(&store, "").await;
+    crate::conformance::a_subscriber_gets_each_change_once_in_order(&store, "").await;
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -63,6 +64,16 @@ enum ReadOutcome {
     IdleTimeout,
     /// The server is shutting down and this connection has nothing in flight.
     Shutdown,
+    /// The session pushed lines of its own into the output ([`Session::poll_push`]).
+    Pushed(Flow),
+}
+
+/// What ended a wait for input, before it is told apart from the rest.
+enum Waited {
+    /// A read completed (0 bytes: end of input).
+    Read(io::Result<usize>),
+    /// The session pushed lines of its own.
+    Pushed(Flow),
 }
 
 /// What the connection does after acting on a read.
@@ -239,12 +250,71 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 }
                 return Ok(Next::Read);
             }
+            ReadOutcome::Pushed(flow) => return self.write_pushed(flow).await,
             ReadOutcome::Eof => self.answer_eof().await?,
             ReadOutcome::IdleTimeout => info!(peer = %self.peer, "closing idle connection"),
             ReadOutcome::Shutdown => return self.finish_for_shutdown().await,
         }
         self.close_write().await?;
         Ok(Next::Stop)
+    }
+
+    /// Writes what the session pushed, and what it pushes meanwhile, until all is written
+    /// (then the connection waits for input again, or closes on [`Flow::Close`]). A client
+    /// that stops reading cannot make this hold more than two pushes' worth: while one is
+    /// written, one more is taken; and if the session says [`Flow::Close`] meanwhile (its
+    /// own bound passed: a slow subscriber), the connection ends at once, unsent lines
+    /// dropped, rather than wait on a client that does not read.
+    async fn write_pushed(&mut self, mut flow: Flow) -> io::Result<Next> {
+        let mut more = BytesMut::new();
+        loop {
+            let mut taken = None;
+            let written = {
+                let Self {
+                    stream,
+                    session,
+                    output,
+                    idle,
+                    accounting,
+                    ..
+                } = &mut *self;
+                // Polled beside the write, never cancelling it (a write cut short would
+                // leave its bytes to be sent twice).
+                let mut write =
+                    std::pin::pin!(write_out(stream, output, idle, &accounting.traffic));
+                poll_fn(|cx| {
+                    if flow == Flow::Continue {
+                        if taken.is_none() {
+                            match session.poll_push(Some(&mut more), cx) {
+                                Poll::Ready(Flow::Close) => return Poll::Ready(None),
+                                Poll::Ready(Flow::Continue) => taken = Some(Flow::Continue),
+                                Poll::Pending => {}
+                            }
+                        }
+                        // One push taken: after it, only an end is looked for (and this
+                        // poll leaves the session able to wake the task for one).
+                        if taken.is_some() && session.poll_push(None, cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                    }
+                    write.as_mut().poll(cx).map(Some)
+                })
+                .await
+            };
+            let Some(written) = written else {
+                return Ok(Next::Stop);
+            };
+            written?;
+            if flow == Flow::Close {
+                self.linger_close().await?;
+                return Ok(Next::Stop);
+            }
+            if more.is_empty() {
+                return Ok(Next::Read);
+            }
+            std::mem::swap(&mut self.output, &mut more);
+            flow = taken.unwrap_or(Flow::Continue);
+        }
     }
 
     /// Handles every complete line in `input`, in order, appending replies to `output`;
@@ -314,6 +384,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
     async fn read_more(&mut self, stop: &Enlisted) -> io::Result<ReadOutcome> {
         let Self {
             stream,
+            session,
             input,
             output,
             read_size,
@@ -321,11 +392,21 @@ impl<S: Session, T: Transport> Connection<S, T> {
             accounting,
             ..
         } = self;
+        // A listener (a subscriber) is silent on purpose: no idle timeout for it.
+        let timed = !session.is_listening();
         let read = tokio::select! {
             biased;
-            read = poll_fn(|cx| poll_read(stream, (input, output), read_size, cx)) => read,
+            // The session's own lines first: they are what the client is waiting for.
+            waited = poll_fn(|cx| match session.poll_push(Some(output), cx) {
+                Poll::Ready(flow) => Poll::Ready(Waited::Pushed(flow)),
+                Poll::Pending => poll_read(stream, (input, output), read_size, cx).map(Waited::Read),
+            }) => waited,
             () = stop.reached(Phase::Draining) => return Ok(ReadOutcome::Shutdown),
-            () = idle_expired(idle) => return Ok(ReadOutcome::IdleTimeout),
+            () = idle_expired(idle), if timed => return Ok(ReadOutcome::IdleTimeout),
+        };
+        let read = match read {
+            Waited::Read(read) => read,
+            Waited::Pushed(flow) => return Ok(ReadOutcome::Pushed(flow)),
         };
         match read {
             Ok(0) => Ok(ReadOutcome::Eof),

@@ -1,0 +1,241 @@
+//! Subscriptions: a bucket's changes pushed to every connection subscribed to it (PROTOCOL.md,
+//! "Subscriptions"; the Elixir guide's `SUBSCRIBE`).
+//!
+//! Each bucket has a [`Topic`]: who is subscribed, and a count a writer reads with one relaxed
+//! load, so that a write to a bucket nobody watches pays nothing more. A change is encoded
+//! once ([`kv_protocol::Event`]) into a shared buffer, and each subscriber's queue takes a
+//! handle to it (a reference count, not a copy). Each queue is bounded in bytes: a subscriber
+//! that falls behind is ended ([`Ended::Slow`]) and its queue freed, so it never slows a
+//! writer or another subscriber — Redis does the same with `client-output-buffer-limit
+//! pubsub`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use kv_protocol::Event;
+use slab::Slab;
+
+/// Why a subscription ended other than by its holder dropping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its unsent events passed the subscriber buffer limit: the subscriber is too slow.
+    Slow,
+    /// The store lost the subscription (a networked store's link to it broke): events may
+    /// have been missed.
+    Lost,
+}
+
+/// Who is subscribed to one bucket.
+#[derive(Default)]
+pub(crate) struct Topic {
+    /// How many: read by every write with one relaxed load.
+    count: AtomicUsize,
+    queues: Mutex<Slab<Arc<Queue>>>,
+}
+
+/// One subscriber's unsent events.
+struct Queue {
+    state: Mutex<QueueState>,
+}
+
+struct QueueState {
+    events: VecDeque<Bytes>,
+    /// Bytes in `events`.
+    bytes: usize,
+    /// Most bytes `events` may hold.
+    limit: usize,
+    /// Set once: no event is queued after it.
+    ended: Option<Ended>,
+    /// The subscriber's task, while it waits for events.
+    waker: Option<Waker>,
+}
+
+impl Topic {
+    /// Whether anyone is subscribed; a relaxed load, for the write path. A subscription
+    /// that is being added as this is read may miss this write: it is not yet active.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.count.load(Relaxed) > 0
+    }
+
+    /// Subscribers now.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.count.load(Relaxed)
+    }
+
+    /// Queues `event` (one line, encoded) for every subscriber. A subscriber whose unsent
+    /// events would pass its limit is ended instead, and its queue freed.
+    pub(crate) fn publish(&self, event: &Bytes) {
+        let mut wake = Vec::new();
+        for (_, queue) in self.queues().iter() {
+            let mut state = queue.lock();
+            if state.ended.is_some() {
+                continue;
+            }
+            if state.bytes + event.len() > state.limit {
+                state.end(Ended::Slow);
+            } else {
+                state.bytes += event.len();
+                state.events.push_back(event.clone());
+            }
+            wake.extend(state.waker.take());
+        }
+        // Outside every lock: a woken task may run at once on another thread.
+        wake.into_iter().for_each(Waker::wake);
+    }
+
+    /// A new subscription, active as soon as this returns; `limit`: most bytes of unsent
+    /// events it may hold.
+    pub(crate) fn subscribe(self: &Arc<Self>, limit: usize) -> Subscription {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                events: VecDeque::new(),
+                bytes: 0,
+                limit,
+                ended: None,
+                waker: None,
+            }),
+        });
+        let id = self.queues().insert(Arc::clone(&queue));
+        self.count.fetch_add(1, Relaxed);
+        Subscription {
+            topic: Arc::clone(self),
+            id,
+            queue,
+        }
+    }
+
+    fn queues(&self) -> MutexGuard<'_, Slab<Arc<Queue>>> {
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl QueueState {
+    fn end(&mut self, why: Ended) {
+        self.ended.get_or_insert(why);
+        self.events = VecDeque::new();
+        self.bytes = 0;
+    }
+}
+
+/// The encoded line of `event`, to publish: one buffer that every subscriber shares.
+pub(crate) fn encode(event: Event<'_>) -> Bytes {
+    let mut line = BytesMut::with_capacity(event.len());
+    event.encode(&mut line);
+    line.freeze()
+}
+
+/// One connection's subscription to a bucket; dropping it unsubscribes.
+pub struct Subscription {
+    topic: Arc<Topic>,
+    id: usize,
+    queue: Arc<Queue>,
+}
+
+impl Subscription {
+    /// Appends the events queued so far to `out`, one line each, and says how many
+    /// (`Ready(Ok(n))`, `n` > 0; with no `out`, events stay queued and only an end is
+    /// reported); `Ready(Err(why))` once the subscription has ended (what
+    /// was still queued then is dropped: the subscriber is to be told and let go);
+    /// otherwise `Pending`, and `cx` is woken when an event comes.
+    pub fn poll_events(
+        &mut self,
+        out: Option<&mut BytesMut>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<usize, Ended>> {
+        let mut state = self.queue.lock();
+        let count = state.events.len();
+        if let Some(out) = out.filter(|_| count > 0) {
+            out.reserve(state.bytes);
+            for event in state.events.drain(..) {
+                out.extend_from_slice(&event);
+            }
+            state.bytes = 0;
+            return Poll::Ready(Ok(count));
+        }
+        if let Some(why) = state.ended {
+            return Poll::Ready(Err(why));
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut queues = self.topic.queues();
+        if queues.try_remove(self.id).is_some() {
+            self.topic.count.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn poll(subscription: &mut Subscription, out: &mut BytesMut) -> Poll<Result<usize, Ended>> {
+        subscription.poll_events(Some(out), &mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn every_subscriber_gets_every_event_in_order_and_a_dropped_one_is_gone() {
+        let topic = Arc::new(Topic::default());
+        let (mut a, b) = (topic.subscribe(1024), topic.subscribe(1024));
+        assert_eq!(topic.subscribers(), 2);
+        drop(b);
+        assert_eq!(topic.subscribers(), 1);
+        let mut out = BytesMut::new();
+        assert_eq!(poll(&mut a, &mut out), Poll::Pending);
+        topic.publish(&encode(Event::Set {
+            key: b"milk",
+            value: b"1",
+        }));
+        topic.publish(&encode(Event::Deleted { key: b"milk" }));
+        assert_eq!(poll(&mut a, &mut out), Poll::Ready(Ok(2)));
+        assert_eq!(&out[..], b"milk SET TO 1\r\nmilk DELETED\r\n");
+    }
+
+    #[test]
+    fn a_subscriber_past_its_limit_is_ended_and_holds_nothing() {
+        let topic = Arc::new(Topic::default());
+        let (mut slow, mut other) = (topic.subscribe(20), topic.subscribe(1024));
+        let event = encode(Event::Set {
+            key: b"k",
+            value: b"0123456789",
+        });
+        topic.publish(&event);
+        topic.publish(&event);
+        let mut out = BytesMut::new();
+        assert_eq!(poll(&mut slow, &mut out), Poll::Ready(Err(Ended::Slow)));
+        assert!(out.is_empty(), "its queue was freed");
+        assert_eq!(
+            poll(&mut other, &mut out),
+            Poll::Ready(Ok(2)),
+            "the other is unharmed"
+        );
+    }
+}
