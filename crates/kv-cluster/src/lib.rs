@@ -51,7 +51,6 @@ use redis::Script;
 pub use pipeline::ClusterPipeline;
 use stats::Counters;
 
-
 /// How to reach the cluster and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterOptions {

@@ -38,7 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         writers.push(tokio::spawn(async move {
             for i in (w..keys).step_by(WRITERS) {
                 let key = format!("key:{i:012}");
-                done(client.put(b"bench", key.as_bytes(), b"0123456789abcdef").await)?;
+                done(
+                    client
+                        .put(b"bench", key.as_bytes(), b"0123456789abcdef")
+                        .await,
+                )?;
             }
             Ok::<_, String>(())
         }));
@@ -65,7 +69,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = DurableStore::open_with(&dir, options)?;
     let mut client = StoreClient::new(&store);
-    done(client.put(b"bench", b"key:000000000000", b"0123456789abcdef").await)?;
+    done(
+        client
+            .put(b"bench", b"key:000000000000", b"0123456789abcdef")
+            .await,
+    )?;
     let started = Instant::now();
     store.close().await; // waits for the snapshot
     println!(

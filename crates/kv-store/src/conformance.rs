@@ -71,7 +71,10 @@ pub async fn buckets_are_separate_and_names_are_bytes<S: Store>(store: &S, prefi
         assert_eq!(client.create(bucket).await, Outcome::Done);
     }
     assert_eq!(client.put(&lower, b"k", b"lower").await, Outcome::Done);
-    assert_eq!(client.put(&binary, &[0xfe], &[0x00, 0x01]).await, Outcome::Done);
+    assert_eq!(
+        client.put(&binary, &[0xfe], &[0x00, 0x01]).await,
+        Outcome::Done
+    );
     assert_eq!(client.get(&upper, b"k").await, Outcome::Value(None));
     assert_eq!(client.get(&lower, b"K").await, Outcome::Value(None));
     assert_eq!(client.get(&lower, b"k").await, value(b"lower"));
@@ -85,14 +88,38 @@ pub async fn pipelined_requests_are_answered_in_order<S: Store>(store: &S, prefi
     let (b, c) = (name(prefix, "order-b"), name(prefix, "order-c"));
     let requests: [(&[u8], Op<'_>); 12] = [
         (&b, Op::Create),
-        (&b, Op::Put { key: b"k", value: b"1" }),
+        (
+            &b,
+            Op::Put {
+                key: b"k",
+                value: b"1",
+            },
+        ),
         (&b, Op::Get { key: b"k" }),
-        (&c, Op::Put { key: b"k", value: b"x" }),
-        (&b, Op::Put { key: b"k", value: b"2" }),
+        (
+            &c,
+            Op::Put {
+                key: b"k",
+                value: b"x",
+            },
+        ),
+        (
+            &b,
+            Op::Put {
+                key: b"k",
+                value: b"2",
+            },
+        ),
         (&c, Op::Get { key: b"k" }),
         (&b, Op::Get { key: b"k" }),
         (&c, Op::Create),
-        (&c, Op::Put { key: b"k", value: b"3" }),
+        (
+            &c,
+            Op::Put {
+                key: b"k",
+                value: b"3",
+            },
+        ),
         (&b, Op::Delete { key: b"k" }),
         (&c, Op::Get { key: b"k" }),
         (&b, Op::Get { key: b"k" }),
@@ -129,7 +156,10 @@ pub async fn answers_held_back_are_all_given_by_the_flush<S: Store>(store: &S, p
     pipeline.submit(&b, Op::Create, &mut answers).await;
     let keys: Vec<String> = (0..100).map(|i| format!("key{i}")).collect();
     for key in &keys {
-        let op = Op::Put { key: key.as_bytes(), value: b"v" };
+        let op = Op::Put {
+            key: key.as_bytes(),
+            value: b"v",
+        };
         pipeline.submit(&b, op, &mut answers).await;
     }
     pipeline.flush(&mut answers).await;

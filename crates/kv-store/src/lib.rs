@@ -30,12 +30,12 @@ pub mod pipeline;
 
 use std::fmt;
 
+pub use client::StoreClient;
 pub use durable::{
     DurableOptions, DurableStore, FsyncPolicy, OpenError, COMMIT_LATENCY_BOUNDS_MICROS,
     COMMIT_LATENCY_BUCKETS,
 };
 pub use memory::{MemoryPipeline, MemoryStore};
-pub use client::StoreClient;
 pub use pipeline::{Answer, Answers, Op, Outcome, Pipeline};
 
 /// A registry of named buckets, shared by all connections (cheap to clone). Requests

@@ -12,8 +12,8 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 use common::{
-    run, assert_sample, expect_unusable, files, frames_end, get, newest_journal, open, open_compacting,
-    put, sample_dir, temp_dir, write_sample, FILE_HEADER_LEN,
+    assert_sample, expect_unusable, files, frames_end, get, newest_journal, open, open_compacting,
+    put, run, sample_dir, temp_dir, write_sample, FILE_HEADER_LEN,
 };
 use kv_store::{DurableStore, FsyncPolicy, Op, OpenError};
 
@@ -58,7 +58,14 @@ async fn compaction_keeps_the_state_and_bounds_the_files() {
         for k in 0..100 {
             let (key, value) = (format!("key{k}"), format!("value{k}-{round}"));
             if (k + round) % 7 == 0 {
-                run(&store, "b", Op::Delete { key: key.as_bytes() }).await;
+                run(
+                    &store,
+                    "b",
+                    Op::Delete {
+                        key: key.as_bytes(),
+                    },
+                )
+                .await;
                 model.remove(&key);
             } else {
                 put(&store, "b", &key, &value).await;

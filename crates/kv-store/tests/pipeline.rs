@@ -12,8 +12,14 @@ async fn durable_writes_flushed_together_are_visible_and_survive_a_reopen() {
     let mut answers = Vec::new();
     let requests = [
         Op::Create,
-        Op::Put { key: b"milk", value: b"1" },
-        Op::Put { key: b"eggs", value: b"12" },
+        Op::Put {
+            key: b"milk",
+            value: b"1",
+        },
+        Op::Put {
+            key: b"eggs",
+            value: b"12",
+        },
         Op::Delete { key: b"milk" },
     ];
     for op in requests {
@@ -37,7 +43,10 @@ async fn durable_writes_flushed_together_are_visible_and_survive_a_reopen() {
 async fn ten_thousand_pipelined_durable_puts_take_a_bounded_number_of_syncs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = DurableStore::open(dir.path(), FsyncPolicy::Always).expect("open");
-    assert_eq!(StoreClient::new(&store).create(b"shop").await, Outcome::Done);
+    assert_eq!(
+        StoreClient::new(&store).create(b"shop").await,
+        Outcome::Done
+    );
     let before = store.counters();
     let mut pipeline = store.pipeline();
     let mut answers = Vec::new();
@@ -45,7 +54,10 @@ async fn ten_thousand_pipelined_durable_puts_take_a_bounded_number_of_syncs() {
     for batch in 0..10_000 / 32 + 1 {
         for i in batch * 32..((batch + 1) * 32).min(10_000) {
             let key = format!("key{i}");
-            let op = Op::Put { key: key.as_bytes(), value: b"value" };
+            let op = Op::Put {
+                key: key.as_bytes(),
+                value: b"value",
+            };
             pipeline.submit(b"shop", op, &mut answers).await;
         }
         pipeline.flush(&mut answers).await;

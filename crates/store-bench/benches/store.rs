@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use store_bench::{Candidate, DashMapCandidate, KvStore, MutexMap, PapayaMap, RwLockMap};
 
 const KEYS: usize = 10_000;

@@ -55,7 +55,10 @@ impl Candidate for MutexMap {
     fn local(&self) {}
     fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
         copy_into(
-            self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key),
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key),
             out,
         )
     }
@@ -77,7 +80,10 @@ impl Candidate for RwLockMap {
     fn local(&self) {}
     fn get(&self, _: &mut (), key: &[u8], out: &mut BytesMut) -> bool {
         copy_into(
-            self.0.read().unwrap_or_else(PoisonError::into_inner).get(key),
+            self.0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key),
             out,
         )
     }
@@ -128,12 +134,16 @@ impl Candidate for KvStore {
     }
     fn get(&self, local: &mut MemoryPipeline, key: &[u8], out: &mut BytesMut) -> bool {
         let mut found = Found(Some(out), false);
-        let _ = local.submit(BUCKET, Op::Get { key }, &mut found).now_or_never();
+        let _ = local
+            .submit(BUCKET, Op::Get { key }, &mut found)
+            .now_or_never();
         found.1
     }
     fn put(&self, local: &mut MemoryPipeline, key: &[u8], value: &[u8]) {
         let op = Op::Put { key, value };
-        let _ = local.submit(BUCKET, op, &mut Found::default()).now_or_never();
+        let _ = local
+            .submit(BUCKET, op, &mut Found::default())
+            .now_or_never();
     }
 }
 

@@ -22,7 +22,13 @@ impl<S: Store> KvSession<S> {
         counters::count_verb(request.verb());
         let (bucket, op) = match request {
             Request::Create(create) => (create.bucket, Op::Create),
-            Request::Put(put) => (put.bucket, Op::Put { key: put.key, value: put.value }),
+            Request::Put(put) => (
+                put.bucket,
+                Op::Put {
+                    key: put.key,
+                    value: put.value,
+                },
+            ),
             Request::Get(get) => (get.bucket, Op::Get { key: get.key }),
             Request::Delete(delete) => (delete.bucket, Op::Delete { key: delete.key }),
             Request::Ping => {

@@ -80,21 +80,46 @@ async fn writes_are_held_back_until_a_read_or_the_flush() {
     let mut answers = Vec::new();
     let commits = || store.counters().commits;
     pipeline.submit(b"b", crate::Op::Create, &mut answers).await;
-    let put = crate::Op::Put { key: b"k", value: b"1" };
+    let put = crate::Op::Put {
+        key: b"k",
+        value: b"1",
+    };
     // Not created yet: the held CREATE is committed first, alone.
     pipeline.submit(b"b", put, &mut answers).await;
     assert_eq!((answers.len(), commits()), (1, 1));
-    pipeline.submit(b"b", crate::Op::Delete { key: b"j" }, &mut answers).await;
+    pipeline
+        .submit(b"b", crate::Op::Delete { key: b"j" }, &mut answers)
+        .await;
     assert_eq!(answers.len(), 1, "held back");
-    pipeline.submit(b"b", crate::Op::Get { key: b"k" }, &mut answers).await;
-    assert_eq!((answers.len(), commits()), (4, 2), "two writes in one commit, then the read");
+    pipeline
+        .submit(b"b", crate::Op::Get { key: b"k" }, &mut answers)
+        .await;
+    assert_eq!(
+        (answers.len(), commits()),
+        (4, 2),
+        "two writes in one commit, then the read"
+    );
     pipeline.submit(b"b", crate::Op::Create, &mut answers).await;
-    assert_eq!(answers.len(), 5, "nothing held: CREATE of a bucket that exists is done");
+    assert_eq!(
+        answers.len(),
+        5,
+        "nothing held: CREATE of a bucket that exists is done"
+    );
     pipeline.submit(b"b", put, &mut answers).await;
     pipeline.flush(&mut answers).await;
     let value = Outcome::Value(Some(Bytes::from_static(b"1")));
     let done = Outcome::Done;
-    assert_eq!(answers, [done.clone(), done.clone(), done.clone(), value, done.clone(), done]);
+    assert_eq!(
+        answers,
+        [
+            done.clone(),
+            done.clone(),
+            done.clone(),
+            value,
+            done.clone(),
+            done
+        ]
+    );
     store.close().await;
 }
 

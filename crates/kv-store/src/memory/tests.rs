@@ -33,7 +33,10 @@ async fn each_request_is_answered_by_its_own_submit() {
     let mut answers = Vec::new();
     let requests = [
         Op::Create,
-        Op::Put { key: b"k", value: b"v" },
+        Op::Put {
+            key: b"k",
+            value: b"v",
+        },
         Op::Get { key: b"k" },
         Op::Delete { key: b"k" },
         Op::Get { key: b"k" },

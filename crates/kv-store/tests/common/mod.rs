@@ -64,7 +64,9 @@ pub fn newest_journal(dir: &Path) -> PathBuf {
 
 /// The value of `key` in `bucket`, as text; `None` for a missing key (the bucket must exist).
 pub async fn get(store: &DurableStore, bucket: &str, key: &str) -> Option<String> {
-    let got = StoreClient::new(store).get(bucket.as_bytes(), key.as_bytes()).await;
+    let got = StoreClient::new(store)
+        .get(bucket.as_bytes(), key.as_bytes())
+        .await;
     match got {
         Outcome::Value(value) => value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
         other => panic!("GET {bucket} {key}: {other:?}"),
