@@ -150,7 +150,11 @@ mod tests {
     fn session() -> KvSession<MemoryStore> {
         let store = MemoryStore::new();
         let created = StoreClient::new(&store).create(b"b").now_or_never();
-        assert_eq!(created, Some(Outcome::Done), "memory store is ready at once");
+        assert_eq!(
+            created,
+            Some(Outcome::Done),
+            "memory store is ready at once"
+        );
         Kv::new(store).open_session("127.0.0.1:1".parse().expect("address"))
     }
 
@@ -254,7 +258,11 @@ mod tests {
     fn behind_a_password_a_line_of_http_closes_before_auth_and_nothing_after_it_runs() {
         use line_server::{Auth, Password};
         let store = MemoryStore::new();
-        let auth = Auth::new(Kv::new(store.clone()), Some(Password::new(b"pw")), true);
+        let auth = Auth::new(
+            Kv::new(store.clone()),
+            Some(Password::new(b"pw").into()),
+            true,
+        );
         let mut session = auth.open_session("127.0.0.1:1".parse().expect("address"));
         let mut out = BytesMut::new();
         let lines: [&[u8]; 4] = [

@@ -7,15 +7,36 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use line_server::{Protocol, ServerStats, StatsSnapshot};
+use tokio::sync::Notify;
 
 /// The serving server's counters, once it serves (cheap to clone).
 #[derive(Debug, Clone, Default)]
-pub struct ServerCounters(Arc<OnceLock<Arc<ServerStats>>>);
+pub struct ServerCounters(Arc<OnceLock<Arc<ServerStats>>>, Arc<Notify>);
 
 impl ServerCounters {
     /// The counters now; zeros until serving starts.
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.0.get().map(|stats| stats.snapshot()).unwrap_or_default()
+        self.0
+            .get()
+            .map(|stats| stats.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Waits until serving has started: the listener is bound, the store open, and `serve`
+    /// has logged its port line (its protocol's `on_start` runs just before that line and
+    /// wakes the waiter, a task of the same runtime, which runs once `serve` first waits).
+    /// For one waiter at a time.
+    pub async fn serving(&self) {
+        if self.0.get().is_none() {
+            self.1.notified().await;
+        }
+    }
+
+    fn started(&self, stats: &Arc<ServerStats>) {
+        let _ = self.0.set(Arc::clone(stats));
+        // `notify_one` keeps a permit when no one waits yet, so a waiter that comes later
+        // does not miss it.
+        self.1.notify_one();
     }
 }
 
@@ -37,8 +58,8 @@ impl<P: Protocol> Protocol for Observed<P> {
     type Session = P::Session;
 
     fn on_start(&mut self, stats: &Arc<ServerStats>) {
-        let _ = self.counters.0.set(Arc::clone(stats));
         self.inner.on_start(stats);
+        self.counters.started(stats);
     }
 
     fn open_session(&self, peer: SocketAddr) -> P::Session {
@@ -80,6 +101,9 @@ mod tests {
         observed.on_start(&stats);
         assert!(started.get().is_some(), "on_start forwarded");
         assert!(Arc::ptr_eq(counters.0.get().expect("set"), &stats));
-        assert!(observed.acceptor_hook().now_or_never().is_some(), "hook forwarded");
+        assert!(
+            observed.acceptor_hook().now_or_never().is_some(),
+            "hook forwarded"
+        );
     }
 }
