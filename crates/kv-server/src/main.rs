@@ -127,7 +127,13 @@ fn init_logging(format: LogFormat) -> Result<LossyWriter, String> {
         .log_internal_errors(false);
     let installed = match format {
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        // Flattened: `message` and the fields at the top level, where log shippers
+        // (Filebeat, Vector, Loki's promtail) look for them, not under `fields`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .try_init(),
     };
     installed.map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(writer)

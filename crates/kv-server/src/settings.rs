@@ -100,7 +100,8 @@ pub enum LogFormat {
     /// `timestamp LEVEL target: message fields`, for people.
     #[default]
     Text,
-    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for log
+    /// One JSON object per line (`timestamp`, `level`, `message`, `target`, and the
+    /// event's other fields beside them), for log
     /// shippers.
     Json,
 }
