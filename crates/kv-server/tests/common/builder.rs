@@ -3,6 +3,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -32,7 +34,8 @@ enum Stderr {
 }
 
 /// How to start the server: arguments, environment, an optional wrapper command (such as
-/// `prlimit`), whether to add `--port 0`, and where its stderr goes.
+/// `prlimit`), whether to add `--port 0`, where its stderr goes, and a descriptor it
+/// inherits as 3.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     wrapper: Vec<OsString>,
@@ -40,6 +43,7 @@ pub struct ServerBuilder {
     env: Vec<(OsString, OsString)>,
     port_zero: bool,
     stderr: Stderr,
+    fd_3: Option<Arc<OwnedFd>>,
 }
 
 impl ServerBuilder {
@@ -51,7 +55,26 @@ impl ServerBuilder {
             env: Vec::new(),
             port_zero: true,
             stderr: Stderr::Captured,
+            fd_3: None,
         }
+    }
+
+    /// Gives the server `socket` as its descriptor 3, where a service manager puts the
+    /// first socket it passes (sd_listen_fds(3)). The test's own copy closes when the
+    /// builder is dropped. `LISTEN_PID` and `LISTEN_FDS` are the test's to set: the pid is
+    /// known only in the child, so through a wrapper ([`Self::socket_activated`]).
+    pub fn passing_fd_3(mut self, socket: impl Into<OwnedFd>) -> Self {
+        self.fd_3 = Some(Arc::new(socket.into()));
+        self
+    }
+
+    /// Starts the server as a service manager does for socket activation: with `socket`
+    /// as descriptor 3, `LISTEN_FDS=1`, and `LISTEN_PID` its own pid (set by a shell that
+    /// then execs the server, so the pid stays the same).
+    pub fn socket_activated(self, socket: impl Into<OwnedFd>) -> Self {
+        self.passing_fd_3(socket)
+            .env("LISTEN_FDS", "1")
+            .wrapped_in(["sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
     }
 
     /// Adds arguments after `--port 0`.
@@ -130,6 +153,9 @@ impl ServerBuilder {
         command.env("RUST_BACKTRACE", "0");
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.stdin(Stdio::null());
+        if let Some(socket) = &self.fd_3 {
+            inherit_as_fd_3(&mut command, socket.as_raw_fd());
+        }
         command
     }
 
@@ -242,4 +268,30 @@ pub struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Makes `fd` the child's descriptor 3, open across exec.
+fn inherit_as_fd_3(command: &mut Command, fd: std::os::fd::RawFd) {
+    let in_child = move || {
+        // dup2 onto a different number leaves the copy without close-on-exec; onto itself
+        // it does nothing, so then the flag is cleared by hand.
+        let done = if fd == 3 {
+            // SAFETY: fcntl(2) on a descriptor number; no memory is passed.
+            unsafe { libc::fcntl(3, libc::F_SETFD, 0) }
+        } else {
+            // SAFETY: dup2(2) on descriptor numbers; no memory is passed.
+            unsafe { libc::dup2(fd, 3) }
+        };
+        if done == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: `pre_exec` runs the closure in the child between fork and exec, where only
+    // async-signal-safe calls are sound (signal-safety(7)): it calls dup2 or fcntl, both
+    // on that list, allocates nothing and takes no lock (`last_os_error` reads errno). `fd`
+    // stays open in the parent until the spawn returns: the builder owns it.
+    unsafe {
+        command.pre_exec(in_child);
+    }
 }
