@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -34,8 +34,8 @@ enum Stderr {
 }
 
 /// How to start the server: arguments, environment, an optional wrapper command (such as
-/// `prlimit`), whether to add `--port 0`, where its stderr goes, and a descriptor it
-/// inherits as 3.
+/// `prlimit`), whether to add `--port 0`, where its stderr goes, and descriptors it
+/// inherits from 3 on (socket activation).
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     wrapper: Vec<OsString>,
@@ -43,7 +43,8 @@ pub struct ServerBuilder {
     env: Vec<(OsString, OsString)>,
     port_zero: bool,
     stderr: Stderr,
-    fd_3: Option<Arc<OwnedFd>>,
+    /// Descriptors the server inherits as 3, 4, ... (sd_listen_fds(3)'s numbering).
+    passed: Vec<Arc<OwnedFd>>,
 }
 
 impl ServerBuilder {
@@ -55,25 +56,26 @@ impl ServerBuilder {
             env: Vec::new(),
             port_zero: true,
             stderr: Stderr::Captured,
-            fd_3: None,
+            passed: Vec::new(),
         }
     }
 
-    /// Gives the server `socket` as its descriptor 3, where a service manager puts the
-    /// first socket it passes (sd_listen_fds(3)). The test's own copy closes when the
-    /// builder is dropped. `LISTEN_PID` and `LISTEN_FDS` are the test's to set: the pid is
-    /// known only in the child, so through a wrapper ([`Self::socket_activated`]).
-    pub fn passing_fd_3(mut self, socket: impl Into<OwnedFd>) -> Self {
-        self.fd_3 = Some(Arc::new(socket.into()));
-        self
+    /// Starts the server as a service manager does for socket activation: with `socket`
+    /// as descriptor 3, `LISTEN_FDS=1`, and `LISTEN_PID` its own pid.
+    pub fn socket_activated(self, socket: impl Into<OwnedFd>) -> Self {
+        self.sockets_activated(vec![socket.into()])
     }
 
-    /// Starts the server as a service manager does for socket activation: with `socket`
-    /// as descriptor 3, `LISTEN_FDS=1`, and `LISTEN_PID` its own pid (set by a shell that
-    /// then execs the server, so the pid stays the same).
-    pub fn socket_activated(self, socket: impl Into<OwnedFd>) -> Self {
-        self.passing_fd_3(socket)
-            .env("LISTEN_FDS", "1")
+    /// The same with several sockets, as descriptors 3, 4, ...: `LISTEN_FDS` counts them,
+    /// and a shell sets `LISTEN_PID` to its own pid, then execs the server (so the pid is
+    /// the server's). The test's own copies close when the builder is dropped.
+    pub fn sockets_activated(mut self, sockets: Vec<OwnedFd>) -> Self {
+        let count = sockets.len().to_string();
+        self.passed = sockets
+            .iter()
+            .map(|fd| Arc::new(above_targets(fd)))
+            .collect();
+        self.env("LISTEN_FDS", count)
             .wrapped_in(["sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
     }
 
@@ -153,8 +155,9 @@ impl ServerBuilder {
         command.env("RUST_BACKTRACE", "0");
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.stdin(Stdio::null());
-        if let Some(socket) = &self.fd_3 {
-            inherit_as_fd_3(&mut command, socket.as_raw_fd());
+        if !self.passed.is_empty() {
+            let fds = self.passed.iter().map(|fd| fd.as_raw_fd()).collect();
+            inherit_from_fd_3(&mut command, fds);
         }
         command
     }
@@ -270,27 +273,37 @@ pub struct Finished {
     pub stderr: String,
 }
 
-/// Makes `fd` the child's descriptor 3, open across exec.
-fn inherit_as_fd_3(command: &mut Command, fd: std::os::fd::RawFd) {
+/// Where passed descriptors wait in the parent: far above 3, 4, ..., so that moving one
+/// into place in the child never overwrites another still to be moved.
+const PASSED_FROM: RawFd = 64;
+
+/// A duplicate of `fd` numbered [`PASSED_FROM`] or more, closed on exec.
+fn above_targets(fd: &OwnedFd) -> OwnedFd {
+    // SAFETY: fcntl(2) F_DUPFD_CLOEXEC on an open descriptor we borrow; no memory is passed.
+    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PASSED_FROM) };
+    assert!(raw >= 0, "dup: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` was just made by fcntl, is open, and nothing else owns it.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+}
+
+/// Makes `fds` (all numbered [`PASSED_FROM`] or more) the child's descriptors 3, 4, ...,
+/// open across exec.
+fn inherit_from_fd_3(command: &mut Command, fds: Vec<RawFd>) {
     let in_child = move || {
-        // dup2 onto a different number leaves the copy without close-on-exec; onto itself
-        // it does nothing, so then the flag is cleared by hand.
-        let done = if fd == 3 {
-            // SAFETY: fcntl(2) on a descriptor number; no memory is passed.
-            unsafe { libc::fcntl(3, libc::F_SETFD, 0) }
-        } else {
+        for (target, &fd) in (3..).zip(&fds) {
+            // The copy dup2 makes is open across exec (dup2(2)); `fd` is never `target`.
             // SAFETY: dup2(2) on descriptor numbers; no memory is passed.
-            unsafe { libc::dup2(fd, 3) }
-        };
-        if done == -1 {
-            return Err(std::io::Error::last_os_error());
+            if unsafe { libc::dup2(fd, target) } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         Ok(())
     };
     // SAFETY: `pre_exec` runs the closure in the child between fork and exec, where only
-    // async-signal-safe calls are sound (signal-safety(7)): it calls dup2 or fcntl, both
-    // on that list, allocates nothing and takes no lock (`last_os_error` reads errno). `fd`
-    // stays open in the parent until the spawn returns: the builder owns it.
+    // async-signal-safe calls are sound (signal-safety(7)): it calls dup2, which is on
+    // that list, allocates nothing (the vector was built before the fork) and takes no
+    // lock (`last_os_error` reads errno). The descriptors stay open in the parent until
+    // the spawn returns: the builder owns them.
     unsafe {
         command.pre_exec(in_child);
     }
