@@ -119,10 +119,15 @@ fn an_unusable_certificate_on_sighup_keeps_the_old_one_logs_an_error_and_serves_
         "names the file: {error}"
     );
 
+    // A renewal caught half-way: the new certificate with the old key.
+    fs::copy(pki().server_cert(), files.cert()).expect("copy a certificate");
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("certificate and key refused", PATIENCE);
+
     fs::remove_file(files.key()).expect("remove the key");
     server.signal(libc::SIGHUP);
-    server.wait_for_log_count("reload (SIGHUP)", 2, PATIENCE);
-    assert_eq!(server.logs_at("ERROR").len(), 2, "{:?}", server.logs());
+    server.wait_for_log_count("reload (SIGHUP)", 3, PATIENCE);
+    assert_eq!(server.logs_at("ERROR").len(), 3, "{:?}", server.logs());
 
     assert_eq!(
         served_serial(server.port(), &first.ca_cert()),

@@ -17,8 +17,10 @@
 //! - `framing`: the pure line decoder (unit and property tested).
 //! - `protocol`: the seam a protocol implements; [`echo`] is the reference one.
 //! - `fault`: fault injection as a wrapper around any protocol ([`Faulty`]).
-//! - `auth`: password authentication and protected mode, a wrapper too ([`Auth`]).
-//! - `tls`: TLS settings and the handshake, on each connection's own task ([`Tls`]).
+//! - `auth`: password authentication and protected mode, a wrapper too ([`Auth`]); the
+//!   password replaceable while serving ([`SharedPassword`]).
+//! - `tls`: TLS settings and the handshake, on each connection's own task ([`Tls`]);
+//!   the certificate replaceable while serving ([`Tls::replace`]).
 //! - `config`: [`ServerConfig`], every default and `validate()`.
 //! - `listener`: binding the socket (reuseaddr, deep backlog), or adopting one a service
 //!   manager passed.
