@@ -25,7 +25,9 @@ static DURABLE: LazyLock<DurableOptions> = LazyLock::new(DurableOptions::default
 /// A supervised, fault-tolerant line-protocol key-value server.
 ///
 /// Try it: `telnet 127.0.0.1 4040`, then `CREATE shopping`, `PUT shopping milk 1`,
-/// `GET shopping milk`. Flags win over environment variables.
+/// `GET shopping milk`. Flags win over environment variables. SIGTERM or SIGINT shut it
+/// down gracefully; SIGHUP re-reads the TLS files and the password file. Under systemd it
+/// reports readiness (NOTIFY_SOCKET) and serves a passed socket (LISTEN_FDS).
 #[derive(Debug, Parser)]
 #[command(name = "kv-server", version, about, long_about)]
 pub struct Cli {
