@@ -69,7 +69,7 @@ impl Lifecycle {
             .reloading("reloading the TLS files and the password file (SIGHUP)");
         let reloader = self.reloader.clone();
         let summary = match tokio::task::spawn_blocking(move || reloader.reload()).await {
-            Ok(outcome) => outcome.summary,
+            Ok(summary) => summary,
             Err(e) => format!("reload failed: {e}"),
         };
         self.notifier.ready(&format!(

@@ -167,7 +167,7 @@ async fn run(
         settings.protected_mode,
         password.is_some() || client_certificates(&settings),
     );
-    let store = match (settings.mode, durable, cluster) {
+    let engine = match (settings.mode, durable, cluster) {
         (Mode::Echo, _, _) => Engine::Echo,
         #[cfg(feature = "cluster")]
         (Mode::Kv, None, Some(store)) => Engine::Cluster(store),
@@ -186,7 +186,16 @@ async fn run(
         shutdown,
         lifecycle,
     };
-    let served = match store {
+    serve_engine(engine, listener, front).await
+}
+
+/// Serves `engine` until the shutdown is over, then closes its storage.
+async fn serve_engine(
+    engine: Engine,
+    listener: TcpListener,
+    front: Front<'_>,
+) -> Result<(), String> {
+    let served = match engine {
         Engine::Echo => serve_with(listener, front, Echo, None).await,
         Engine::Memory(store) => serve_kv(listener, front, store).await,
         #[cfg(feature = "cluster")]

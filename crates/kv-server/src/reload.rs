@@ -20,47 +20,30 @@ pub struct Reloader {
     pub password: Option<(PathBuf, SharedPassword)>,
 }
 
-/// How a reload went, in a few words for the service manager's status line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    /// What was reloaded or kept, e.g. `TLS files reloaded; password file kept (unusable)`.
-    pub summary: String,
-    /// Whether anything could not be used.
-    pub failed: bool,
-}
-
 impl Reloader {
-    /// Re-reads every file and hands the server what can be used; logs each outcome.
-    /// Blocking file I/O: run it where blocking is allowed.
-    pub fn reload(&self) -> Outcome {
+    /// Re-reads every file and hands the server what can be used; logs each outcome and
+    /// returns them in a few words for the service manager's status line (`TLS files
+    /// reloaded; password file kept (unusable)`). Blocking file I/O: run it where blocking
+    /// is allowed.
+    pub fn reload(&self) -> String {
         let mut parts = Vec::new();
-        let mut failed = false;
         if let Some((files, tls)) = &self.tls {
-            let ok = reload_tls(files, tls);
-            failed |= !ok;
-            parts.push(if ok {
-                "TLS files reloaded"
-            } else {
-                "TLS files kept (unusable)"
+            parts.push(match reload_tls(files, tls) {
+                true => "TLS files reloaded",
+                false => "TLS files kept (unusable)",
             });
         }
         if let Some((path, password)) = &self.password {
-            let ok = reload_password(path, password);
-            failed |= !ok;
-            parts.push(if ok {
-                "password file reloaded"
-            } else {
-                "password file kept (unusable)"
+            parts.push(match reload_password(path, password) {
+                true => "password file reloaded",
+                false => "password file kept (unusable)",
             });
         }
         if parts.is_empty() {
             info!("reload (SIGHUP): nothing to reload (no TLS files, no password file)");
             parts.push("nothing to reload");
         }
-        Outcome {
-            summary: parts.join("; "),
-            failed,
-        }
+        parts.join("; ")
     }
 }
 
@@ -95,6 +78,7 @@ fn reload_password(path: &std::path::Path, password: &SharedPassword) -> bool {
             );
             true
         }
+        // Not reached: a file source always yields a password or an error.
         Ok(None) => false,
         Err(e) => {
             error!("reload (SIGHUP): {e}; the password read before stays in use");
