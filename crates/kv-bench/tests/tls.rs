@@ -65,7 +65,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let serving = runtime.spawn(async move {
-            let kv = Auth::new(Kv::new(MemoryStore::new()), password, false);
+            let kv = Auth::new(Kv::new(MemoryStore::new()), password.map(Into::into), false);
             serve(listener, &config, kv, token).await
         });
         Self {

@@ -2,7 +2,7 @@
 //! default is taken from the libraries' `Default`s ([`ServerConfig`], [`DurableOptions`])
 //! or from `settings.rs`, so each is written once.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -25,7 +25,9 @@ static DURABLE: LazyLock<DurableOptions> = LazyLock::new(DurableOptions::default
 /// A supervised, fault-tolerant line-protocol key-value server.
 ///
 /// Try it: `telnet 127.0.0.1 4040`, then `CREATE shopping`, `PUT shopping milk 1`,
-/// `GET shopping milk`. Flags win over environment variables.
+/// `GET shopping milk`. Flags win over environment variables. SIGTERM or SIGINT shut it
+/// down gracefully; SIGHUP re-reads the TLS files and the password file. Under systemd it
+/// reports readiness (NOTIFY_SOCKET) and serves a passed socket (LISTEN_FDS).
 #[derive(Debug, Parser)]
 #[command(name = "kv-server", version, about, long_about)]
 pub struct Cli {
@@ -33,10 +35,11 @@ pub struct Cli {
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     port: u16,
 
-    /// Address to listen on. Loopback by default: expose it (0.0.0.0 or ::) only on purpose
-    /// and with a password (--requirepass); without one, protected mode refuses clients that
-    /// are not on loopback.
-    #[arg(long, env = "KV_BIND", default_value_t = DEFAULT_BIND)]
+    /// Address to listen on: an IP address, or a host name resolved at start (`localhost`:
+    /// 127.0.0.1; an IPv4 address is preferred). Loopback by default: expose it (0.0.0.0 or
+    /// ::) only on purpose and with a password (--requirepass); without one, protected mode
+    /// refuses clients that are not on loopback.
+    #[arg(long, env = "KV_BIND", default_value_t = DEFAULT_BIND, value_parser = parse_host)]
     bind: IpAddr,
 
     /// Protocol to serve.
@@ -140,9 +143,10 @@ pub struct Cli {
     #[arg(long, env = "KV_METRICS_PORT")]
     metrics_port: Option<u16>,
 
-    /// Address the metrics port listens on. Loopback by default: the figures tell about
-    /// the server's load and clients, so expose them only on purpose.
-    #[arg(long, env = "KV_METRICS_BIND", default_value_t = DEFAULT_BIND)]
+    /// Address the metrics port listens on (an IP address or a host name, as --bind).
+    /// Loopback by default: the figures tell about the server's load and clients, so expose
+    /// them only on purpose.
+    #[arg(long, env = "KV_METRICS_BIND", default_value_t = DEFAULT_BIND, value_parser = parse_host)]
     metrics_bind: IpAddr,
 
     /// Keep buckets on disk in this directory (durable mode); without it nothing
@@ -238,6 +242,25 @@ fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(unit)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// An address to listen on: an IP address as written, or a host name resolved now
+/// (getaddrinfo(3), so `/etc/hosts` first), its first IPv4 address preferred, as clients
+/// that try `localhost` usually reach 127.0.0.1 and the default bind is IPv4.
+fn parse_host(text: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = text.parse() {
+        return Ok(ip);
+    }
+    let resolved: Vec<IpAddr> = (text, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not an IP address, and resolving it failed: {e}"))?
+        .map(|addr| addr.ip())
+        .collect();
+    let first_v4 = resolved.iter().find(|ip| ip.is_ipv4());
+    first_v4
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 impl From<FsyncPolicy> for CliFsync {
@@ -345,6 +368,19 @@ mod tests {
         ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bind_address_may_be_a_host_name_and_localhost_is_ipv4_loopback() {
+        assert_eq!(parse_host("::1"), Ok("::1".parse().expect("v6")));
+        assert_eq!(parse_host("0.0.0.0"), Ok(IpAddr::from([0, 0, 0, 0])));
+        assert_eq!(parse_host("localhost"), Ok(IpAddr::from([127, 0, 0, 1])));
+        let settings = Cli::try_parse_from(["kv-server", "--bind", "localhost"])
+            .expect("parse")
+            .into_settings();
+        assert_eq!(settings.bind, DEFAULT_BIND);
+        let unknown = parse_host("no-such-host.invalid").expect_err("refused");
+        assert!(unknown.contains("no-such-host.invalid"), "{unknown}");
     }
 
     #[test]

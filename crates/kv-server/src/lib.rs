@@ -10,11 +10,17 @@
 //!   `kv-protocol` crate's, shared with `kv-client` and `kv-bench`.
 //!
 //! The binary, not part of the library:
-//! - `main.rs`: settings → logging → signals → storage → [`line_server::serve`].
+//! - `main.rs`: settings → logging → signals → storage → listener (bound, or passed by a
+//!   service manager) → [`line_server::serve`].
 //! - `cli.rs` and `settings.rs`: flags and environment onto the binary's settings; every
 //!   default comes from the libraries' `Default`s.
 //! - `log_writer.rs`: a log writer that a broken stderr cannot block or crash.
-//! - `signals.rs`: SIGINT/SIGTERM into a graceful shutdown; a second signal exits.
+//! - `signals.rs`: SIGINT/SIGTERM into a graceful shutdown (a second signal exits); SIGHUP
+//!   into reloads.
+//! - `reload.rs`: what SIGHUP re-reads (TLS files, the password file) and hands the server.
+//! - `notify.rs` and `lifecycle.rs`: sd_notify(3) readiness, reloads and status for a
+//!   service manager.
+//! - `activation.rs`: socket activation (sd_listen_fds(3)).
 //! - `metrics/`: the HTTP endpoint of `--metrics-port` (`/metrics`, `/livez`, `/readyz`).
 //!
 //! # Embedding

@@ -1,28 +1,37 @@
 //! The `kv-server` binary: flags → [`Settings`], logging, signals, then [`serve`].
 
+mod activation;
 mod cli;
 mod cluster;
+mod lifecycle;
 mod log_writer;
 mod metrics;
+mod notify;
+mod reload;
 mod settings;
 mod signals;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use kv_server::kv::Kv;
 use kv_store::{DurableStore, MemoryStore, Store};
-use line_server::{bind, serve, Auth, Echo, Faulty, Password, Protocol, ServerConfig};
+use line_server::{adopt, bind, serve, Auth, Echo, Faulty, Protocol, ServerConfig, SharedPassword};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use lifecycle::Lifecycle;
 use log_writer::LossyWriter;
 use metrics::Observed;
-use settings::{LogFormat, Mode, Settings, TlsFiles};
+use notify::Notifier;
+use reload::Reloader;
+use settings::{LogFormat, Mode, PasswordSource, Settings, TlsFiles};
 
 /// jemalloc rather than the system allocator: an idle connection costs about a third less
 /// with it, and small allocations are faster (BENCHMARKS.md). The `jemalloc` feature (on
@@ -36,6 +45,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const EXIT_LOG_FLUSH: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    // First of all: descriptors 3 and up can only be a service manager's until this process
+    // opens one of its own (activation.rs).
+    let passed = activation::take();
     let settings = cli::Cli::parse().into_settings();
     let logs = match init_logging(settings.log_format) {
         Ok(logs) => logs,
@@ -45,14 +57,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let status = serve_until_done(settings, &logs);
+    let status = match passed {
+        Ok(passed) => serve_until_done(settings, passed, &logs),
+        Err(message) => {
+            fatal(&message);
+            ExitCode::FAILURE
+        }
+    };
     logs.flush_within(EXIT_LOG_FLUSH);
     status
 }
 
-/// Everything after logging is set up; the runtime is gone when this returns, so every
-/// line it logged is queued by then.
-fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
+/// Everything after logging is set up, serving on `passed` (socket activation) if a
+/// service manager passed a socket; the runtime is gone when this returns, so every line
+/// it logged is queued by then.
+fn serve_until_done(settings: Settings, passed: Option<OwnedFd>, logs: &LossyWriter) -> ExitCode {
     if let Err(e) = settings.server.validate() {
         fatal(&format!("invalid configuration: {e}"));
         return ExitCode::from(2);
@@ -70,7 +89,7 @@ fn serve_until_done(settings: Settings, logs: &LossyWriter) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(settings, logs.clone())) {
+    match runtime.block_on(run(settings, passed, logs.clone())) {
         Ok(()) => {
             // The operator's sign that the graceful shutdown finished (SIGTERM's lines
             // say it began and how many connections it waits for).
@@ -108,66 +127,75 @@ fn init_logging(format: LogFormat) -> Result<LossyWriter, String> {
         .log_internal_errors(false);
     let installed = match format {
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        // Flattened: `message` and the fields at the top level, where log shippers
+        // (Filebeat, Vector, Loki's promtail) look for them, not under `fields`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .try_init(),
     };
     installed.map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(writer)
 }
 
-async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
+async fn run(
+    mut settings: Settings,
+    passed: Option<OwnedFd>,
+    logs: LossyWriter,
+) -> Result<(), String> {
     let shutdown = CancellationToken::new();
     signals::install(shutdown.clone(), move || {
         logs.flush_within(EXIT_LOG_FLUSH);
     })
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let password = settings.password.read()?;
+    let hangups = signals::hangups().map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let notifier = Notifier::from_env();
+    notifier.status("starting");
+    let password = settings.password.read()?.map(SharedPassword::new);
     settings.server.tls = settings.tls.as_ref().map(TlsFiles::load).transpose()?;
+    // Open storage before listening: a refused data dir must stop start-up before clients
+    // are told the port is ready.
+    let durable = open_durable(&settings, notifier)?;
+    let cluster = cluster::connect(&settings).await?;
+    let listener = listen(&settings, passed)?;
+    let bound = listener
+        .local_addr()
+        .map_or(settings.bind, |addr| addr.ip());
     warn_if_exposed(
-        &settings,
+        bound,
+        settings.protected_mode,
         password.is_some() || client_certificates(&settings),
     );
-    // Open storage before binding: a refused data dir must stop start-up before clients
-    // are told the port is ready.
-    let durable = match (&settings.data_dir, settings.mode) {
-        (Some(dir), Mode::Kv) => {
-            let store =
-                DurableStore::open_with(dir, settings.durable).map_err(|e| e.to_string())?;
-            let (buckets, keys) = store.stats();
-            info!(
-                "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
-                dir.display()
-            );
-            let (used, limit) = store.memory();
-            if limit > 0 && used > limit {
-                warn!(
-                    "the data loaded holds {used} bytes, more than --maxmemory {limit}: writes \
-                     that grow it are refused until deletes bring it under the limit"
-                );
-            }
-            Some(store)
-        }
-        (Some(_), Mode::Echo) => {
-            warn!("--data-dir is ignored in echo mode");
-            None
-        }
-        (None, _) => None,
-    };
-    let cluster = cluster::connect(&settings).await?;
-    let addr = SocketAddr::new(settings.bind, settings.port);
-    let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let store = match (settings.mode, durable, cluster) {
+    let engine = match (settings.mode, durable, cluster) {
         (Mode::Echo, _, _) => Engine::Echo,
         #[cfg(feature = "cluster")]
         (Mode::Kv, None, Some(store)) => Engine::Cluster(store),
         (Mode::Kv, None, _) => Engine::Memory(MemoryStore::with_limit(settings.max_memory)),
         (Mode::Kv, Some(store), _) => Engine::Durable(store),
     };
+    let lifecycle = Lifecycle {
+        notifier,
+        hangups,
+        reloader: reloader(&settings, password.as_ref()),
+        tls: settings.server.tls.is_some(),
+    };
     let front = Front {
         settings: &settings,
         password,
         shutdown,
+        lifecycle,
     };
-    let served = match store {
+    serve_engine(engine, listener, front).await
+}
+
+/// Serves `engine` until the shutdown is over, then closes its storage.
+async fn serve_engine(
+    engine: Engine,
+    listener: TcpListener,
+    front: Front<'_>,
+) -> Result<(), String> {
+    let served = match engine {
         Engine::Echo => serve_with(listener, front, Echo, None).await,
         Engine::Memory(store) => serve_kv(listener, front, store).await,
         #[cfg(feature = "cluster")]
@@ -181,6 +209,66 @@ async fn run(mut settings: Settings, logs: LossyWriter) -> Result<(), String> {
         }
     };
     served.map_err(|e| e.to_string())
+}
+
+/// The durable store of `--data-dir` in kv mode, recovered; `None` without one. Errors:
+/// the directory is refused (its message says why).
+fn open_durable(settings: &Settings, notifier: Notifier) -> Result<Option<DurableStore>, String> {
+    let dir = match (&settings.data_dir, settings.mode) {
+        (Some(dir), Mode::Kv) => dir,
+        (Some(_), Mode::Echo) => {
+            warn!("--data-dir is ignored in echo mode");
+            return Ok(None);
+        }
+        (None, _) => return Ok(None),
+    };
+    notifier.status(&format!("recovering the data directory {}", dir.display()));
+    let store = DurableStore::open_with(dir, settings.durable).map_err(|e| e.to_string())?;
+    let (buckets, keys) = store.stats();
+    info!(
+        "durable mode: {} ({buckets} buckets, {keys} keys loaded)",
+        dir.display()
+    );
+    let (used, limit) = store.memory();
+    if limit > 0 && used > limit {
+        warn!(
+            "the data loaded holds {used} bytes, more than --maxmemory {limit}: writes that \
+             grow it are refused until deletes bring it under the limit"
+        );
+    }
+    Ok(Some(store))
+}
+
+/// The listening socket: the one a service manager passed (socket activation), or one
+/// bound on `--bind` and `--port`. Errors: the passed socket is not a listening TCP socket,
+/// or the address cannot be bound.
+fn listen(settings: &Settings, passed: Option<OwnedFd>) -> Result<TcpListener, String> {
+    let Some(socket) = passed else {
+        let addr = SocketAddr::new(settings.bind, settings.port);
+        return bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"));
+    };
+    let listener = adopt(socket).map_err(|e| {
+        format!("cannot serve the socket the service manager passed (LISTEN_FDS): {e}")
+    })?;
+    if let Ok(addr) = listener.local_addr() {
+        info!(
+            "socket activation: serving {addr}, the socket the service manager passed \
+             (--bind and --port are not used)"
+        );
+    }
+    Ok(listener)
+}
+
+/// What SIGHUP re-reads: the TLS files, and the password file if the password came from
+/// one (a password given on the command line or in the environment cannot change).
+fn reloader(settings: &Settings, password: Option<&SharedPassword>) -> Reloader {
+    Reloader {
+        tls: settings.tls.clone().zip(settings.server.tls.clone()),
+        password: match (&settings.password, password) {
+            (PasswordSource::File(path), Some(shared)) => Some((path.clone(), shared.clone())),
+            _ => None,
+        },
+    }
 }
 
 /// Whether every client must show a certificate our CA signed: such clients are
@@ -200,8 +288,8 @@ enum Engine {
 }
 
 /// Says so at start when the server listens beyond loopback with nothing to protect it.
-fn warn_if_exposed(settings: &Settings, authenticated: bool) {
-    if let Some(warning) = exposure_warning(settings.bind, settings.protected_mode, authenticated) {
+fn warn_if_exposed(bound: IpAddr, protected_mode: bool, authenticated: bool) {
+    if let Some(warning) = exposure_warning(bound, protected_mode, authenticated) {
         warn!("{warning}");
     }
 }
@@ -228,16 +316,18 @@ fn exposure_warning(bind: IpAddr, protected_mode: bool, authenticated: bool) -> 
 }
 
 /// What stands in front of every protocol: the settings (limits, TLS, protected mode,
-/// metrics), the password and the shutdown signal.
+/// metrics), the password, the shutdown signal, and what follows the server's life for a
+/// service manager (readiness, reloads).
 struct Front<'a> {
     settings: &'a Settings,
-    password: Option<Password>,
+    password: Option<SharedPassword>,
     shutdown: CancellationToken,
+    lifecycle: Lifecycle,
 }
 
 /// KV mode over `store`, whose report the metrics read.
 async fn serve_kv<S: Store>(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     front: Front<'_>,
     store: S,
 ) -> Result<(), String> {
@@ -249,9 +339,10 @@ async fn serve_kv<S: Store>(
 
 /// Serves `protocol` behind the password and protected mode, and wrapped with fault
 /// injection if `--debug-commands` asks for it; with `--metrics-port`, the endpoint reads
-/// the server's counters and the store's `report` (KV mode).
+/// the server's counters and the store's `report` (KV mode). The lifecycle task follows
+/// the server from here (readiness, reloads, status).
 async fn serve_with<P: Protocol>(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     front: Front<'_>,
     protocol: P,
     report: Option<metrics::StoreReader>,
@@ -260,6 +351,7 @@ async fn serve_with<P: Protocol>(
         settings,
         password,
         shutdown,
+        lifecycle,
     } = front;
     let counters = metrics::ServerCounters::default();
     if let Some(addr) = settings.metrics {
@@ -269,6 +361,7 @@ async fn serve_with<P: Protocol>(
         };
         metrics::start(addr, sources, shutdown.clone()).await?;
     }
+    tokio::spawn(lifecycle.run(counters.clone(), shutdown.clone()));
     let config: &ServerConfig = &settings.server;
     let protected = settings.protected_mode && !client_certificates(settings);
     let served = if settings.debug_commands {

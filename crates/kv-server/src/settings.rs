@@ -55,7 +55,7 @@ pub struct Settings {
 }
 
 /// The PEM files of `--tls-cert-file`, `--tls-key-file` and `--tls-ca-cert-file`; read
-/// once at start.
+/// at start and again on SIGHUP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     /// The server's certificate chain, leaf first.
@@ -73,6 +73,15 @@ impl TlsFiles {
     pub fn load(&self) -> Result<Tls, String> {
         Tls::from_pem_files(&self.cert, &self.key, self.client_ca.as_deref())
             .map_err(|e| format!("cannot use the TLS files: {e}"))
+    }
+
+    /// The files, for a log line: `CERT and KEY`, or `CERT, KEY and CA CA`.
+    pub fn names(&self) -> String {
+        let (cert, key) = (self.cert.display(), self.key.display());
+        match &self.client_ca {
+            None => format!("{cert} and {key}"),
+            Some(ca) => format!("{cert}, {key} and CA {}", ca.display()),
+        }
     }
 }
 
@@ -93,12 +102,13 @@ pub enum LogFormat {
     /// `timestamp LEVEL target: message fields`, for people.
     #[default]
     Text,
-    /// One JSON object per line (`timestamp`, `level`, `fields.message`, `target`), for log
+    /// One JSON object per line (`timestamp`, `level`, `message`, `target`, and the
+    /// event's other fields beside them), for log
     /// shippers.
     Json,
 }
 
-/// Where the password comes from; read once at start.
+/// Where the password comes from; read at start, and a file again on SIGHUP.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PasswordSource {
     /// No password: clients need not `AUTH`.
@@ -137,12 +147,18 @@ impl PasswordSource {
                 text.lines().next().unwrap_or_default().to_string()
             }
         };
+        let from = match self {
+            PasswordSource::File(path) => format!(" (password file {})", path.display()),
+            _ => String::new(),
+        };
         if password.is_empty() {
-            return Err("the password is empty".into());
+            return Err(format!("the password is empty{from}"));
         }
         // `AUTH password` is one line of words: a space, tab or line end could never be sent.
         if password.bytes().any(|b| b.is_ascii_whitespace()) {
-            return Err("the password contains whitespace, which AUTH cannot carry".into());
+            return Err(format!(
+                "the password contains whitespace, which AUTH cannot carry{from}"
+            ));
         }
         Ok(Some(Password::new(password.as_bytes())))
     }

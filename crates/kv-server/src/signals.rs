@@ -1,4 +1,5 @@
-//! Turning SIGINT/SIGTERM into a graceful shutdown; a second signal exits at once.
+//! Turning SIGINT/SIGTERM into a graceful shutdown (a second signal exits at once), and
+//! SIGHUP into reloads instead of its default, the end of the process.
 
 use std::io;
 
@@ -39,4 +40,11 @@ async fn next_signal(interrupt: &mut Signal, terminate: &mut Signal) {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// SIGHUP, from now on: each one is a reload (`lifecycle.rs`), never the end of the
+/// process (signal(7): its default action terminates). Install it early: a SIGHUP before
+/// this runs still ends the process.
+pub fn hangups() -> io::Result<Signal> {
+    signal(SignalKind::hangup())
 }

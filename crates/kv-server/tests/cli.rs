@@ -309,6 +309,20 @@ fn protected_mode_turns_away_a_client_not_on_loopback_unless_a_password_is_set()
     ask(&mut outsider, b"PING\r\n", b"PONG\r\n");
 }
 
+/// As Redis' `bind localhost` works: the name is resolved at start, IPv4 first.
+#[test]
+fn the_bind_flag_takes_a_host_name_such_as_localhost() {
+    for server in [
+        TestServer::echo(&["--bind", "localhost"]),
+        TestServer::builder()
+            .args(["--mode", "echo"])
+            .env("KV_BIND", "localhost")
+            .start(),
+    ] {
+        server.connect().echo(b"hello, localhost\r\n");
+    }
+}
+
 #[test]
 fn the_bind_flag_accepts_ipv6_loopback() {
     if TcpListener::bind("[::1]:0").is_err() {

@@ -68,6 +68,24 @@ fn a_data_dir_that_cannot_be_created_stops_start_up_saying_so() {
 }
 
 #[test]
+fn a_data_dir_that_is_a_file_stops_start_up_saying_it_is_not_a_directory() {
+    let dir = temp_dir("a-file");
+    let file = dir.path().join("passwd");
+    std::fs::write(&file, b"root:x:0:0\n").expect("write");
+    let run = TestServer::builder()
+        .args(["--data-dir", arg(&file)])
+        .run_to_exit(PATIENCE);
+    assert!(!run.status.success());
+    assert!(run.stderr.contains("is not a directory"), "{}", run.stderr);
+    assert!(!run.stderr.contains("File exists"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        b"root:x:0:0\n",
+        "the file is left as it was"
+    );
+}
+
+#[test]
 fn the_data_dir_env_var_enables_durable_mode() {
     let dir = temp_dir("env");
     let server = TestServer::builder()

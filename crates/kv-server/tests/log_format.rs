@@ -20,10 +20,26 @@ fn json_logs_are_one_object_per_line_with_level_target_and_message() {
                 serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             assert!(object["level"].is_string(), "{line}");
             assert!(object["target"].is_string(), "{line}");
-            assert!(object["fields"]["message"].is_string(), "{line}");
+            // At the top level, where log shippers look for it.
+            assert!(object["message"].is_string(), "{line}");
+            assert!(object.get("fields").is_none(), "{line}");
             assert!(object["timestamp"].is_string(), "{line}");
         }
     }
+}
+
+/// An event's own fields (here the client's address) sit beside `message`.
+#[test]
+fn json_logs_carry_an_events_fields_at_the_top_level() {
+    let server = TestServer::start(&["--log-format", "json", "--debug-commands"]);
+    let mut client = server.connect();
+    client.send(b"DEBUG PANIC\r\n");
+    client.expect_closed();
+    let line = server.wait_for_log("connection task panicked", PATIENCE);
+    let object: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(object["peer"], client.local_addr().to_string(), "{line}");
+    assert!(object["message"].is_string(), "{line}");
 }
 
 #[test]

@@ -13,12 +13,20 @@
 //! The password is kept only as its SHA-256 digest, and a guess is checked by comparing
 //! digests in constant time (`subtle`): how long the check takes does not depend on how
 //! much of the guess is right, nor on its length beyond the hashing. It is never logged.
+//!
+//! The password can be replaced while the server runs ([`SharedPassword::replace`], what
+//! kv-server does on SIGHUP). Every `AUTH` checks the password current when it arrives, on
+//! connections opened before the change too: an authenticated connection stays
+//! authenticated (it is never asked again), and one that has not authenticated yet needs
+//! the new password, so a password rotated because it leaked stops letting anyone in at
+//! once, not only on connections opened after the rotation.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -66,6 +74,42 @@ impl fmt::Debug for Password {
     }
 }
 
+/// The password of a running server: shared by every session of an [`Auth`] (cheap to
+/// clone: one `Arc`) and replaceable while it serves, atomically and without a lock on the
+/// `AUTH` path. Keep a clone to replace it with; every clone sees the change.
+#[derive(Clone)]
+pub struct SharedPassword(Arc<ArcSwap<Password>>);
+
+impl SharedPassword {
+    /// Shares `password`.
+    pub fn new(password: Password) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(password)))
+    }
+
+    /// Makes every `AUTH` from now on, on every connection, check `password` instead.
+    /// Connections that already authenticated stay authenticated.
+    pub fn replace(&self, password: Password) {
+        self.0.store(Arc::new(password));
+    }
+
+    /// Whether `guess` is the current password, in time independent of how close it is.
+    fn matches(&self, guess: &[u8]) -> bool {
+        self.0.load().matches(guess)
+    }
+}
+
+impl From<Password> for SharedPassword {
+    fn from(password: Password) -> Self {
+        Self::new(password)
+    }
+}
+
+impl fmt::Debug for SharedPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedPassword(<redacted>)")
+    }
+}
+
 /// `P` behind a password and protected mode. Without a password and with protected mode
 /// off it only answers `AUTH` lines (with `ERROR AUTH no password is set`).
 #[derive(Debug)]
@@ -73,17 +117,20 @@ pub struct Auth<P> {
     inner: P,
     /// Shared by every session: 8 bytes each, not a copy of the digest per connection
     /// (what a session holds is paid for by every idle client).
-    password: Option<Arc<Password>>,
+    password: Option<SharedPassword>,
     protected_mode: bool,
 }
 
 impl<P> Auth<P> {
-    /// Wraps `inner`: clients must `AUTH` with `password` if one is given; in
-    /// `protected_mode` without a password, only loopback clients are served.
-    pub fn new(inner: P, password: Option<Password>, protected_mode: bool) -> Self {
+    /// Wraps `inner`: clients must `AUTH` with `password` if one is given (a
+    /// [`Password`] converts with `.into()`; keep a clone of the [`SharedPassword`] to
+    /// replace it while serving); in `protected_mode` without a password, only loopback
+    /// clients are served. Whether there is a password at all is fixed here: protected mode
+    /// is decided on it for every connection.
+    pub fn new(inner: P, password: Option<SharedPassword>, protected_mode: bool) -> Self {
         Self {
             inner,
-            password: password.map(Arc::new),
+            password,
             protected_mode,
         }
     }
@@ -105,8 +152,8 @@ enum Standing {
 pub struct AuthSession<S> {
     inner: S,
     standing: Standing,
-    /// The password, shared with every session.
-    password: Option<Arc<Password>>,
+    /// The password, shared with every session; read when an `AUTH` arrives.
+    password: Option<SharedPassword>,
 }
 
 impl<P: Protocol> Protocol for Auth<P> {
@@ -300,7 +347,7 @@ mod tests {
     }
 
     fn with_password() -> Auth<Echo> {
-        Auth::new(Echo, Some(Password::new(b"s3cret")), true)
+        Auth::new(Echo, Some(Password::new(b"s3cret").into()), true)
     }
 
     #[test]
@@ -440,7 +487,7 @@ mod tests {
     }
 
     fn picky_with_password() -> Auth<Picky> {
-        Auth::new(Picky, Some(Password::new(b"s3cret")), true)
+        Auth::new(Picky, Some(Password::new(b"s3cret").into()), true)
     }
 
     #[test]
@@ -479,6 +526,36 @@ mod tests {
         let mut session = Auth::new(crate::Faulty::new(Picky), None, false).open_session(remote());
         assert_eq!(session.screen(b"POST /\r\n"), Flow::Close);
         assert_eq!(session.screen(b"PING\r\n"), Flow::Continue);
+    }
+
+    #[test]
+    fn a_replaced_password_is_checked_on_open_connections_and_the_authenticated_stay_in() {
+        let password = SharedPassword::new(Password::new(b"old"));
+        let auth = Auth::new(Echo, Some(password.clone()), true);
+        let mut authenticated = auth.open_session(remote());
+        let mut waiting = auth.open_session(remote());
+        assert_eq!(
+            ask(&mut authenticated, b"AUTH old\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+        password.replace(Password::new(b"new"));
+        assert_eq!(
+            ask(&mut authenticated, b"hi\n"),
+            (b"hi\n".to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut waiting, b"AUTH old\r\n"),
+            (WRONGPASS.to_vec(), Flow::Continue)
+        );
+        assert_eq!(
+            ask(&mut waiting, b"AUTH new\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
+        let mut opened_after = auth.open_session(remote());
+        assert_eq!(
+            ask(&mut opened_after, b"AUTH new\r\n"),
+            (OK.to_vec(), Flow::Continue)
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl<P: Protocol> Connections<P> {
                 self.track(connection.run(stop), load);
             }
             Some(tls) => {
-                let handshake = tls.clone();
+                let handshake = tls.handshake();
                 let connection = async move {
                     stop.attach().await;
                     // On the connection's own task: a stalled handshake delays no one. A
@@ -69,7 +69,7 @@ impl<P: Protocol> Connections<P> {
                     // its last handshake message, which it takes as done); the deadline
                     // still cuts it.
                     let stream = tokio::select! {
-                        stream = handshake.handshake(stream) => stream,
+                        stream = handshake.run(stream) => stream,
                         () = stop.reached(Phase::Cut) => return,
                     };
                     match stream {

@@ -17,10 +17,13 @@
 //! - `framing`: the pure line decoder (unit and property tested).
 //! - `protocol`: the seam a protocol implements; [`echo`] is the reference one.
 //! - `fault`: fault injection as a wrapper around any protocol ([`Faulty`]).
-//! - `auth`: password authentication and protected mode, a wrapper too ([`Auth`]).
-//! - `tls`: TLS settings and the handshake, on each connection's own task ([`Tls`]).
+//! - `auth`: password authentication and protected mode, a wrapper too ([`Auth`]); the
+//!   password replaceable while serving ([`SharedPassword`]).
+//! - `tls`: TLS settings and the handshake, on each connection's own task ([`Tls`]);
+//!   the certificate replaceable while serving ([`Tls::replace`]).
 //! - `config`: [`ServerConfig`], every default and `validate()`.
-//! - `listener`: binding the socket (reuseaddr, deep backlog).
+//! - `listener`: binding the socket (reuseaddr, deep backlog), or adopting one a service
+//!   manager passed.
 //! - `limits`: raising the open-file limit.
 //! - `throttle`: at most one log line per interval for warnings clients can trigger.
 //! - `stats`: connection and supervision counters, for `INFO` and metrics.
@@ -77,13 +80,13 @@ mod throttle;
 mod tls;
 
 // Each item has one path: the crate's root.
-pub use auth::{Auth, AuthSession, Password, MAX_AUTH_FAILURES};
+pub use auth::{Auth, AuthSession, Password, SharedPassword, MAX_AUTH_FAILURES};
 pub use config::{ConfigError, ServerConfig};
 pub use echo::{Echo, EchoSession};
 pub use fault::{Faulty, FaultySession};
 pub use framing::{trim_terminator, LineDecoder, LineTooLong};
 pub use limits::raise_open_file_limit;
-pub use listener::{bind, LISTEN_BACKLOG};
+pub use listener::{adopt, bind, LISTEN_BACKLOG};
 pub use protocol::{replies, Flow, Protocol, Session};
 pub use server::{serve, ServeError};
 pub use stats::{ServerStats, StatsSnapshot};

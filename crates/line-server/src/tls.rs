@@ -6,6 +6,12 @@
 //! read with `rustls-pki-types`. Once the handshake is done, the connection loop runs over
 //! the TLS stream exactly as over TCP (`connection/transport.rs`): same framing, limits
 //! and pipelining.
+//!
+//! The rustls configuration sits in an `ArcSwap`, so that a running server can be given a
+//! new certificate ([`Tls::replace`]) without a lock on the handshake path: a new
+//! connection loads the current configuration once (no lock, no shared write beyond the
+//! reference count every handshake already paid), and rustls keeps the one a connection
+//! started with for its whole life.
 
 use std::fmt;
 use std::io;
@@ -14,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -43,11 +50,15 @@ pub(crate) fn handshake_failed(stats: &ServerStats, peer: SocketAddr, e: &io::Er
     }
 }
 
-/// TLS settings of a server ([`crate::ServerConfig::tls`]): cheap to clone (the rustls
-/// configuration is shared).
+/// TLS settings of a server ([`crate::ServerConfig::tls`]): cheap to clone, and every clone
+/// shares one replaceable rustls configuration, so the embedder keeps a clone to hand the
+/// running server a new certificate with ([`Tls::replace`]).
 #[derive(Clone)]
 pub struct Tls {
-    acceptor: TlsAcceptor,
+    /// What the next handshake uses; connections hold their own `Arc` of what they began
+    /// with, so replacing it leaves them untouched.
+    config: Arc<ArcSwap<ServerConfig>>,
+    /// Whether every configuration this holds refuses clients without a certificate.
     client_certificates: bool,
     handshake_timeout: Duration,
 }
@@ -68,51 +79,8 @@ impl Tls {
         key: &Path,
         client_ca: Option<&Path>,
     ) -> Result<Self, TlsError> {
-        let chain = read_certificates(cert_chain)?;
-        let key_file = key;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
-            _ if is_encrypted_key(key) => TlsError::file(
-                key,
-                "the private key is encrypted (has a passphrase), which kv-server cannot use; \
-                 decrypt it with `openssl pkey -in KEY -out PLAIN_KEY` and keep that file private",
-            ),
-            rustls::pki_types::pem::Error::NoItemsFound => TlsError::file(
-                key,
-                "no private key (PKCS#8, PKCS#1 or SEC1; unencrypted) in the file",
-            ),
-            e => TlsError::file(key, e),
-        })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(TlsError::Config)?;
-        let builder = match client_ca {
-            None => builder.with_no_client_auth(),
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in read_certificates(ca)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| TlsError::file(ca, format!("not a CA certificate: {e}")))?;
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .map_err(|e| TlsError::file(ca, e))?;
-                builder.with_client_cert_verifier(verifier)
-            }
-        };
-        let config = builder
-            .with_single_cert(chain, key)
-            .map_err(|error| TlsError::Refused {
-                cert_chain: cert_chain.to_owned(),
-                key: key_file.to_owned(),
-                error,
-            })?;
-        Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            client_certificates: client_ca.is_some(),
-            handshake_timeout: Self::HANDSHAKE_TIMEOUT,
-        })
+        let config = read_config(cert_chain, key, client_ca)?;
+        Ok(Self::from_config(Arc::new(config), client_ca.is_some()))
     }
 
     /// TLS with a rustls configuration the embedder built. `client_certificates` says
@@ -120,10 +88,30 @@ impl Tls {
     /// on it).
     pub fn from_config(config: Arc<ServerConfig>, client_certificates: bool) -> Self {
         Self {
-            acceptor: TlsAcceptor::from(config),
+            config: Arc::new(ArcSwap::new(config)),
             client_certificates,
             handshake_timeout: Self::HANDSHAKE_TIMEOUT,
         }
+    }
+
+    /// Makes every handshake from now on, by this value and all its clones (the server
+    /// serving with it included), use `fresh`'s rustls configuration: its certificate
+    /// chain, key and client CAs. Handshakes under way and connections already open keep
+    /// the configuration they began with. The swap is atomic: a handshake sees the old
+    /// configuration or the new one, never a mix. `fresh`'s handshake deadline is not
+    /// taken (a server's deadline is its own).
+    ///
+    /// Errors: [`TlsError::ClientCertificatesChanged`] when `fresh` asks for client
+    /// certificates and `self` does not, or the other way round (protected mode was decided
+    /// on it when the server started); nothing is replaced then.
+    pub fn replace(&self, fresh: &Tls) -> Result<(), TlsError> {
+        if fresh.client_certificates != self.client_certificates {
+            return Err(TlsError::ClientCertificatesChanged {
+                required_before: self.client_certificates,
+            });
+        }
+        self.config.store(fresh.config.load_full());
+        Ok(())
     }
 
     /// The same, with another handshake deadline (tests; slow links).
@@ -139,11 +127,28 @@ impl Tls {
         self.client_certificates
     }
 
-    /// Runs the server side of the handshake on `stream`, within the handshake deadline.
-    /// Errors: the client's handshake failed or was refused, or the deadline passed
-    /// (`TimedOut`).
-    pub(crate) async fn handshake(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
-        match tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream)).await {
+    /// The handshake of a client accepted now: with the configuration current at this
+    /// moment, whatever [`Tls::replace`] does while it runs.
+    pub(crate) fn handshake(&self) -> Handshake {
+        Handshake {
+            acceptor: TlsAcceptor::from(self.config.load_full()),
+            timeout: self.handshake_timeout,
+        }
+    }
+}
+
+/// The server side of one client's handshake, with the configuration current when the
+/// client was accepted.
+pub(crate) struct Handshake {
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+}
+
+impl Handshake {
+    /// Runs the handshake on `stream` within its deadline. Errors: the client's handshake
+    /// failed or was refused, or the deadline passed (`TimedOut`).
+    pub(crate) async fn run(self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        match tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await {
             Ok(done) => done,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
@@ -162,10 +167,11 @@ impl fmt::Debug for Tls {
     }
 }
 
-/// Two settings are equal when they share one rustls configuration.
+/// Two settings are equal when they share one replaceable rustls configuration (one is a
+/// clone of the other).
 impl PartialEq for Tls {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(self.acceptor.config(), other.acceptor.config())
+        Arc::ptr_eq(&self.config, &other.config)
             && self.client_certificates == other.client_certificates
             && self.handshake_timeout == other.handshake_timeout
     }
@@ -195,6 +201,12 @@ pub enum TlsError {
     },
     /// rustls refused its own settings (no TLS version the provider supports).
     Config(rustls::Error),
+    /// [`Tls::replace`] was given settings that ask for client certificates where the
+    /// server's did not, or the other way round.
+    ClientCertificatesChanged {
+        /// Whether the server's settings required them.
+        required_before: bool,
+    },
 }
 
 impl TlsError {
@@ -221,11 +233,81 @@ impl fmt::Display for TlsError {
                 key.display()
             ),
             TlsError::Config(e) => write!(f, "TLS settings refused: {e}"),
+            TlsError::ClientCertificatesChanged { required_before } => {
+                let (before, now) = match required_before {
+                    true => ("required", "do not"),
+                    false => ("did not require", "do"),
+                };
+                write!(
+                    f,
+                    "the server {before} client certificates and the new settings {now}; \
+                     that takes a restart"
+                )
+            }
         }
     }
 }
 
 impl std::error::Error for TlsError {}
+
+/// The rustls configuration of [`Tls::from_pem_files`].
+fn read_config(
+    cert_chain: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
+    let chain = read_certificates(cert_chain)?;
+    let private_key = read_key(key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+    };
+    builder
+        .with_single_cert(chain, private_key)
+        .map_err(|error| TlsError::Refused {
+            cert_chain: cert_chain.to_owned(),
+            key: key.to_owned(),
+            error,
+        })
+}
+
+/// The private key in the PEM file at `path`, with a reason an operator can act on when
+/// there is none rustls can use.
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        _ if is_encrypted_key(path) => TlsError::file(
+            path,
+            "the private key is encrypted (has a passphrase), which kv-server cannot use; \
+             decrypt it with `openssl pkey -in KEY -out PLAIN_KEY` and keep that file private",
+        ),
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::file(
+            path,
+            "no private key (PKCS#8, PKCS#1 or SEC1; unencrypted) in the file",
+        ),
+        e => TlsError::file(path, e),
+    })
+}
+
+/// Refuses, in the handshake, clients without a certificate signed by a CA in the PEM file
+/// at `ca`.
+fn client_verifier(
+    ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certificates(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::file(ca, format!("not a CA certificate: {e}")))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+        .build()
+        .map_err(|e| TlsError::file(ca, e))
+}
 
 /// Whether the PEM file at `path` holds a passphrase-protected key: PKCS#8's
 /// `ENCRYPTED PRIVATE KEY` (RFC 5958), or OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` header

@@ -346,3 +346,55 @@ async fn a_client_over_the_connection_limit_of_a_tls_port_is_closed_without_a_re
     assert_eq!(over.read_to_end().await, b"");
     assert_eq!(stats.snapshot().rejected_connections, 1);
 }
+
+/// The reload contract (SPEC §15) at the machinery's level: a replaced configuration is
+/// what the next handshake gets, an open connection keeps the one it began with, and a
+/// replacement that would change the client-certificate policy is refused.
+#[tokio::test]
+async fn a_replaced_certificate_serves_new_clients_and_open_connections_carry_on() {
+    let (before, after) = (pki(), pki());
+    let config = tls_config(&before, false);
+    let tls = config.tls.clone().expect("TLS settings");
+    let server = start(Echo, config);
+    let mut open = connect_tls(server.addr(), &before, None)
+        .await
+        .expect("handshake with the first certificate");
+
+    let fresh = Tls::from_pem_files(&after.server_cert(), &after.server_key(), None)
+        .expect("the second certificate");
+    tls.replace(&fresh).expect("same client-certificate policy");
+
+    let mut new = connect_tls(server.addr(), &after, None)
+        .await
+        .expect("a new client sees the second certificate");
+    assert_eq!(
+        round_trip(&mut new, b"new\n").await.expect("echo"),
+        b"new\n"
+    );
+    let old_ca = match connect_tls(server.addr(), &before, None).await {
+        Err(_) => true,
+        Ok(mut stream) => round_trip(&mut stream, b"x\n").await.is_err(),
+    };
+    assert!(
+        old_ca,
+        "a client trusting only the first CA must now be refused"
+    );
+    assert_eq!(
+        round_trip(&mut open, b"old\n").await.expect("echo"),
+        b"old\n"
+    );
+
+    let asks_for_clients = Tls::from_pem_files(
+        &after.server_cert(),
+        &after.server_key(),
+        Some(&after.ca_cert()),
+    )
+    .expect("settings with a client CA");
+    assert!(matches!(
+        tls.replace(&asks_for_clients),
+        Err(TlsError::ClientCertificatesChanged {
+            required_before: false
+        })
+    ));
+    server.stop().await.expect("a clean shutdown");
+}

@@ -319,7 +319,11 @@ mod tests {
     fn behind_a_password_a_line_of_http_closes_before_auth_and_nothing_after_it_runs() {
         use line_server::{Auth, Password};
         let store = MemoryStore::new();
-        let auth = Auth::new(Kv::new(store.clone()), Some(Password::new(b"pw")), true);
+        let auth = Auth::new(
+            Kv::new(store.clone()),
+            Some(Password::new(b"pw").into()),
+            true,
+        );
         let mut session = auth.open_session("127.0.0.1:1".parse().expect("address"));
         let mut out = BytesMut::new();
         let lines: [&[u8]; 4] = [

@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use line_server::{Protocol, ServerStats, StatsSnapshot};
+use tokio::sync::Notify;
 
 /// The serving server's counters, once it serves (cheap to clone).
 #[derive(Debug, Clone, Default)]
-pub struct ServerCounters(Arc<OnceLock<Arc<ServerStats>>>);
+pub struct ServerCounters(Arc<OnceLock<Arc<ServerStats>>>, Arc<Notify>);
 
 impl ServerCounters {
     /// The counters now; zeros until serving starts.
@@ -19,6 +20,23 @@ impl ServerCounters {
             .get()
             .map(|stats| stats.snapshot())
             .unwrap_or_default()
+    }
+
+    /// Waits until serving has started: the listener is bound, the store open, and `serve`
+    /// has logged its port line (its protocol's `on_start` runs just before that line and
+    /// wakes the waiter, a task of the same runtime, which runs once `serve` first waits).
+    /// For one waiter at a time.
+    pub async fn serving(&self) {
+        if self.0.get().is_none() {
+            self.1.notified().await;
+        }
+    }
+
+    fn started(&self, stats: &Arc<ServerStats>) {
+        let _ = self.0.set(Arc::clone(stats));
+        // `notify_one` keeps a permit when no one waits yet, so a waiter that comes later
+        // does not miss it.
+        self.1.notify_one();
     }
 }
 
@@ -40,8 +58,8 @@ impl<P: Protocol> Protocol for Observed<P> {
     type Session = P::Session;
 
     fn on_start(&mut self, stats: &Arc<ServerStats>) {
-        let _ = self.counters.0.set(Arc::clone(stats));
         self.inner.on_start(stats);
+        self.counters.started(stats);
     }
 
     fn open_session(&self, peer: SocketAddr) -> P::Session {

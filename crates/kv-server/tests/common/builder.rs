@@ -3,6 +3,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -32,7 +34,8 @@ enum Stderr {
 }
 
 /// How to start the server: arguments, environment, an optional wrapper command (such as
-/// `prlimit`), whether to add `--port 0`, and where its stderr goes.
+/// `prlimit`), whether to add `--port 0`, where its stderr goes, and descriptors it
+/// inherits from 3 on (socket activation).
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     wrapper: Vec<OsString>,
@@ -40,6 +43,8 @@ pub struct ServerBuilder {
     env: Vec<(OsString, OsString)>,
     port_zero: bool,
     stderr: Stderr,
+    /// Descriptors the server inherits as 3, 4, ... (sd_listen_fds(3)'s numbering).
+    passed: Vec<Arc<OwnedFd>>,
 }
 
 impl ServerBuilder {
@@ -51,7 +56,27 @@ impl ServerBuilder {
             env: Vec::new(),
             port_zero: true,
             stderr: Stderr::Captured,
+            passed: Vec::new(),
         }
+    }
+
+    /// Starts the server as a service manager does for socket activation: with `socket`
+    /// as descriptor 3, `LISTEN_FDS=1`, and `LISTEN_PID` its own pid.
+    pub fn socket_activated(self, socket: impl Into<OwnedFd>) -> Self {
+        self.sockets_activated(vec![socket.into()])
+    }
+
+    /// The same with several sockets, as descriptors 3, 4, ...: `LISTEN_FDS` counts them,
+    /// and a shell sets `LISTEN_PID` to its own pid, then execs the server (so the pid is
+    /// the server's). The test's own copies close when the builder is dropped.
+    pub fn sockets_activated(mut self, sockets: Vec<OwnedFd>) -> Self {
+        let count = sockets.len().to_string();
+        self.passed = sockets
+            .iter()
+            .map(|fd| Arc::new(above_targets(fd)))
+            .collect();
+        self.env("LISTEN_FDS", count)
+            .wrapped_in(["sh", "-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""])
     }
 
     /// Adds arguments after `--port 0`.
@@ -130,6 +155,10 @@ impl ServerBuilder {
         command.env("RUST_BACKTRACE", "0");
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command.stdin(Stdio::null());
+        if !self.passed.is_empty() {
+            let fds = self.passed.iter().map(|fd| fd.as_raw_fd()).collect();
+            inherit_from_fd_3(&mut command, fds);
+        }
         command
     }
 
@@ -242,4 +271,40 @@ pub struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// Where passed descriptors wait in the parent: far above 3, 4, ..., so that moving one
+/// into place in the child never overwrites another still to be moved.
+const PASSED_FROM: RawFd = 64;
+
+/// A duplicate of `fd` numbered [`PASSED_FROM`] or more, closed on exec.
+fn above_targets(fd: &OwnedFd) -> OwnedFd {
+    // SAFETY: fcntl(2) F_DUPFD_CLOEXEC on an open descriptor we borrow; no memory is passed.
+    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, PASSED_FROM) };
+    assert!(raw >= 0, "dup: {}", std::io::Error::last_os_error());
+    // SAFETY: `raw` was just made by fcntl, is open, and nothing else owns it.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+}
+
+/// Makes `fds` (all numbered [`PASSED_FROM`] or more) the child's descriptors 3, 4, ...,
+/// open across exec.
+fn inherit_from_fd_3(command: &mut Command, fds: Vec<RawFd>) {
+    let in_child = move || {
+        for (target, &fd) in (3..).zip(&fds) {
+            // The copy dup2 makes is open across exec (dup2(2)); `fd` is never `target`.
+            // SAFETY: dup2(2) on descriptor numbers; no memory is passed.
+            if unsafe { libc::dup2(fd, target) } == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: `pre_exec` runs the closure in the child between fork and exec, where only
+    // async-signal-safe calls are sound (signal-safety(7)): it calls dup2, which is on
+    // that list, allocates nothing (the vector was built before the fork) and takes no
+    // lock (`last_os_error` reads errno). The descriptors stay open in the parent until
+    // the spawn returns: the builder owns them.
+    unsafe {
+        command.pre_exec(in_child);
+    }
 }

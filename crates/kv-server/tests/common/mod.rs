@@ -6,8 +6,10 @@
 //! One module per concept: [`builder`] and [`server`] (the process), [`logs`] (its
 //! stderr), [`client`] (a connection), [`disk`] (directories, a disk that fills up),
 //! [`proc`] (what `/proc` says about the process), [`http`] (a request to the metrics
-//! port), [`openmetrics`] (a checker of what `/metrics` serves) and [`redis_cluster`] (a real
-//! Redis Cluster on loopback, for the cluster engine).
+//! port), [`openmetrics`] (a checker of what `/metrics` serves), [`openssl`] (TLS sessions
+//! and certificate serials through `openssl`), [`notify_socket`] (a service manager's end of
+//! sd_notify) and [`redis_cluster`] (a real Redis Cluster on loopback, for the cluster
+//! engine).
 //!
 //! Everything is bounded in time: a client socket has read and write timeouts, waiting for
 //! a log line or an exit has an explicit deadline, and every process a test starts is
@@ -24,7 +26,9 @@ pub mod client;
 pub mod disk;
 pub mod http;
 pub mod logs;
+pub mod notify_socket;
 pub mod openmetrics;
+pub mod openssl;
 pub mod proc;
 pub mod redis_cluster;
 pub mod server;

@@ -48,6 +48,10 @@ impl DataDir {
     pub(crate) fn open(path: &Path) -> Result<Self, OpenError> {
         let unusable = |reason: String| OpenError::Unusable(path.to_path_buf(), reason);
         let existed = path.is_dir();
+        // Without this, a file in the way reads "cannot be created: File exists".
+        if !existed && path.exists() {
+            return Err(OpenError::NotADirectory(path.to_path_buf()));
+        }
         fs::create_dir_all(path).map_err(|e| OpenError::CannotCreate(path.to_path_buf(), e))?;
         if !existed {
             // Make the new directory's own entry durable, in its parent.

@@ -83,6 +83,8 @@ pub enum OpenError {
     /// The directory does not exist and cannot be created (a missing parent, no
     /// permission): nothing was there to lose.
     CannotCreate(PathBuf, std::io::Error),
+    /// The path exists and is not a directory (a file given by mistake): left as it was.
+    NotADirectory(PathBuf),
     /// A file in the directory was written in a format version this build does not read
     /// (a newer kv-server's, or an old one with no upgrade path); `found` names the
     /// version. The directory is left exactly as it was.
@@ -107,6 +109,12 @@ impl fmt::Display for OpenError {
             OpenError::CannotCreate(dir, e) => {
                 write!(f, "data directory {} cannot be created: {e}", dir.display())
             }
+            OpenError::NotADirectory(path) => write!(
+                f,
+                "data directory {} is not a directory (it exists, as a file or other kind of \
+                 entry); give --data-dir a directory, or a path where one can be created",
+                path.display()
+            ),
             OpenError::UnsupportedVersion { file, found } => write!(
                 f,
                 "{} is in {found}; refusing to start, the data directory is left untouched (run \

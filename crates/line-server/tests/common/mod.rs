@@ -18,7 +18,7 @@ pub mod server;
 
 pub use client::Client;
 pub use gate::Gate;
-pub use server::{start, TestServer};
+pub use server::{start, start_on, TestServer};
 
 /// Upper bound for anything that should happen "at once": generous, because a loaded
 /// 2-core machine can stall a task for seconds. Never used to assert that something was

@@ -48,6 +48,15 @@ impl<P: Protocol> Protocol for Tap<P> {
 /// Serves `protocol` with `config` on a free loopback port. Call it on a tokio runtime.
 pub fn start<P: Protocol>(protocol: P, config: ServerConfig) -> TestServer {
     let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind a loopback port");
+    start_on(listener, protocol, config)
+}
+
+/// Serves `protocol` with `config` on `listener`, made by the test.
+pub fn start_on<P: Protocol>(
+    listener: tokio::net::TcpListener,
+    protocol: P,
+    config: ServerConfig,
+) -> TestServer {
     let addr = listener.local_addr().expect("the bound address");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
