@@ -163,3 +163,49 @@ fn a_limit_refuses_growth_but_not_shrinking_and_deletes_make_room() {
         .expect("decided");
     assert!(store.memory().0 > limit);
 }
+
+/// One client's write in the property below: which client, which key, a value or a delete.
+fn any_write() -> impl proptest::strategy::Strategy<Value = (usize, u8, Option<u8>)> {
+    (0..3usize, 0..4u8, proptest::option::of(b'a'..=b'z'))
+}
+
+proptest::proptest! {
+    /// A subscriber of an empty bucket, given every event, rebuilds exactly the bucket's
+    /// final contents, whatever the writes of several clients and their interleaving.
+    #[test]
+    fn a_subscriber_rebuilds_the_bucket_from_its_events(
+        writes in proptest::collection::vec(any_write(), 0..64),
+    ) {
+        use futures_util::FutureExt;
+        let store = MemoryStore::new();
+        store.create_now(b"b", Admit::WithinLimit).expect("no limit");
+        let mut subscription = store.pipeline().subscribe(b"b", 1 << 20).now_or_never()
+            .expect("ready").expect("no error").expect("the bucket");
+        let mut clients: Vec<_> = (0..3).map(|_| store.pipeline()).collect();
+        let mut answers = Vec::new();
+        for (client, key, value) in &writes {
+            let key = [b'k', *key];
+            let op = match value {
+                Some(value) => Op::Put { key: &key, value: std::slice::from_ref(value) },
+                None => Op::Delete { key: &key },
+            };
+            let _ = clients[*client].submit(b"b", op, &mut answers).now_or_never();
+        }
+        let mut out = bytes::BytesMut::new();
+        let _ = subscription.poll_events(Some(&mut out), &mut std::task::Context::from_waker(std::task::Waker::noop()));
+        let mut rebuilt = std::collections::BTreeMap::new();
+        for line in out[..].split(|b: &u8| *b == b'\n').filter(|l| !l.is_empty()) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            match kv_protocol::Event::decode(line) {
+                Some(kv_protocol::Event::Set { key, value }) => { rebuilt.insert(key.to_vec(), value.to_vec()); }
+                Some(kv_protocol::Event::Deleted { key }) => { rebuilt.remove(key); }
+                None => proptest::prop_assert!(false, "not an event: {:?}", line),
+            }
+        }
+        let bucket = store.bucket_now(b"b").expect("the bucket");
+        for key in 0..4u8 {
+            let key = [b'k', key];
+            proptest::prop_assert_eq!(bucket.get_now(&key).map(|v| v.to_vec()), rebuilt.get(&key[..]).cloned());
+        }
+    }
+}
