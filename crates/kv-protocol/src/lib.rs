@@ -13,6 +13,9 @@
 //! - [`words`]: the separator rule (runs of spaces and tabs), [`MAX_WORDS`], and which
 //!   byte strings can be a word at all ([`check_word`]).
 //! - `cross_protocol`: which lines are HTTP, not requests ([`Parsed::CrossProtocol`]).
+//! - [`auth`]: [`Auth`] — `AUTH password`, which the server's machinery answers in front
+//!   of every protocol, so it is no [`Request`]; its reply is one line
+//!   ([`Reply::decode_line`]).
 //! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md,
 //!   "KV mode") and decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
 //!
@@ -41,12 +44,14 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod cross_protocol;
 pub mod reply;
 pub mod request;
 pub mod verb;
 pub mod words;
 
+pub use auth::Auth;
 pub use reply::{Decoded, Reply};
 pub use request::{Create, Delete, Get, Parsed, Put, Request};
 pub use verb::Verb;
