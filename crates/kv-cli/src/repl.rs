@@ -82,11 +82,14 @@ pub fn run(runtime: &Runtime, options: ConnectOptions) -> Status {
         if line.is_empty() {
             continue;
         }
-        remember(&mut editor, history.as_deref(), line);
         match line.to_ascii_lowercase().as_str() {
+            // Not kept: Up in the next session should give the last request.
             "quit" | "exit" => return Status::Ok,
             "help" => println!("{HELP}"),
-            _ => runtime.block_on(session.send(line)),
+            _ => {
+                remember(&mut editor, history.as_deref(), line);
+                runtime.block_on(session.send(line));
+            }
         }
     }
 }

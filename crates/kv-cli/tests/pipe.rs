@@ -22,7 +22,10 @@ fn ten_thousand_piped_requests_get_ten_thousand_replies_in_order() {
 
     let output = run(kv_cli(server.port), input.as_bytes());
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert!(stdout(&output) == expected, "the replies differ from the requests' order");
+    assert!(
+        stdout(&output) == expected,
+        "the replies differ from the requests' order"
+    );
     assert_eq!(stderr(&output), "");
     server.stop();
 }
@@ -53,7 +56,11 @@ fn lines_after_the_server_closed_are_reported_unanswered_with_exit_2() {
     let output = run(kv_cli(server.port), b"PING\nQUIT\nPING\nPING\n");
     assert_eq!(code(&output), 2);
     assert_eq!(stdout(&output), "PONG\nOK\n");
-    assert!(stderr(&output).contains("2 request(s) unanswered"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("2 request(s) unanswered"),
+        "{}",
+        stderr(&output)
+    );
     server.stop();
 }
 
@@ -70,6 +77,10 @@ fn piped_requests_authenticate_with_kv_password() {
 
     let anonymous = run(kv_cli(server.port), b"PING\n");
     assert_eq!(code(&anonymous), 1);
-    assert!(stderr(&anonymous).contains("KV_PASSWORD"), "{}", stderr(&anonymous));
+    assert!(
+        stderr(&anonymous).contains("KV_PASSWORD"),
+        "{}",
+        stderr(&anonymous)
+    );
     server.stop();
 }

@@ -33,7 +33,12 @@ fn over_tls_with_the_servers_ca_ping_exits_0() {
     let pki = TestPki::new().expect("test certificates");
     let server = tls_server(&pki, None);
     let output = ping_over_tls(server.port, &pki.ca_cert(), None);
-    assert_eq!((code(&output), stdout(&output)), (0, "PONG\n".into()), "{}", stderr(&output));
+    assert_eq!(
+        (code(&output), stdout(&output)),
+        (0, "PONG\n".into()),
+        "{}",
+        stderr(&output)
+    );
     server.stop();
 }
 
@@ -46,7 +51,10 @@ fn a_ca_that_did_not_sign_the_servers_certificate_exits_2_naming_it() {
     assert_eq!(code(&output), 2);
     let message = stderr(&output);
     assert!(message.contains("not signed by a CA in"), "{message}");
-    assert!(message.contains(&other.ca_cert().display().to_string()), "{message}");
+    assert!(
+        message.contains(&other.ca_cert().display().to_string()),
+        "{message}"
+    );
     server.stop();
 }
 
@@ -57,16 +65,29 @@ fn a_server_asking_for_a_client_certificate_gets_one_and_refusals_are_explained(
 
     let without = ping_over_tls(server.port, &pki.ca_cert(), None);
     assert_eq!(code(&without), 2);
-    assert!(stderr(&without).contains("client certificate"), "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("client certificate"),
+        "{}",
+        stderr(&without)
+    );
 
     let (cert, key) = pki.stranger();
     let stranger = ping_over_tls(server.port, &pki.ca_cert(), Some((&cert, &key)));
     assert_eq!(code(&stranger), 2);
-    assert!(stderr(&stranger).contains("stranger.pem"), "{}", stderr(&stranger));
+    assert!(
+        stderr(&stranger).contains("stranger.pem"),
+        "{}",
+        stderr(&stranger)
+    );
 
     let (cert, key) = (pki.client_cert(), pki.client_key());
     let with = ping_over_tls(server.port, &pki.ca_cert(), Some((&cert, &key)));
-    assert_eq!((code(&with), stdout(&with)), (0, "PONG\n".into()), "{}", stderr(&with));
+    assert_eq!(
+        (code(&with), stdout(&with)),
+        (0, "PONG\n".into()),
+        "{}",
+        stderr(&with)
+    );
     server.stop();
 }
 
