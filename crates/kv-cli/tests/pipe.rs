@@ -84,3 +84,17 @@ fn piped_requests_authenticate_with_kv_password() {
     );
     server.stop();
 }
+
+#[test]
+fn more_requests_than_the_window_holds_are_all_answered() {
+    // Past the window the writer must write what it has queued before it waits for room,
+    // or both sides would wait for each other.
+    let server = TestServer::start();
+    let count = kv_cli::pipe::WINDOW * 2 + 7;
+    let input = "PING\n".repeat(count);
+    let output = run(kv_cli(server.port), input.as_bytes());
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), count);
+    assert!(stdout(&output).lines().all(|line| line == "PONG"));
+    server.stop();
+}
