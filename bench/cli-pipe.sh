@@ -99,7 +99,7 @@ def row(name, runs):
     runs = sorted(runs)
     wall, user, sys_ = runs[len(runs) // 2]
     walls = ", ".join(f"{w:.2f}" for w, _, _ in runs)
-    return f"| {name} | {wall:.2f} s | {n / wall / 1e6:.2f} M/s | {user + sys_:.2f} s | {walls} |"
+    return f"| {name} | {wall:.2f} s | {n / max(wall, 0.01) / 1e6:.2f} M/s | {user + sys_:.2f} s | {walls} |"
 print("| client | wall (median) | requests/s | client CPU (user+sys) | every round's wall |")
 print("|---|---|---|---|---|")
 print(row("`kv-cli` → kv-server", kv))
