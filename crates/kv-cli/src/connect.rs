@@ -144,12 +144,15 @@ pub fn explain_lost(error: &Error, options: &ConnectOptions) -> String {
     }
 }
 
+/// How to give the password, for a server that answered `NOAUTH`.
+pub fn password_hint() -> String {
+    format!("the server requires a password: set {PASSWORD_ENV}, or give --password-file FILE")
+}
+
 /// If `reply` says the server wants a password (`ERROR NOAUTH ...`): how to give it.
 pub fn noauth_hint(reply: Option<Reply<'_>>) -> Option<String> {
     match reply {
-        Some(Reply::Error(reason)) if reason.starts_with(b"NOAUTH") => Some(format!(
-            "the server requires a password: set {PASSWORD_ENV}, or give --password-file FILE"
-        )),
+        Some(Reply::Error(reason)) if reason.starts_with(b"NOAUTH") => Some(password_hint()),
         _ => None,
     }
 }

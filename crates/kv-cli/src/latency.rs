@@ -9,7 +9,7 @@ use kv_client::{Client, ConnectOptions, Outgoing, Request};
 
 use crate::connect;
 use crate::output::{self, Status};
-use crate::stat::Stop;
+use crate::stop::Stop;
 
 /// Pause between samples (redis-cli's `LATENCY_SAMPLE_RATE`, 10 ms): light on the server.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);

@@ -11,7 +11,7 @@
 //! - [`output`]: replies printed as the server sent them, and the exit status.
 //! - One module per mode: [`oneshot`] (request words on the command line, `-r`/`-i`),
 //!   [`pipe`] (standard input, pipelined), [`repl`] (a terminal: line editing, history),
-//!   [`latency`] (`--latency`) and [`stat`] (`--stat`).
+//!   [`latency`] (`--latency`) and [`stat`] (`--stat`), both ended by [`stop`].
 
 pub mod args;
 pub mod connect;
@@ -22,6 +22,7 @@ pub mod output;
 pub mod pipe;
 pub mod repl;
 pub mod stat;
+pub mod stop;
 
 use args::{Args, Mode};
 use output::Status;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kv_client::{Client, ConnectOptions, Received};
+use kv_client::{Client, ConnectOptions, Outgoing, Received};
 use kv_protocol::check_word;
 
 use crate::args::Args;
@@ -22,6 +22,18 @@ pub async fn run(options: &ConnectOptions, words: &[String], args: &Args) -> Sta
             return Status::Error;
         }
     };
+    let outgoing = match line::classify(&line) {
+        Typed::Send(outgoing) => outgoing,
+        Typed::Subscribe => {
+            output::complain(line::SUBSCRIBE_NOT_YET);
+            return Status::Error;
+        }
+        Typed::Refused(why) => {
+            output::complain(&format!("not sent: {why}"));
+            return Status::Error;
+        }
+        Typed::Blank => return Status::Error,
+    };
     let mut client = match connect::connect(options).await {
         Ok(client) => client,
         Err(message) => {
@@ -36,7 +48,7 @@ pub async fn run(options: &ConnectOptions, words: &[String], args: &Args) -> Sta
         if sent > 0 {
             tokio::time::sleep(args.repeat_interval()).await;
         }
-        let status = once(&mut client, &line, args.timeout()).await;
+        let status = once(&mut client, &outgoing, args.timeout()).await;
         worst = worst.max(status);
         if status == Status::Unavailable {
             break;
@@ -59,22 +71,10 @@ fn join(words: &[String]) -> Result<Vec<u8>, String> {
     Ok(words.join(" ").into_bytes())
 }
 
-/// Sends `line` once and prints its reply (with a hint on stderr for `NOAUTH`).
-async fn once(client: &mut Client, line: &[u8], timeout: Duration) -> Status {
-    let outgoing = match line::classify(line) {
-        Typed::Send(outgoing) => outgoing,
-        Typed::Subscribe => {
-            output::complain(line::SUBSCRIBE_NOT_YET);
-            return Status::Error;
-        }
-        Typed::Refused(why) => {
-            output::complain(&format!("not sent: {why}"));
-            return Status::Error;
-        }
-        Typed::Blank => return Status::Error,
-    };
+/// Sends `outgoing` once and prints its reply (with a hint on stderr for `NOAUTH`).
+async fn once(client: &mut Client, outgoing: &Outgoing<'_>, timeout: Duration) -> Status {
     let options = client.options().clone();
-    let reply = match tokio::time::timeout(timeout, client.exchange(&outgoing)).await {
+    let reply = match tokio::time::timeout(timeout, client.exchange(outgoing)).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
             output::complain(&connect::explain_lost(&e, &options));

@@ -180,9 +180,7 @@ async fn read_replies(mut receiver: Receiver, mut wanted: mpsc::Receiver<Expect>
 /// unanswered, how to give a password.
 fn conclude(tally: &Tally, sent: u64, refused: u64, options: &ConnectOptions) -> Status {
     if tally.noauth {
-        if let Some(hint) = connect::noauth_hint(Some(kv_client::Reply::Error(b"NOAUTH"))) {
-            output::complain(&hint);
-        }
+        output::complain(&connect::password_hint());
     }
     let unanswered = sent.saturating_sub(tally.replies);
     if unanswered > 0 {

@@ -5,39 +5,15 @@
 use std::time::{Duration, Instant};
 
 use kv_client::{Client, ConnectOptions};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::connect;
 use crate::output::{self, Status};
+use crate::stop::Stop;
 
 /// Lines between headers (redis-cli repeats its header every 20 lines).
 pub const HEADER_EVERY: u64 = 20;
 
 const HEADER: &str = "keys       memory     clients    commands             commands/s";
-
-/// SIGINT (Ctrl-C) or SIGTERM, watched from the moment this is made.
-pub struct Stop {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Stop {
-    /// Starts watching. Errors: the signal handlers cannot be installed.
-    pub fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Completes at the next signal.
-    pub async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-}
 
 /// The figures of one `INFO` report.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
