@@ -13,6 +13,8 @@
 //!   [`pipe`] (standard input, pipelined), [`repl`] (a terminal: line editing, history),
 //!   [`latency`] (`--latency`) and [`stat`] (`--stat`), both ended by [`stop`].
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod connect;
 pub mod latency;
