@@ -69,6 +69,20 @@ impl From<io::Error> for Error {
     }
 }
 
+impl From<crate::ConnectError> for Error {
+    /// The stage is lost: for callers of [`crate::Client::connect`], whose errors were
+    /// always [`Error`]s.
+    fn from(e: crate::ConnectError) -> Self {
+        match e {
+            crate::ConnectError::Connect { source, .. }
+            | crate::ConnectError::Handshake { source, .. }
+            | crate::ConnectError::TlsSetup(source) => Error::Io(source),
+            crate::ConnectError::Auth(e) => e,
+            crate::ConnectError::TimedOut { .. } => Error::Io(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
 impl From<InvalidWord> for Error {
     fn from(e: InvalidWord) -> Self {
         Error::InvalidArgument(match e {

@@ -10,7 +10,7 @@ use crate::Error;
 /// Longest reply this client accepts: a GET's value line and its `OK`, each within the
 /// server's default line limit (64 KiB); an `INFO` report is far shorter. A longer one is a
 /// server gone wrong, and is not buffered further.
-const MAX_REPLY_BYTES: usize = 2 * 64 * 1024;
+pub(crate) const MAX_REPLY_BYTES: usize = 2 * 64 * 1024;
 
 /// Room reserved per read.
 const READ_CHUNK: usize = 4096;
@@ -28,6 +28,94 @@ pub enum Response {
     Report(Bytes),
 }
 
+/// Which reply a request gets, so which decoder reads it: kv-protocol's
+/// [`Reply::decode`] for a request of KV mode (a GET's value line carries no marker, so the
+/// verb must be known), [`Reply::decode_line`] for a one-line reply (`AUTH`, or a line the
+/// grammar does not know, sent as typed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The reply to a request with this verb.
+    Reply(Verb),
+    /// One line, whatever it says.
+    Line,
+}
+
+impl Expect {
+    fn decode(self, buf: &[u8]) -> Decoded<'_> {
+        match self {
+            Expect::Reply(verb) => Reply::decode(buf, verb),
+            Expect::Line => Reply::decode_line(buf),
+        }
+    }
+}
+
+/// A reply as it came off the wire, borrowed from the client's input buffer until the next
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// What it says; `None` for a line that is no reply kv-protocol knows, possible only
+    /// with [`Expect::Line`] (for a request of KV mode such a line is an
+    /// [`Error::UnexpectedReply`]).
+    pub reply: Option<Reply<'a>>,
+    /// Its exact bytes, terminators included: what a person is shown.
+    pub wire: &'a [u8],
+}
+
+impl Received<'_> {
+    /// Whether it reports a failure: `UNKNOWN COMMAND`, `ERROR ...`, or a line no reply
+    /// knows. `NOT FOUND` is an answer, not a failure (redis-cli likewise exits 0 on a nil).
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self.reply,
+            None | Some(Reply::UnknownCommand | Reply::Error(_))
+        )
+    }
+}
+
+/// Reads from `reader` into `input` until a whole reply to `expect` is at its front, and
+/// returns its length (nothing is consumed). Bytes after it (replies to later pipelined
+/// requests) stay in `input`.
+///
+/// Errors: the connection failed or closed ([`Error::Closed`] before any byte of the
+/// reply), the bytes are no reply to `expect` ([`Error::UnexpectedReply`]), or the reply
+/// grew past [`MAX_REPLY_BYTES`].
+pub(crate) async fn fill_reply<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+    expect: Expect,
+) -> Result<usize, Error> {
+    loop {
+        match expect.decode(input) {
+            Decoded::Reply { len, .. } => return Ok(len),
+            Decoded::Unexpected { len, .. } if expect == Expect::Line => return Ok(len),
+            Decoded::Unexpected { line, .. } => return Err(unexpected(line)),
+            Decoded::Incomplete => {}
+        }
+        // `input` holds only the start of this reply: decoding starts at its front.
+        if input.len() >= MAX_REPLY_BYTES {
+            return Err(Error::UnexpectedReply("reply too long".into()));
+        }
+        input.reserve(READ_CHUNK);
+        if reader.read_buf(input).await? == 0 {
+            return Err(if input.is_empty() {
+                Error::Closed
+            } else {
+                Error::UnexpectedReply("reply cut off".into())
+            });
+        }
+    }
+}
+
+/// The reply of `len` bytes at the front of `input`, which [`fill_reply`] found there.
+pub(crate) fn received(input: &[u8], len: usize, expect: Expect) -> Received<'_> {
+    let wire = &input[..len];
+    let reply = match expect.decode(wire) {
+        Decoded::Reply { reply, .. } => Some(reply),
+        Decoded::Unexpected { .. } | Decoded::Incomplete => None,
+    };
+    Received { reply, wire }
+}
+
 /// Reads the reply to a request that `asked` from the front of `input`, reading more from
 /// `reader` into it as needed, and consumes it. Bytes after it (replies to later
 /// pipelined requests) stay in `input`.
@@ -36,29 +124,14 @@ pub(crate) async fn read_reply<R: AsyncRead + Unpin>(
     input: &mut BytesMut,
     asked: Verb,
 ) -> Result<Response, Error> {
-    loop {
-        let (outcome, len) = match Reply::decode(input, asked) {
-            Decoded::Reply { reply, len } => (response(reply), len),
-            Decoded::Unexpected { line, len } => (Err(unexpected(line)), len),
-            Decoded::Incomplete => {
-                // `input` holds only the start of this reply: decoding starts at its front.
-                if input.len() >= MAX_REPLY_BYTES {
-                    return Err(Error::UnexpectedReply("reply too long".into()));
-                }
-                input.reserve(READ_CHUNK);
-                if reader.read_buf(input).await? == 0 {
-                    return Err(if input.is_empty() {
-                        Error::Closed
-                    } else {
-                        Error::UnexpectedReply("reply cut off".into())
-                    });
-                }
-                continue;
-            }
-        };
-        input.advance(len);
-        return outcome;
-    }
+    let expect = Expect::Reply(asked);
+    let len = fill_reply(reader, input, expect).await?;
+    let outcome = match received(input, len, expect).reply {
+        Some(reply) => response(reply),
+        None => Err(Error::UnexpectedReply("no reply".into())),
+    };
+    input.advance(len);
+    outcome
 }
 
 /// A decoded reply as this client's result: failures are errors.

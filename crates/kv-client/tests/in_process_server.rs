@@ -4,10 +4,10 @@
 
 use std::net::SocketAddr;
 
-use kv_client::{Client, Error, Request, Response};
+use kv_client::{Client, ConnectError, ConnectOptions, Error, Request, Response, Secret};
 use kv_server::kv::Kv;
 use kv_store::MemoryStore;
-use line_server::{bind, serve, ServeError, ServerConfig};
+use line_server::{bind, serve, Auth, Password, ServeError, ServerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -21,13 +21,19 @@ struct Server {
 impl Server {
     /// Starts serving an empty in-memory store on 127.0.0.1, port 0.
     fn start(config: ServerConfig) -> Self {
-        let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind a free port");
+        Self::start_at(([127, 0, 0, 1], 0).into(), config, None)
+    }
+
+    /// Starts serving an empty in-memory store on `addr`, behind `password` if given (as
+    /// `kv-server --requirepass` does).
+    fn start_at(addr: SocketAddr, config: ServerConfig, password: Option<&str>) -> Self {
+        let listener = bind(addr).expect("bind the port");
         let addr = listener.local_addr().expect("the bound address");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let serving = tokio::spawn(async move {
-            serve(listener, &config, Kv::new(MemoryStore::new()), token).await
-        });
+        let password = password.map(|p| Password::new(p.as_bytes()));
+        let protocol = Auth::new(Kv::new(MemoryStore::new()), password.map(Into::into), true);
+        let serving = tokio::spawn(async move { serve(listener, &config, protocol, token).await });
         Self {
             addr,
             shutdown,
@@ -217,4 +223,116 @@ async fn over_tls_the_client_works_and_a_client_certificate_is_presented_when_as
         assert!(plain.ping().await.is_err());
         server.stop().await;
     }
+}
+
+fn options(server: &Server, password: Option<&str>) -> ConnectOptions {
+    let mut options = ConnectOptions::new("127.0.0.1", server.addr.port());
+    options.password = password.map(Secret::new);
+    options
+}
+
+#[tokio::test]
+async fn connect_with_a_password_sends_auth_first_and_the_client_is_served() {
+    let server = Server::start_at(
+        ([127, 0, 0, 1], 0).into(),
+        ServerConfig::default(),
+        Some("s3cret"),
+    );
+    // Without the password: NOAUTH, as a plain connect then ping() got before.
+    let mut anonymous = server.connect().await;
+    assert_eq!(
+        anonymous.ping().await,
+        Err(Error::Server("NOAUTH authentication required".into()))
+    );
+    let mut client = Client::connect_with(&options(&server, Some("s3cret")))
+        .await
+        .expect("connect and authenticate");
+    client.ping().await.expect("served after AUTH");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_an_auth_error_with_the_servers_reason() {
+    let server = Server::start_at(
+        ([127, 0, 0, 1], 0).into(),
+        ServerConfig::default(),
+        Some("s3cret"),
+    );
+    let refused = Client::connect_with(&options(&server, Some("guess"))).await;
+    match refused {
+        Err(ConnectError::Auth(Error::Server(reason))) => {
+            assert_eq!(reason, "WRONGPASS invalid password")
+        }
+        other => panic!("expected WRONGPASS, got {:?}", other.map(|_| ())),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error_naming_the_address() {
+    let server = Server::start(ServerConfig::default());
+    let port = server.addr.port();
+    server.stop().await;
+    let refused = Client::connect_with(&ConnectOptions::new("127.0.0.1", port)).await;
+    match refused {
+        Err(e @ ConnectError::Connect { .. }) => {
+            assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}")
+        }
+        other => panic!("expected a connect error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn reconnect_opens_and_authenticates_again_after_the_server_restarts() {
+    let config = ServerConfig::default();
+    let first = Server::start_at(([127, 0, 0, 1], 0).into(), config.clone(), Some("pw"));
+    let addr = first.addr;
+    let mut client = Client::connect_with(&options(&first, Some("pw")))
+        .await
+        .expect("connect");
+    client.create("b").await.expect("create");
+    first.stop().await;
+
+    let second = Server::start_at(addr, config, Some("pw"));
+    let lost = client.ping().await.expect_err("the old connection is gone");
+    assert!(lost.is_connection_error(), "{lost:?}");
+    client
+        .reconnect()
+        .await
+        .expect("reconnect to the same port");
+    client.ping().await.expect("served: AUTH was sent again");
+    // A new server, a new (empty) store.
+    assert_eq!(client.get("b", "k").await, Err(Error::NotFound));
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn a_split_connection_keeps_many_requests_in_flight_and_reads_them_in_order() {
+    use kv_client::{Outgoing, Reply};
+    let server = Server::start(ServerConfig::default());
+    let client = server.connect().await;
+    let (mut sender, mut receiver) = client.into_split();
+    let lines: Vec<String> = (0..1000).map(|i| format!("PUT b k{i} v{i}")).collect();
+    let writer = tokio::spawn(async move {
+        let mut expects = vec![sender.queue(&Outgoing::Request(Request::create("b")))?];
+        for line in &lines {
+            let outgoing = Outgoing::Line(line.as_bytes());
+            expects.push(sender.queue(&outgoing)?);
+        }
+        expects.push(sender.queue(&Outgoing::Request(Request::get("b", "k999")))?);
+        sender.flush().await?;
+        Ok::<_, Error>(expects)
+    });
+    let expects = writer.await.expect("no panic").expect("written");
+    let mut wires = Vec::new();
+    for expect in expects {
+        let received = receiver.next(expect).await.expect("a reply");
+        assert!(!received.is_error(), "{received:?}");
+        if received.reply != Some(Reply::Ok) {
+            wires.push(received.wire.to_vec());
+        }
+    }
+    // Every CREATE and PUT was OK; the GET saw the last PUT.
+    assert_eq!(wires, [b"v999\r\nOK\r\n".to_vec()]);
+    server.stop().await;
 }

@@ -14,6 +14,9 @@
 //!   byte strings can be a word at all ([`check_word`]).
 //! - `cross_protocol`: which lines are HTTP, not requests ([`Parsed::CrossProtocol`]).
 //! - [`event`]: [`Event`] — a change to a bucket, as its subscribers receive it.
+//! - [`auth`]: [`Auth`] — `AUTH password`, which the server's machinery answers in front
+//!   of every protocol, so it is no [`Request`]; its reply is one line
+//!   ([`Reply::decode_line`]).
 //! - [`reply`]: [`Reply`] — encoded ([`Reply::encode`], the exact bytes of PROTOCOL.md,
 //!   "KV mode") and decoded from the front of a buffer ([`Reply::decode`] → [`Decoded`]).
 //!
@@ -42,6 +45,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 mod cross_protocol;
 pub mod event;
 pub mod reply;
@@ -49,6 +53,7 @@ pub mod request;
 pub mod verb;
 pub mod words;
 
+pub use auth::Auth;
 pub use event::Event;
 pub use reply::{Decoded, Reply};
 pub use request::{Create, Delete, Get, Parsed, Put, Request};

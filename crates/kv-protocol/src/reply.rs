@@ -147,6 +147,33 @@ impl<'a> Reply<'a> {
     }
 }
 
+impl<'a> Reply<'a> {
+    /// Reads a one-line reply at the front of `buf`, for a request answered in one line
+    /// whatever it asks: [`crate::Auth`], and lines this grammar does not know but a server
+    /// may (`DEBUG ...` under `--debug-commands`, a newer server's verbs) — a client that
+    /// forwards a person's line as typed reads its reply with this.
+    ///
+    /// `OK`, `PONG`, `NOT FOUND`, `UNKNOWN COMMAND` and `ERROR <reason>` are replies; any
+    /// other complete line is [`Decoded::Unexpected`] (its `len` skips it). Borrows from
+    /// `buf`, allocates nothing, never panics.
+    pub fn decode_line(buf: &'a [u8]) -> Decoded<'a> {
+        let Some((line, len)) = next_line(buf) else {
+            return Decoded::Incomplete;
+        };
+        let reply = match line {
+            b"OK" => Reply::Ok,
+            b"PONG" => Reply::Pong,
+            b"NOT FOUND" => Reply::NotFound,
+            b"UNKNOWN COMMAND" => Reply::UnknownCommand,
+            _ => match line.strip_prefix(b"ERROR ") {
+                Some(reason) => Reply::Error(reason),
+                None => return Decoded::Unexpected { line, len },
+            },
+        };
+        Decoded::Reply { reply, len }
+    }
+}
+
 /// The rest of a GET reply whose first line, `first` bytes long, was no failure: it is the
 /// value, and `OK` must follow in `rest`.
 fn decode_value<'a>(value: &'a [u8], first: usize, rest: &'a [u8]) -> Decoded<'a> {
@@ -327,6 +354,32 @@ mod tests {
                 len: 7
             }
         );
+    }
+
+    #[test]
+    fn a_one_line_reply_is_read_whatever_was_asked() {
+        assert_eq!(Reply::decode_line(b"OK\r\nPONG\r\n"), reply(Reply::Ok, 4));
+        assert_eq!(Reply::decode_line(b"PONG\n"), reply(Reply::Pong, 5));
+        assert_eq!(
+            Reply::decode_line(b"ERROR WRONGPASS invalid password\r\n"),
+            reply(Reply::Error(b"WRONGPASS invalid password"), 34)
+        );
+        assert_eq!(
+            Reply::decode_line(b"UNKNOWN COMMAND\r\n"),
+            reply(Reply::UnknownCommand, 17)
+        );
+        assert_eq!(
+            Reply::decode_line(b"NOT FOUND\r\n"),
+            reply(Reply::NotFound, 11)
+        );
+        assert_eq!(
+            Reply::decode_line(b"k SET TO v\r\n"),
+            Decoded::Unexpected {
+                line: b"k SET TO v",
+                len: 12
+            }
+        );
+        assert_eq!(Reply::decode_line(b"OK"), Decoded::Incomplete);
     }
 
     #[test]

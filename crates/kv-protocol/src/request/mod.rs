@@ -244,9 +244,15 @@ fn not_a_request<'a>(first_word: &[u8], line: &[u8]) -> Parsed<'a> {
     }
 }
 
-/// Appends `VERB word word…\r\n`: the one place a request line is written.
+/// Appends `VERB word word…\r\n` for a request of KV mode.
 fn encode_line(out: &mut impl BufMut, verb: Verb, words: &[&[u8]]) {
-    out.put_slice(verb.as_bytes());
+    encode_words(out, verb.as_bytes(), words);
+}
+
+/// Appends `verb word word…\r\n`: the one place a request line is written (also `AUTH`'s,
+/// which is no [`Request`]).
+pub(crate) fn encode_words(out: &mut impl BufMut, verb: &[u8], words: &[&[u8]]) {
+    out.put_slice(verb);
     for word in words {
         out.put_u8(b' ');
         out.put_slice(word);
