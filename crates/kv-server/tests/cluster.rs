@@ -69,6 +69,9 @@ fn the_cluster_engine_behaves_as_every_engine_does(cluster: &RedisCluster) {
             .await
             .expect("connect to the cluster");
         kv_store::conformance::all(&store, "conformance-").await;
+        // Events travel through Redis (the write script's SPUBLISH, this store's SSUBSCRIBE).
+        kv_store::conformance::a_subscriber_gets_each_change_once_in_order(&store, "conformance-")
+            .await;
     });
 }
 
