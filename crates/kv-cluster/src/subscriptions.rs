@@ -30,10 +30,12 @@
 //! The local subscribers of a bucket are ended with [`Ended::Lost`] (the client gets
 //! `ERROR subscription lost` and is closed) when its Redis subscription may have missed an
 //! event: its node's connection broke (the master died or restarted, a failover), Redis
-//! dropped it (a `sunsubscribe` this hub did not ask for: the slot moved to another node,
-//! or the master became a replica), or the node stopped answering (a `PING` every
-//! [`SWEEP_INTERVAL`] not answered within the store timeout: a frozen master is replaced by
-//! its replica, whose writes the old connection would never see).
+//! dropped it (a `sunsubscribe` this hub did not ask for: the slot moved to another node),
+//! or the node stopped answering (a `PING` every [`SWEEP_INTERVAL`] not answered within the
+//! store timeout: a frozen master is replaced by its replica, whose writes the old
+//! connection would never see). A manual failover loses nothing: the demoted master stays
+//! in the shard, and Redis forwards shard messages to every node of the shard (Redis docs,
+//! `SPUBLISH`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -132,8 +134,20 @@ impl Hub {
         let Ok(_serial) = tokio::time::timeout_at(deadline, self.serial.lock()).await else {
             return Err(self.timed_out());
         };
-        if let Some(channel) = self.state().channels.get(key) {
-            return Ok(channel.topic.subscribe(limit));
+        {
+            let mut state = self.state();
+            match state.channels.get(key) {
+                Some(channel) if channel.confirmed => return Ok(channel.topic.subscribe(limit)),
+                // Left by a subscription that gave up waiting for its `SSUBSCRIBE`, whose
+                // outcome is unknown: joining it could mean waiting for events that never
+                // come. Its subscribers (if any joined) are told; a new one is made.
+                Some(_) => {
+                    if let Some(stale) = state.channels.remove(key) {
+                        stale.topic.end(Ended::Lost);
+                    }
+                }
+                None => {}
+            }
         }
         let topic = Arc::new(Topic::default());
         // Subscribed before the SSUBSCRIBE goes out: the first event may follow its
@@ -289,7 +303,7 @@ impl Hub {
                 }
             }
             // Redis dropped a confirmed subscription by itself (Redis 7 does when the node
-            // stops serving the slot: a slot migration, or the master became a replica).
+            // stops serving the channel's slot, as after a slot migration).
             (PushKind::SUnsubscribe, Some(channel)) if ours(&state, &channel) == Some(true) => {
                 warn!(
                     channel = %String::from_utf8_lossy(&channel),

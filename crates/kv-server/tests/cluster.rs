@@ -652,3 +652,184 @@ fn pipelined_gets_of_large_values_keep_the_server_small() {
     let peak_kib = common::proc::status_field(server.pid(), "VmHWM");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+/// `COUNT SUBSCRIPTIONS bucket`'s reply through `client`: the number, or `None` for
+/// `NOT FOUND`.
+fn count_subscriptions(client: &mut Client, bucket: &str) -> Option<u64> {
+    client.send(format!("COUNT SUBSCRIPTIONS {bucket}\r\n").as_bytes());
+    let line = String::from_utf8(client.read_line()).expect("text");
+    if line == "NOT FOUND\r\n" {
+        return None;
+    }
+    client.expect(b"OK\r\n");
+    Some(
+        line.trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("{line:?}")),
+    )
+}
+
+/// A bucket name whose key the master on `master` holds, or (`None`) whose key is on
+/// another master than `not_on`.
+fn bucket_on(cluster: &RedisCluster, prefix: &str, on: Option<u16>, not_on: u16) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|name| {
+            let master = cluster.master_of(format!("{{}}kv:{name}").as_bytes());
+            on.map_or(master != not_on, |on| master == on)
+        })
+        .expect("a bucket name on the wanted master")
+}
+
+/// Subscriptions in cluster mode (SPEC §14): a subscriber on one front-end receives, in
+/// order, the changes made through another (over Redis' sharded pub/sub); a write that does
+/// not take effect publishes nothing; `COUNT SUBSCRIPTIONS` counts this front-end's
+/// subscribers; when the master of a subscribed bucket dies, its subscribers are told
+/// `ERROR subscription lost` and closed (they may have missed events), the subscribers of
+/// other masters' buckets go on, and subscribing again works once the replica took over.
+#[test]
+fn subscribers_get_the_changes_made_through_any_front_end_and_are_told_when_a_master_is_lost() {
+    let mut cluster = RedisCluster::start();
+    let started = Instant::now();
+    let a = front_end(&cluster, &["--store-timeout-ms", &TIMEOUT_MS.to_string()]);
+    let b = front_end(&cluster, &["--store-timeout-ms", &TIMEOUT_MS.to_string()]);
+    let victim_master = cluster.masters()[0];
+    let doomed = bucket_on(&cluster, "doomed", Some(victim_master), 0);
+    let safe = bucket_on(&cluster, "safe", None, victim_master);
+    let mut writer = b.connect();
+    for bucket in [&doomed, &safe] {
+        ask(
+            &mut writer,
+            format!("CREATE {bucket}\r\n").as_bytes(),
+            b"OK\r\n",
+        );
+    }
+    // The replica must have the buckets before its master dies.
+    cluster.wait_until_healthy();
+
+    // Two subscribers of one bucket (one Redis subscription on front-end a), one of another.
+    let subscribe = |bucket: &str| {
+        let mut c = a.connect();
+        ask(
+            &mut c,
+            format!("SUBSCRIBE {bucket}\r\nPING\r\n").as_bytes(),
+            b"PONG\r\n",
+        );
+        c
+    };
+    let (mut doomed1, mut doomed2, mut safe1) =
+        (subscribe(&doomed), subscribe(&doomed), subscribe(&safe));
+    let mut counter = a.connect();
+    assert_eq!(count_subscriptions(&mut counter, &doomed), Some(2));
+    assert_eq!(count_subscriptions(&mut counter, &safe), Some(1));
+    assert_eq!(count_subscriptions(&mut counter, "nope"), None);
+    // Front-end b has none of them: the count is this server's connections.
+    assert_eq!(count_subscriptions(&mut writer, &doomed), Some(0));
+
+    // Writes through the other front-end, pipelined: every subscriber gets each, in order.
+    writer.send(
+        format!("PUT {doomed} milk 1\r\nPUT {doomed} milk 2\r\nDELETE {doomed} milk\r\nPUT {safe} k v\r\nGET {doomed} milk\r\n")
+            .as_bytes(),
+    );
+    writer.expect(b"OK\r\nOK\r\nOK\r\nOK\r\n\r\nOK\r\n");
+    for subscriber in [&mut doomed1, &mut doomed2] {
+        subscriber.expect(b"milk SET TO 1\r\nmilk SET TO 2\r\nmilk DELETED\r\n");
+    }
+    safe1.expect(b"k SET TO v\r\n");
+
+    // A write to a bucket that is missing (its marker removed behind the server's back)
+    // publishes nothing: the next event is that of the write after it is created again.
+    let key = format!("{{}}kv:{safe}");
+    let holder = cluster.master_of(key.as_bytes());
+    assert_eq!(cli(holder, &["HDEL", &key, " "]).trim(), "1");
+    ask(
+        &mut writer,
+        format!("PUT {safe} k lost\r\n").as_bytes(),
+        b"NOT FOUND\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("DELETE {safe} k\r\n").as_bytes(),
+        b"NOT FOUND\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("CREATE {safe}\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("PUT {safe} k again\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    safe1.expect(b"k SET TO again\r\n");
+    eprintln!(
+        "subscriptions: events checked {:?} after the cluster was up",
+        started.elapsed()
+    );
+
+    // The master of one bucket dies: its subscribers are told and closed, at once (the
+    // connection to it breaks), not left waiting for events that may never come.
+    let killed = Instant::now();
+    cluster.kill(victim_master);
+    for subscriber in [&mut doomed1, &mut doomed2] {
+        subscriber.expect(b"ERROR subscription lost\r\n");
+        subscriber.expect_closed();
+    }
+    let told = killed.elapsed();
+    assert!(
+        told < Duration::from_secs(5),
+        "told {told:?} after the kill"
+    );
+    assert_eq!(count_subscriptions(&mut counter, &safe), Some(1));
+    // The other master's subscriber is unharmed.
+    ask(&mut safe1, b"PING\r\n", b"PONG\r\n");
+    ask(
+        &mut writer,
+        format!("PUT {safe} k 3\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    safe1.expect(b"k SET TO 3\r\n");
+
+    // Once the replica took over, the bucket can be subscribed to again, and its events
+    // flow: SUBSCRIBE answers ERROR (and the connection is not subscribed) until then.
+    let mut again = a.connect();
+    loop {
+        again.send(format!("SUBSCRIBE {doomed}\r\nPING\r\n").as_bytes());
+        let line = again.read_line();
+        if line == b"PONG\r\n" {
+            break;
+        }
+        assert!(
+            line.starts_with(b"ERROR "),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
+        again.expect(b"PONG\r\n");
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "no subscription to {doomed} within 20 s of its master's death"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    loop {
+        writer.send(format!("PUT {doomed} milk 4\r\n").as_bytes());
+        let line = writer.read_line();
+        if line == b"OK\r\n" {
+            break;
+        }
+        assert!(
+            line.starts_with(b"ERROR "),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
+        assert!(killed.elapsed() < Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(200));
+    }
+    again.expect(b"milk SET TO 4\r\n");
+    eprintln!(
+        "subscriptions: lost subscribers told {told:?} after the kill; subscribed again and \
+         served {:?} after it",
+        killed.elapsed()
+    );
+}
