@@ -207,6 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn writes_carry_the_event_line_a_local_subscriber_gets_last() {
+        let last_arg = |op: Op| -> Vec<u8> {
+            match op.command(b"{}kv:b", "sha").args_iter().last() {
+                Some(redis::Arg::Simple(arg)) => arg.to_vec(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let put = Op::Put(Bytes::from_static(b"milk"), Bytes::from_static(b"1"));
+        assert_eq!(last_arg(put), b"milk SET TO 1\r\n");
+        assert_eq!(
+            last_arg(Op::Delete(Bytes::from_static(b"milk"))),
+            b"milk DELETED\r\n"
+        );
+    }
+
+    #[test]
     fn a_write_reply_says_whether_the_bucket_exists() {
         let put = Op::Put(Bytes::from_static(b"k"), Bytes::from_static(b"v"));
         assert_eq!(put.outcome(Value::Int(1)), Ok(Outcome::Done));

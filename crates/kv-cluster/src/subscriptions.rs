@@ -452,7 +452,96 @@ fn crc16(bytes: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use redis::cluster_routing::{Route, SlotAddr};
+    use std::task::{Context, Poll, Waker};
+
+    fn push(kind: PushKind, data: &[&[u8]]) -> PushInfo {
+        PushInfo {
+            kind,
+            data: data.iter().map(|d| Value::BulkString(d.to_vec())).collect(),
+        }
+    }
+
+    /// A hub with a subscription to `channel` over link `link`, not yet confirmed.
+    fn hub_with(channel: &'static [u8], link: u64) -> (Arc<Hub>, Subscription) {
+        let hub = Hub::new(Vec::new(), Duration::from_secs(1));
+        let topic = Arc::new(Topic::default());
+        let subscription = topic.subscribe(1024);
+        hub.state().channels.insert(
+            Bytes::from_static(channel),
+            Channel {
+                topic,
+                link,
+                confirmed: false,
+            },
+        );
+        (hub, subscription)
+    }
+
+    fn poll(subscription: &mut Subscription) -> Poll<Result<String, Ended>> {
+        let mut out = BytesMut::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        subscription
+            .poll_events(Some(&mut out), &mut cx)
+            .map_ok(|_| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn events_of_the_link_are_fanned_out_and_anything_else_is_not() {
+        let (hub, mut subscription) = hub_with(b"{}kv:b", 1);
+        hub.on_push(1, push(PushKind::SSubscribe, &[b"{}kv:b"]));
+        hub.on_push(1, push(PushKind::SMessage, &[b"{}kv:b", b"k SET TO 1\r\n"]));
+        // Not an event line; another link's message; another channel's.
+        hub.on_push(1, push(PushKind::SMessage, &[b"{}kv:b", b"hello"]));
+        hub.on_push(2, push(PushKind::SMessage, &[b"{}kv:b", b"k DELETED\r\n"]));
+        hub.on_push(1, push(PushKind::SMessage, &[b"{}kv:c", b"k DELETED\r\n"]));
+        assert_eq!(
+            poll(&mut subscription),
+            Poll::Ready(Ok("k SET TO 1\r\n".into()))
+        );
+        assert_eq!(hub.subscribers(b"{}kv:b"), 1);
+    }
+
+    #[test]
+    fn a_sunsubscribe_from_redis_loses_a_confirmed_subscription_only() {
+        let (hub, mut subscription) = hub_with(b"{}kv:b", 1);
+        // Before the confirmation: the answer to an earlier SUNSUBSCRIBE of this hub's own.
+        hub.on_push(1, push(PushKind::SUnsubscribe, &[b"{}kv:b"]));
+        assert_eq!(poll(&mut subscription), Poll::Pending);
+        hub.on_push(1, push(PushKind::SSubscribe, &[b"{}kv:b"]));
+        hub.on_push(1, push(PushKind::SUnsubscribe, &[b"{}kv:b"]));
+        assert_eq!(poll(&mut subscription), Poll::Ready(Err(Ended::Lost)));
+        assert_eq!(
+            hub.subscribers(b"{}kv:b"),
+            0,
+            "forgotten: the next one subscribes anew"
+        );
+    }
+
+    #[test]
+    fn a_broken_link_loses_its_subscriptions_and_no_other() {
+        let (hub, mut on_it) = hub_with(b"{}kv:b", 1);
+        let topic = Arc::new(Topic::default());
+        let mut elsewhere = topic.subscribe(1024);
+        hub.state().channels.insert(
+            Bytes::from_static(b"{}kv:c"),
+            Channel {
+                topic,
+                link: 2,
+                confirmed: true,
+            },
+        );
+        hub.on_push(
+            1,
+            PushInfo {
+                kind: PushKind::Disconnection,
+                data: Vec::new(),
+            },
+        );
+        assert_eq!(poll(&mut on_it), Poll::Ready(Err(Ended::Lost)));
+        assert_eq!(poll(&mut elsewhere), Poll::Pending);
+    }
 
     #[test]
     fn slots_are_those_redis_and_its_client_compute() {
