@@ -289,7 +289,10 @@ fn load(client: &mut Loader, bucket: &str, killed_at: &OnceLock<Instant>) -> Dur
 /// connections, as a hung, swapped-out or cut-off node does) is handled like a dead one
 /// (SPEC §12): once its replica has taken over, its buckets are served again within the
 /// store timeout and a little more, and throughout, each request for a bucket on another
-/// master is answered well within the store timeout. Found in review: its buckets answered
+/// master is answered well within the store timeout. A subscriber of one of its buckets is
+/// told `ERROR subscription lost` within the store timeout (its node stops answering the
+/// front-end's `PING`), since the replica's writes would never reach it; a subscriber of
+/// another master's bucket gets its events throughout. Found in review: its buckets answered
 /// `ERROR timeout` until it was resumed (the redis client retries a timed-out request on the
 /// same node and learns the new layout only from `MOVED` or a lost connection); and the
 /// client's own slot refresh, run while the frozen master is in its layout, holds up every
@@ -328,6 +331,31 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
     }
     // The replicas have the buckets: the one that takes over must not answer `NOT FOUND`.
     cluster.wait_until_healthy();
+    // A subscriber of a bucket on the frozen master, and one of a bucket on another: the
+    // first must be told its subscription is lost (its events now go to the replica, which
+    // this front-end's Redis subscription does not hear), the other goes on.
+    let subscriber = |bucket: &str| {
+        let mut c = server.connect();
+        ask(
+            &mut c,
+            format!("SUBSCRIBE {bucket}\r\nPING\r\n").as_bytes(),
+            b"PONG\r\n",
+        );
+        let reader = BufReader::new(c.stream().try_clone().expect("clone"));
+        (c, thread::spawn(move || subscriber_lines(reader)))
+    };
+    let on_victim = &by_master
+        .iter()
+        .find(|(m, _)| *m == victim)
+        .expect("victim")
+        .1[0];
+    let elsewhere = &by_master
+        .iter()
+        .find(|(m, _)| *m != victim)
+        .expect("other")
+        .1[0];
+    let (_victim_subscriber, victim_lines) = subscriber(on_victim);
+    let (mut healthy_subscriber, healthy_lines) = subscriber(elsewhere);
     let stop = Arc::new(AtomicBool::new(false));
     let mut loaders = Vec::new();
     for (master, buckets) in &by_master {
@@ -400,7 +428,38 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
             }
         }
     }
+    // The frozen master's subscriber was told, within the store timeout and a few PING
+    // intervals, then closed; the other one got only events, and QUIT's OK.
+    let lines = victim_lines.join().expect("victim subscriber reader");
+    let (lost_at, last) = lines.last().cloned().expect("a line");
+    if last != "ERROR subscription lost\r\n" {
+        failures.push(format!(
+            "the frozen master's subscriber's last line: {last:?}"
+        ));
+    }
+    let told = lost_at.saturating_duration_since(frozen_at);
+    if told > Duration::from_millis(TIMEOUT_MS) + Duration::from_secs(2) {
+        failures.push(format!(
+            "the frozen master's subscriber was told {told:?} after the freeze"
+        ));
+    }
+    healthy_subscriber.send(b"QUIT\r\n");
+    let lines = healthy_lines.join().expect("healthy subscriber reader");
+    let events = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("k SET TO "))
+        .count();
+    if lines.last().map(|(_, l)| l.as_str()) != Some("OK\r\n") || events + 1 != lines.len() {
+        failures.push(format!(
+            "the other master's subscriber got more than events: {:?}",
+            lines
+                .iter()
+                .filter(|(_, l)| !l.starts_with("k SET TO "))
+                .collect::<Vec<_>>()
+        ));
+    }
     drop(frozen);
+    eprintln!("frozen master: its subscriber was told {told:?} after the freeze; the other got {events} events");
     eprintln!(
         "frozen master: replica promoted {:?} after the freeze; its buckets answered normally \
          again this long after that: {}; slowest request to a healthy master: \
@@ -409,6 +468,19 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
         heals.join(", ")
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every line a subscriber receives, with when, until the connection closes (or nothing
+/// comes for the client's patience).
+fn subscriber_lines(mut reader: BufReader<TcpStream>) -> Vec<(Instant, String)> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return lines,
+            Ok(_) => lines.push((Instant::now(), line)),
+        }
+    }
 }
 
 /// One request of [`record`]: when it was answered, how long it took, whether the answer
