@@ -753,10 +753,37 @@ fn bucket_on(cluster: &RedisCluster, prefix: &str, on: Option<u16>, not_on: u16)
         .expect("a bucket name on the wanted master")
 }
 
+/// Moves the slot of `key` (and the key) from its master to another master than `not_to`,
+/// as `redis-cli --cluster reshard` does (Redis Cluster specification, "Live resharding"):
+/// `IMPORTING` on the target, `MIGRATING` on the source, `MIGRATE` of the key, then
+/// `SETSLOT ... NODE` on both.
+fn migrate_slot(cluster: &RedisCluster, key: &str, not_to: u16) {
+    let from = cluster.master_of(key.as_bytes());
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|&m| m != from && m != not_to)
+        .expect("a third master");
+    let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).trim().to_string();
+    let id = |port: u16| cli(port, &["CLUSTER", "MYID"]).trim().to_string();
+    let (from_id, to_id) = (id(from), id(to));
+    let ok = |port: u16, args: &[&str]| assert_eq!(cli(port, args).trim(), "OK", "{args:?}");
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let port = to.to_string();
+    ok(
+        from,
+        &["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", key],
+    );
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+}
+
 /// Subscriptions in cluster mode (SPEC §14): a subscriber on one front-end receives, in
 /// order, the changes made through another (over Redis' sharded pub/sub); a write that does
 /// not take effect publishes nothing; `COUNT SUBSCRIPTIONS` counts this front-end's
-/// subscribers; when the master of a subscribed bucket dies, its subscribers are told
+/// subscribers; when a subscribed bucket's slot moves to another master, or its master
+/// dies, its subscribers are told
 /// `ERROR subscription lost` and closed (they may have missed events), the subscribers of
 /// other masters' buckets go on, and subscribing again works once the replica took over.
 #[test]
@@ -768,8 +795,9 @@ fn subscribers_get_the_changes_made_through_any_front_end_and_are_told_when_a_ma
     let victim_master = cluster.masters()[0];
     let doomed = bucket_on(&cluster, "doomed", Some(victim_master), 0);
     let safe = bucket_on(&cluster, "safe", None, victim_master);
+    let moving = bucket_on(&cluster, "moving", None, victim_master);
     let mut writer = b.connect();
-    for bucket in [&doomed, &safe] {
+    for bucket in [&doomed, &safe, &moving] {
         ask(
             &mut writer,
             format!("CREATE {bucket}\r\n").as_bytes(),
@@ -839,6 +867,21 @@ fn subscribers_get_the_changes_made_through_any_front_end_and_are_told_when_a_ma
         "subscriptions: events checked {:?} after the cluster was up",
         started.elapsed()
     );
+
+    // The slot of a subscribed bucket moves to another master (with its key): Redis ends
+    // the front-end's subscription (`sunsubscribe`), so its subscriber is told and closed;
+    // a new subscription finds the new master (`MOVED`) and gets the events.
+    let mut moving1 = subscribe(&moving);
+    migrate_slot(&cluster, &format!("{{}}kv:{moving}"), victim_master);
+    moving1.expect(b"ERROR subscription lost\r\n");
+    moving1.expect_closed();
+    let mut moving2 = subscribe(&moving);
+    ask(
+        &mut writer,
+        format!("PUT {moving} k moved\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    moving2.expect(b"k SET TO moved\r\n");
 
     // The master of one bucket dies: its subscribers are told and closed, at once (the
     // connection to it breaks), not left waiting for events that may never come.
