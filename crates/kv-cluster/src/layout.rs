@@ -14,13 +14,16 @@
 //! - `GET` is `HMGET key " " field`: one command answers both "does the bucket exist?" (the
 //!   marker) and the value.
 //! - `PUT` and `DELETE` run [`WRITE_SCRIPT`], which checks the marker and writes in one
-//!   atomic step, so that a `PUT` never creates a bucket nor writes into one that is not there.
+//!   atomic step, so that a `PUT` never creates a bucket nor writes into one that is not there,
+//!   and in the same step publishes the change's event (`SPUBLISH`) on the bucket's shard
+//!   channel, which has the bucket key's name ([`channel`], see `subscriptions.rs`).
 //!
 //! Every request touches one key, so the requests of a run on one bucket can travel as one
 //! pipeline to the one master that holds it. The trade-off: a bucket lives on one master,
 //! and cannot outgrow it (the guide's unit of placement is the bucket too).
 
 use bytes::Bytes;
+use kv_protocol::Event;
 use kv_store::{Outcome, StoreError};
 use redis::{Cmd, Value};
 
@@ -30,13 +33,26 @@ pub const KEY_PREFIX: &[u8] = b"{}kv:";
 /// The hash field that says the bucket exists (a word can never be whitespace).
 pub const MARKER: &[u8] = b" ";
 
-/// The script behind `PUT` (`ARGV`: key, value) and `DELETE` (`ARGV`: key): writes only if
-/// the bucket's marker is there, atomically (Redis runs a script without interleaving other
-/// commands). Returns 1 when it wrote, 0 when the bucket does not exist.
+/// The script behind `PUT` (`ARGV`: key, value, event) and `DELETE` (`ARGV`: key, event):
+/// writes only if the bucket's marker is there, atomically (Redis runs a script without
+/// interleaving other commands), then publishes the event line on the bucket's shard
+/// channel. Returns 1 when it wrote, 0 when the bucket does not exist (and publishes
+/// nothing then).
+///
+/// Publishing inside the script, rather than as a command of its own in the pipeline, is
+/// what makes an event mean a write that took effect: a pipeline cannot make a command
+/// depend on an earlier one's reply, and the script's `SPUBLISH` runs in the same atomic
+/// step as the write, so the events of one bucket go out in the order its writes were
+/// applied, whichever front-end sent them. The channel is the bucket key itself: shard
+/// channels are a namespace of their own, and hashed to slots by the same algorithm as keys
+/// (Redis docs, `SPUBLISH`: "shard channels are assigned to slots by the same algorithm
+/// used to assign keys to slots"), so it is on the slot the script runs for, as Redis
+/// Cluster requires of every key and shard channel a script touches.
 pub const WRITE_SCRIPT: &str = "\
 if redis.call('HEXISTS', KEYS[1], ' ') == 0 then return 0 end
-if #ARGV == 2 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if #ARGV == 3 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 else redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SPUBLISH', KEYS[1], ARGV[#ARGV])
 return 1";
 
 /// The Redis key of the bucket named `name`.
@@ -45,6 +61,12 @@ pub fn bucket_key(name: &[u8]) -> Bytes {
     key.extend_from_slice(KEY_PREFIX);
     key.extend_from_slice(name);
     Bytes::from(key)
+}
+
+/// The shard channel the changes of the bucket under the Redis key `key` are published on:
+/// the key itself (see [`WRITE_SCRIPT`] why).
+pub fn channel(key: &[u8]) -> &[u8] {
+    key
 }
 
 /// One request of a pipeline, on the bucket the pipeline is for.
@@ -97,11 +119,18 @@ impl Op {
                 let mut cmd = redis::cmd(eval);
                 cmd.arg(script).arg(1).arg(key).arg(&field[..]);
                 cmd.arg(&value[..]);
+                cmd.arg(
+                    &event_line(Event::Set {
+                        key: &field[..],
+                        value: &value[..],
+                    })[..],
+                );
                 cmd
             }
             Op::Delete(field) => {
                 let mut cmd = redis::cmd(eval);
                 cmd.arg(script).arg(1).arg(key).arg(&field[..]);
+                cmd.arg(&event_line(Event::Deleted { key: &field[..] })[..]);
                 cmd
             }
         }
@@ -126,6 +155,13 @@ impl Op {
             (_, other) => Err(unexpected(&other)),
         }
     }
+}
+
+/// The line a subscriber receives for `event`, exactly as a local subscriber gets it in
+/// memory mode ([`kv_store::subscription::encode`]): the script publishes it as it is, and
+/// each front-end hands it on unchanged.
+fn event_line(event: Event<'_>) -> Bytes {
+    kv_store::subscription::encode(event)
 }
 
 /// `WAIT replicas timeout_ms`: blocks until `replicas` replicas acknowledged every write
@@ -167,6 +203,22 @@ mod tests {
         assert_eq!(
             reply(marker(), Value::BulkString(b"v".to_vec())),
             Ok(Outcome::Value(Some(Bytes::from_static(b"v"))))
+        );
+    }
+
+    #[test]
+    fn writes_carry_the_event_line_a_local_subscriber_gets_last() {
+        let last_arg = |op: Op| -> Vec<u8> {
+            match op.command(b"{}kv:b", "sha").args_iter().last() {
+                Some(redis::Arg::Simple(arg)) => arg.to_vec(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let put = Op::Put(Bytes::from_static(b"milk"), Bytes::from_static(b"1"));
+        assert_eq!(last_arg(put), b"milk SET TO 1\r\n");
+        assert_eq!(
+            last_arg(Op::Delete(Bytes::from_static(b"milk"))),
+            b"milk DELETED\r\n"
         );
     }
 

@@ -12,6 +12,8 @@
 //! - `failover.rs`: the redis client's connections, and replacing them when a master that
 //!   stopped answering without dying was replaced by its replica (the client does not
 //!   notice that by itself), with `topology.rs`: the layout the nodes report;
+//! - `subscriptions.rs`: `SUBSCRIBE` over Redis' sharded pub/sub — this front-end's Redis
+//!   subscriptions, fanned out to its subscribers, and ended as lost when a node's link breaks;
 //! - `stats.rs`: the counters `INFO` shows in `# Cluster`.
 //!
 //! It is a crate of its own so that builds without the cluster (the `cluster` feature of
@@ -45,6 +47,7 @@ mod failover;
 pub mod layout;
 mod pipeline;
 mod stats;
+mod subscriptions;
 mod topology;
 
 use std::fmt;
@@ -141,6 +144,8 @@ struct Shared {
     /// [`layout::WRITE_SCRIPT`], for its SHA-1 and for loading it into a node that lacks it.
     script: Script,
     stats: Counters,
+    /// This front-end's subscriptions to buckets' changes.
+    subscriptions: Arc<subscriptions::Hub>,
 }
 
 impl ClusterStore {
@@ -160,7 +165,8 @@ impl ClusterStore {
                 nodes: options.nodes.join(","),
                 reason,
             })?;
-        let seeds = options.nodes.iter().map(|n| n.trim().to_string()).collect();
+        let seeds: Vec<String> = options.nodes.iter().map(|n| n.trim().to_string()).collect();
+        let hub = subscriptions::Hub::new(seeds.clone(), options.timeout);
         let watched = Watched::start(seeds, options.timeout).await;
         let (alarm, alarms) = failover::alarm();
         let shared = Arc::new(Shared {
@@ -168,9 +174,11 @@ impl ClusterStore {
             alarm,
             script: Script::new(layout::WRITE_SCRIPT),
             stats: Counters::default(),
+            subscriptions: Arc::clone(&hub),
             options,
         });
         tokio::spawn(failover::watch(Arc::downgrade(&shared), alarms, watched));
+        tokio::spawn(subscriptions::sweep(Arc::downgrade(&hub)));
         Ok(Self { shared })
     }
 

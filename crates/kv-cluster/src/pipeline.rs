@@ -27,9 +27,6 @@ use crate::Shared;
 /// trips. Writes are not bounded: their replies are a few bytes.
 const MAX_HELD_READS: usize = 64;
 
-/// The answer to `SUBSCRIBE` and `COUNT SUBSCRIPTIONS` in cluster mode.
-const NO_SUBSCRIPTIONS: &str = "subscriptions are not available in cluster mode yet";
-
 /// One request held back.
 struct Queued {
     /// The bucket's Redis key.
@@ -147,23 +144,56 @@ impl Pipeline for ClusterPipeline {
         self.carry_out(answers).await;
     }
 
-    /// Not in cluster mode yet: a subscription must see the writes made through every
-    /// front-end, which takes Redis' sharded pub/sub, and a subscription that answered here
-    /// but missed them would be worse than a refusal.
+    /// Checks the bucket's marker, then subscribes through this front-end's hub
+    /// (`subscriptions.rs`): the first local subscriber of a bucket waits for Redis to
+    /// confirm its `SSUBSCRIBE`. Within the store timeout, both together.
     async fn subscribe(
         &mut self,
-        _bucket: &[u8],
-        _buffer_bytes: usize,
+        bucket: &[u8],
+        buffer_bytes: usize,
     ) -> Result<Option<Subscription>, StoreError> {
-        Err(StoreError::new(NO_SUBSCRIPTIONS))
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let key = self.key(bucket);
+        if !bucket_exists(&self.shared, &key, deadline).await? {
+            return Ok(None);
+        }
+        let hub = &self.shared.subscriptions;
+        match hub.subscribe(&key, buffer_bytes, deadline).await {
+            Ok(subscription) => Ok(Some(subscription)),
+            Err(e) => Err(self.shared.stats.failed(1, e.message().to_string())),
+        }
     }
 
-    async fn subscribers(&mut self, _bucket: &[u8]) -> Result<Option<usize>, StoreError> {
-        Err(StoreError::new(NO_SUBSCRIPTIONS))
+    /// This front-end's subscribers of the bucket (the count is local, as in memory mode:
+    /// SPEC §14 counts "connections of this server"); `None` if its marker is missing.
+    async fn subscribers(&mut self, bucket: &[u8]) -> Result<Option<usize>, StoreError> {
+        let deadline = Instant::now() + self.shared.options.timeout;
+        let key = self.key(bucket);
+        if !bucket_exists(&self.shared, &key, deadline).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.shared.subscriptions.subscribers(&key)))
     }
 
     fn report(&self) -> StoreReport {
         self.shared.report()
+    }
+}
+
+/// Whether the bucket under `key` exists (its marker is there): `HEXISTS` on its master,
+/// within `deadline`.
+async fn bucket_exists(shared: &Shared, key: &[u8], deadline: Instant) -> Result<bool, StoreError> {
+    let mut command = redis::cmd("HEXISTS");
+    command.arg(key).arg(layout::MARKER);
+    let mut pipe = redis::pipe();
+    pipe.add_command(command);
+    let replies = send(shared, key, pipe, (1, false), deadline).await?;
+    match replies.first() {
+        Some(Value::Int(found)) => Ok(*found == 1),
+        Some(Value::ServerError(e)) => Err(shared.stats.failed(1, format!("cluster: {e}"))),
+        other => Err(shared
+            .stats
+            .failed(1, format!("cluster: unexpected reply {other:?}"))),
     }
 }
 

@@ -69,6 +69,9 @@ fn the_cluster_engine_behaves_as_every_engine_does(cluster: &RedisCluster) {
             .await
             .expect("connect to the cluster");
         kv_store::conformance::all(&store, "conformance-").await;
+        // Events travel through Redis (the write script's SPUBLISH, this store's SSUBSCRIBE).
+        kv_store::conformance::a_subscriber_gets_each_change_once_in_order(&store, "conformance-")
+            .await;
     });
 }
 
@@ -286,7 +289,10 @@ fn load(client: &mut Loader, bucket: &str, killed_at: &OnceLock<Instant>) -> Dur
 /// connections, as a hung, swapped-out or cut-off node does) is handled like a dead one
 /// (SPEC §12): once its replica has taken over, its buckets are served again within the
 /// store timeout and a little more, and throughout, each request for a bucket on another
-/// master is answered well within the store timeout. Found in review: its buckets answered
+/// master is answered well within the store timeout. A subscriber of one of its buckets is
+/// told `ERROR subscription lost` within the store timeout (its node stops answering the
+/// front-end's `PING`), since the replica's writes would never reach it; a subscriber of
+/// another master's bucket gets its events throughout. Found in review: its buckets answered
 /// `ERROR timeout` until it was resumed (the redis client retries a timed-out request on the
 /// same node and learns the new layout only from `MOVED` or a lost connection); and the
 /// client's own slot refresh, run while the frozen master is in its layout, holds up every
@@ -325,6 +331,31 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
     }
     // The replicas have the buckets: the one that takes over must not answer `NOT FOUND`.
     cluster.wait_until_healthy();
+    // A subscriber of a bucket on the frozen master, and one of a bucket on another: the
+    // first must be told its subscription is lost (its events now go to the replica, which
+    // this front-end's Redis subscription does not hear), the other goes on.
+    let subscriber = |bucket: &str| {
+        let mut c = server.connect();
+        ask(
+            &mut c,
+            format!("SUBSCRIBE {bucket}\r\nPING\r\n").as_bytes(),
+            b"PONG\r\n",
+        );
+        let reader = BufReader::new(c.stream().try_clone().expect("clone"));
+        (c, thread::spawn(move || subscriber_lines(reader)))
+    };
+    let on_victim = &by_master
+        .iter()
+        .find(|(m, _)| *m == victim)
+        .expect("victim")
+        .1[0];
+    let elsewhere = &by_master
+        .iter()
+        .find(|(m, _)| *m != victim)
+        .expect("other")
+        .1[0];
+    let (_victim_subscriber, victim_lines) = subscriber(on_victim);
+    let (mut healthy_subscriber, healthy_lines) = subscriber(elsewhere);
     let stop = Arc::new(AtomicBool::new(false));
     let mut loaders = Vec::new();
     for (master, buckets) in &by_master {
@@ -397,7 +428,38 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
             }
         }
     }
+    // The frozen master's subscriber was told, within the store timeout and a few PING
+    // intervals, then closed; the other one got only events, and QUIT's OK.
+    let lines = victim_lines.join().expect("victim subscriber reader");
+    let (lost_at, last) = lines.last().cloned().expect("a line");
+    if last != "ERROR subscription lost\r\n" {
+        failures.push(format!(
+            "the frozen master's subscriber's last line: {last:?}"
+        ));
+    }
+    let told = lost_at.saturating_duration_since(frozen_at);
+    if told > Duration::from_millis(TIMEOUT_MS) + Duration::from_secs(2) {
+        failures.push(format!(
+            "the frozen master's subscriber was told {told:?} after the freeze"
+        ));
+    }
+    healthy_subscriber.send(b"QUIT\r\n");
+    let lines = healthy_lines.join().expect("healthy subscriber reader");
+    let events = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("k SET TO "))
+        .count();
+    if lines.last().map(|(_, l)| l.as_str()) != Some("OK\r\n") || events + 1 != lines.len() {
+        failures.push(format!(
+            "the other master's subscriber got more than events: {:?}",
+            lines
+                .iter()
+                .filter(|(_, l)| !l.starts_with("k SET TO "))
+                .collect::<Vec<_>>()
+        ));
+    }
     drop(frozen);
+    eprintln!("frozen master: its subscriber was told {told:?} after the freeze; the other got {events} events");
     eprintln!(
         "frozen master: replica promoted {:?} after the freeze; its buckets answered normally \
          again this long after that: {}; slowest request to a healthy master: \
@@ -406,6 +468,19 @@ fn a_frozen_master_is_replaced_by_its_replica_and_holds_up_no_other_master() {
         heals.join(", ")
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every line a subscriber receives, with when, until the connection closes (or nothing
+/// comes for the client's patience).
+fn subscriber_lines(mut reader: BufReader<TcpStream>) -> Vec<(Instant, String)> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return lines,
+            Ok(_) => lines.push((Instant::now(), line)),
+        }
+    }
 }
 
 /// One request of [`record`]: when it was answered, how long it took, whether the answer
@@ -648,4 +723,228 @@ fn pipelined_gets_of_large_values_keep_the_server_small() {
     // 100 MB of replies went through; the server never held more than a slice of them.
     let peak_kib = common::proc::status_field(server.pid(), "VmHWM");
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+/// `COUNT SUBSCRIPTIONS bucket`'s reply through `client`: the number, or `None` for
+/// `NOT FOUND`.
+fn count_subscriptions(client: &mut Client, bucket: &str) -> Option<u64> {
+    client.send(format!("COUNT SUBSCRIPTIONS {bucket}\r\n").as_bytes());
+    let line = String::from_utf8(client.read_line()).expect("text");
+    if line == "NOT FOUND\r\n" {
+        return None;
+    }
+    client.expect(b"OK\r\n");
+    Some(
+        line.trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("{line:?}")),
+    )
+}
+
+/// A bucket name whose key the master on `master` holds, or (`None`) whose key is on
+/// another master than `not_on`.
+fn bucket_on(cluster: &RedisCluster, prefix: &str, on: Option<u16>, not_on: u16) -> String {
+    (0..1000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|name| {
+            let master = cluster.master_of(format!("{{}}kv:{name}").as_bytes());
+            on.map_or(master != not_on, |on| master == on)
+        })
+        .expect("a bucket name on the wanted master")
+}
+
+/// Moves the slot of `key` (and the key) from its master to another master than `not_to`,
+/// as `redis-cli --cluster reshard` does (Redis Cluster specification, "Live resharding"):
+/// `IMPORTING` on the target, `MIGRATING` on the source, `MIGRATE` of the key, then
+/// `SETSLOT ... NODE` on both.
+fn migrate_slot(cluster: &RedisCluster, key: &str, not_to: u16) {
+    let from = cluster.master_of(key.as_bytes());
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|&m| m != from && m != not_to)
+        .expect("a third master");
+    let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).trim().to_string();
+    let id = |port: u16| cli(port, &["CLUSTER", "MYID"]).trim().to_string();
+    let (from_id, to_id) = (id(from), id(to));
+    let ok = |port: u16, args: &[&str]| assert_eq!(cli(port, args).trim(), "OK", "{args:?}");
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+    let port = to.to_string();
+    ok(
+        from,
+        &["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", key],
+    );
+    ok(to, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+    ok(from, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+}
+
+/// Subscriptions in cluster mode (SPEC §14): a subscriber on one front-end receives, in
+/// order, the changes made through another (over Redis' sharded pub/sub); a write that does
+/// not take effect publishes nothing; `COUNT SUBSCRIPTIONS` counts this front-end's
+/// subscribers; when a subscribed bucket's slot moves to another master, or its master
+/// dies, its subscribers are told
+/// `ERROR subscription lost` and closed (they may have missed events), the subscribers of
+/// other masters' buckets go on, and subscribing again works once the replica took over.
+#[test]
+fn subscribers_get_the_changes_made_through_any_front_end_and_are_told_when_a_master_is_lost() {
+    let mut cluster = RedisCluster::start();
+    let started = Instant::now();
+    let a = front_end(&cluster, &["--store-timeout-ms", &TIMEOUT_MS.to_string()]);
+    let b = front_end(&cluster, &["--store-timeout-ms", &TIMEOUT_MS.to_string()]);
+    let victim_master = cluster.masters()[0];
+    let doomed = bucket_on(&cluster, "doomed", Some(victim_master), 0);
+    let safe = bucket_on(&cluster, "safe", None, victim_master);
+    let moving = bucket_on(&cluster, "moving", None, victim_master);
+    let mut writer = b.connect();
+    for bucket in [&doomed, &safe, &moving] {
+        ask(
+            &mut writer,
+            format!("CREATE {bucket}\r\n").as_bytes(),
+            b"OK\r\n",
+        );
+    }
+    // The replica must have the buckets before its master dies.
+    cluster.wait_until_healthy();
+
+    // Two subscribers of one bucket (one Redis subscription on front-end a), one of another.
+    let subscribe = |bucket: &str| {
+        let mut c = a.connect();
+        ask(
+            &mut c,
+            format!("SUBSCRIBE {bucket}\r\nPING\r\n").as_bytes(),
+            b"PONG\r\n",
+        );
+        c
+    };
+    let (mut doomed1, mut doomed2, mut safe1) =
+        (subscribe(&doomed), subscribe(&doomed), subscribe(&safe));
+    let mut counter = a.connect();
+    assert_eq!(count_subscriptions(&mut counter, &doomed), Some(2));
+    assert_eq!(count_subscriptions(&mut counter, &safe), Some(1));
+    assert_eq!(count_subscriptions(&mut counter, "nope"), None);
+    // Front-end b has none of them: the count is this server's connections.
+    assert_eq!(count_subscriptions(&mut writer, &doomed), Some(0));
+
+    // Writes through the other front-end, pipelined: every subscriber gets each, in order.
+    writer.send(
+        format!("PUT {doomed} milk 1\r\nPUT {doomed} milk 2\r\nDELETE {doomed} milk\r\nPUT {safe} k v\r\nGET {doomed} milk\r\n")
+            .as_bytes(),
+    );
+    writer.expect(b"OK\r\nOK\r\nOK\r\nOK\r\n\r\nOK\r\n");
+    for subscriber in [&mut doomed1, &mut doomed2] {
+        subscriber.expect(b"milk SET TO 1\r\nmilk SET TO 2\r\nmilk DELETED\r\n");
+    }
+    safe1.expect(b"k SET TO v\r\n");
+
+    // A write to a bucket that is missing (its marker removed behind the server's back)
+    // publishes nothing: the next event is that of the write after it is created again.
+    let key = format!("{{}}kv:{safe}");
+    let holder = cluster.master_of(key.as_bytes());
+    assert_eq!(cli(holder, &["HDEL", &key, " "]).trim(), "1");
+    ask(
+        &mut writer,
+        format!("PUT {safe} k lost\r\n").as_bytes(),
+        b"NOT FOUND\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("DELETE {safe} k\r\n").as_bytes(),
+        b"NOT FOUND\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("CREATE {safe}\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    ask(
+        &mut writer,
+        format!("PUT {safe} k again\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    safe1.expect(b"k SET TO again\r\n");
+    eprintln!(
+        "subscriptions: events checked {:?} after the cluster was up",
+        started.elapsed()
+    );
+
+    // The slot of a subscribed bucket moves to another master (with its key): Redis ends
+    // the front-end's subscription (`sunsubscribe`), so its subscriber is told and closed;
+    // a new subscription finds the new master (`MOVED`) and gets the events.
+    let mut moving1 = subscribe(&moving);
+    migrate_slot(&cluster, &format!("{{}}kv:{moving}"), victim_master);
+    moving1.expect(b"ERROR subscription lost\r\n");
+    moving1.expect_closed();
+    let mut moving2 = subscribe(&moving);
+    ask(
+        &mut writer,
+        format!("PUT {moving} k moved\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    moving2.expect(b"k SET TO moved\r\n");
+
+    // The master of one bucket dies: its subscribers are told and closed, at once (the
+    // connection to it breaks), not left waiting for events that may never come.
+    let killed = Instant::now();
+    cluster.kill(victim_master);
+    for subscriber in [&mut doomed1, &mut doomed2] {
+        subscriber.expect(b"ERROR subscription lost\r\n");
+        subscriber.expect_closed();
+    }
+    let told = killed.elapsed();
+    assert!(
+        told < Duration::from_secs(5),
+        "told {told:?} after the kill"
+    );
+    assert_eq!(count_subscriptions(&mut counter, &safe), Some(1));
+    // The other master's subscriber is unharmed.
+    ask(&mut safe1, b"PING\r\n", b"PONG\r\n");
+    ask(
+        &mut writer,
+        format!("PUT {safe} k 3\r\n").as_bytes(),
+        b"OK\r\n",
+    );
+    safe1.expect(b"k SET TO 3\r\n");
+
+    // Once the replica took over, the bucket can be subscribed to again, and its events
+    // flow: SUBSCRIBE answers ERROR (and the connection is not subscribed) until then.
+    let mut again = a.connect();
+    loop {
+        again.send(format!("SUBSCRIBE {doomed}\r\nPING\r\n").as_bytes());
+        let line = again.read_line();
+        if line == b"PONG\r\n" {
+            break;
+        }
+        assert!(
+            line.starts_with(b"ERROR "),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
+        again.expect(b"PONG\r\n");
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "no subscription to {doomed} within 20 s of its master's death"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    loop {
+        writer.send(format!("PUT {doomed} milk 4\r\n").as_bytes());
+        let line = writer.read_line();
+        if line == b"OK\r\n" {
+            break;
+        }
+        assert!(
+            line.starts_with(b"ERROR "),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
+        assert!(killed.elapsed() < Duration::from_secs(20));
+        thread::sleep(Duration::from_millis(200));
+    }
+    again.expect(b"milk SET TO 4\r\n");
+    eprintln!(
+        "subscriptions: lost subscribers told {told:?} after the kill; subscribed again and \
+         served {:?} after it",
+        killed.elapsed()
+    );
 }

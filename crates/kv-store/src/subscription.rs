@@ -28,9 +28,10 @@ pub enum Ended {
     Lost,
 }
 
-/// Who is subscribed to one bucket.
+/// Who is subscribed to one bucket. Public so that an engine in another crate (the cluster
+/// engine, which receives its events from Redis) can fan events out the same way.
 #[derive(Default)]
-pub(crate) struct Topic {
+pub struct Topic {
     /// How many: read by every write with one relaxed load.
     count: AtomicUsize,
     queues: Mutex<Slab<Arc<Queue>>>,
@@ -56,18 +57,18 @@ struct QueueState {
 impl Topic {
     /// Whether anyone is subscribed; a relaxed load, for the write path. A subscription
     /// that is being added as this is read may miss this write: it is not yet active.
-    pub(crate) fn has_subscribers(&self) -> bool {
+    pub fn has_subscribers(&self) -> bool {
         self.count.load(Relaxed) > 0
     }
 
     /// Subscribers now.
-    pub(crate) fn subscribers(&self) -> usize {
+    pub fn subscribers(&self) -> usize {
         self.count.load(Relaxed)
     }
 
     /// Queues `event` (one line, encoded) for every subscriber. A subscriber whose unsent
     /// events would pass its limit is ended instead, and its queue freed.
-    pub(crate) fn publish(&self, event: &Bytes) {
+    pub fn publish(&self, event: &Bytes) {
         let mut wake = Vec::new();
         for (_, queue) in self.queues().iter() {
             let mut state = queue.lock();
@@ -88,7 +89,7 @@ impl Topic {
 
     /// A new subscription, active as soon as this returns; `limit`: most bytes of unsent
     /// events it may hold.
-    pub(crate) fn subscribe(self: &Arc<Self>, limit: usize) -> Subscription {
+    pub fn subscribe(self: &Arc<Self>, limit: usize) -> Subscription {
         let queue = Arc::new(Queue {
             state: Mutex::new(QueueState {
                 events: VecDeque::new(),
@@ -105,6 +106,19 @@ impl Topic {
             id,
             queue,
         }
+    }
+
+    /// Ends every current subscription with `why` (their unsent events are dropped, and
+    /// each holder is woken to learn it): for an engine that lost its source of events,
+    /// whose subscribers must not go on as if they missed nothing.
+    pub fn end(&self, why: Ended) {
+        let mut wake = Vec::new();
+        for (_, queue) in self.queues().iter() {
+            let mut state = queue.lock();
+            state.end(why);
+            wake.extend(state.waker.take());
+        }
+        wake.into_iter().for_each(Waker::wake);
     }
 
     fn queues(&self) -> MutexGuard<'_, Slab<Arc<Queue>>> {
@@ -127,7 +141,7 @@ impl QueueState {
 }
 
 /// The encoded line of `event`, to publish: one buffer that every subscriber shares.
-pub(crate) fn encode(event: Event<'_>) -> Bytes {
+pub fn encode(event: Event<'_>) -> Bytes {
     let mut line = BytesMut::with_capacity(event.len());
     event.encode(&mut line);
     line.freeze()
@@ -237,5 +251,19 @@ mod tests {
             Poll::Ready(Ok(2)),
             "the other is unharmed"
         );
+    }
+
+    #[test]
+    fn ending_a_topic_ends_every_subscription_and_drops_what_was_unsent() {
+        let topic = Arc::new(Topic::default());
+        let (mut a, mut b) = (topic.subscribe(1024), topic.subscribe(1024));
+        topic.publish(&encode(Event::Deleted { key: b"k" }));
+        topic.end(Ended::Lost);
+        let mut out = BytesMut::new();
+        assert_eq!(poll(&mut a, &mut out), Poll::Ready(Err(Ended::Lost)));
+        assert_eq!(poll(&mut b, &mut out), Poll::Ready(Err(Ended::Lost)));
+        assert!(out.is_empty());
+        topic.publish(&encode(Event::Deleted { key: b"k" }));
+        assert_eq!(poll(&mut a, &mut out), Poll::Ready(Err(Ended::Lost)));
     }
 }
