@@ -69,6 +69,23 @@ pub async fn connect(options: &ConnectOptions) -> Result<Client, String> {
     }
 }
 
+/// What the operator modes (`--latency`, `--stat`) start with: a watch for Ctrl-C, then a
+/// connection. Errors were said on stderr; the status to exit with.
+pub async fn until_stopped(
+    options: &ConnectOptions,
+) -> Result<(crate::stop::Stop, Client), crate::output::Status> {
+    use crate::output::{complain, Status};
+    let stop = crate::stop::Stop::new().map_err(|e| {
+        complain(&format!("cannot watch for Ctrl-C: {e}"));
+        Status::Error
+    })?;
+    let client = connect(options).await.map_err(|message| {
+        complain(&message);
+        Status::Unavailable
+    })?;
+    Ok((stop, client))
+}
+
 /// A connection failure, explained.
 pub fn explain(error: &ConnectError, options: &ConnectOptions) -> String {
     let address = options.address();

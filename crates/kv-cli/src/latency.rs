@@ -9,7 +9,6 @@ use kv_client::{Client, ConnectOptions, Outgoing, Request};
 
 use crate::connect;
 use crate::output::{self, Status};
-use crate::stop::Stop;
 
 /// Pause between samples (redis-cli's `LATENCY_SAMPLE_RATE`, 10 ms): light on the server.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -52,19 +51,9 @@ impl Samples {
 
 /// Runs `--latency` until interrupted. 2 if the server cannot be reached or goes away.
 pub async fn run(options: &ConnectOptions) -> Status {
-    let mut stop = match Stop::new() {
-        Ok(stop) => stop,
-        Err(e) => {
-            output::complain(&format!("cannot watch for Ctrl-C: {e}"));
-            return Status::Error;
-        }
-    };
-    let mut client = match connect::connect(options).await {
-        Ok(client) => client,
-        Err(message) => {
-            output::complain(&message);
-            return Status::Unavailable;
-        }
+    let (mut stop, mut client) = match connect::until_stopped(options).await {
+        Ok(started) => started,
+        Err(status) => return status,
     };
     let terminal = std::io::stdout().is_terminal();
     let refresh = if terminal {

@@ -17,9 +17,8 @@ pub enum Typed<'a> {
     /// Sent, and its reply read.
     Send(Outgoing<'a>),
     /// `SUBSCRIBE bucket`: the connection would receive events instead of replies, which
-    /// needs a mode of its own (print each event until interrupted, SPEC §16). Its place:
-    /// once kv-protocol parses `SUBSCRIBE`, this variant is made from that request and a
-    /// `subscribe` module beside `repl` and `pipe` serves it. Until then it is not sent.
+    /// needs a mode of its own (print each event until interrupted, SPEC §16): a
+    /// `subscribe` module beside `repl` and `pipe` is its place. Until then it is not sent.
     Subscribe,
     /// Not sent, for the reason given: the server would close the connection at once (a
     /// line of HTTP, PROTOCOL.md "Cross-protocol requests").
@@ -30,6 +29,7 @@ pub enum Typed<'a> {
 pub fn classify(line: &[u8]) -> Typed<'_> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match Request::parse(line) {
+        Parsed::Request(Request::Subscribe { .. }) => return Typed::Subscribe,
         Parsed::Request(request) => return Typed::Send(Outgoing::Request(request)),
         Parsed::CrossProtocol => {
             return Typed::Refused("a line of HTTP: the server would close the connection")
@@ -44,7 +44,6 @@ pub fn classify(line: &[u8]) -> Typed<'_> {
         .filter(|w| !w.is_empty());
     match words.next() {
         None => Typed::Blank,
-        Some(verb) if verb.eq_ignore_ascii_case(b"SUBSCRIBE") => Typed::Subscribe,
         Some(_) => Typed::Send(Outgoing::Line(line)),
     }
 }

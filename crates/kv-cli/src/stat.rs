@@ -8,7 +8,6 @@ use kv_client::{Client, ConnectOptions};
 
 use crate::connect;
 use crate::output::{self, Status};
-use crate::stop::Stop;
 
 /// Lines between headers (redis-cli repeats its header every 20 lines).
 pub const HEADER_EVERY: u64 = 20;
@@ -47,19 +46,9 @@ impl Figures {
 
 /// Runs `--stat` until interrupted, a line every `interval`.
 pub async fn run(options: &ConnectOptions, interval: Duration) -> Status {
-    let mut stop = match Stop::new() {
-        Ok(stop) => stop,
-        Err(e) => {
-            output::complain(&format!("cannot watch for Ctrl-C: {e}"));
-            return Status::Error;
-        }
-    };
-    let mut client = match connect::connect(options).await {
-        Ok(client) => client,
-        Err(message) => {
-            output::complain(&message);
-            return Status::Unavailable;
-        }
+    let (mut stop, mut client) = match connect::until_stopped(options).await {
+        Ok(started) => started,
+        Err(status) => return status,
     };
     let mut previous: Option<(Figures, Instant)> = None;
     for line in 0.. {

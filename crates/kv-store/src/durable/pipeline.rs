@@ -145,11 +145,11 @@ impl Pipeline for DurablePipeline {
         bucket: &[u8],
         buffer_bytes: usize,
     ) -> Result<Option<Subscription>, StoreError> {
-        Ok(self.buckets.subscribe(bucket, buffer_bytes))
+        self.buckets.subscribe(bucket, buffer_bytes)
     }
 
     async fn subscribers(&mut self, bucket: &[u8]) -> Result<Option<usize>, StoreError> {
-        Ok(self.buckets.get(bucket).map(|b| b.topic().subscribers()))
+        self.buckets.subscribers(bucket)
     }
 
     fn report(&self) -> StoreReport {

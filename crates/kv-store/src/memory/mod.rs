@@ -168,9 +168,19 @@ impl Buckets {
         &self.store
     }
 
-    /// A subscription to the bucket named `name`, if it exists ([`Pipeline::subscribe`]).
-    pub(crate) fn subscribe(&mut self, name: &[u8], buffer_bytes: usize) -> Option<Subscription> {
-        Some(self.get(name)?.topic().subscribe(buffer_bytes))
+    /// [`Pipeline::subscribe`] on these buckets: a subscription to the bucket named
+    /// `name`, if it exists.
+    pub(crate) fn subscribe(
+        &mut self,
+        name: &[u8],
+        buffer_bytes: usize,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.get(name).map(|b| b.topic().subscribe(buffer_bytes)))
+    }
+
+    /// [`Pipeline::subscribers`] on these buckets.
+    pub(crate) fn subscribers(&mut self, name: &[u8]) -> Result<Option<usize>, StoreError> {
+        Ok(self.get(name).map(|b| b.topic().subscribers()))
     }
 
     /// The bucket named `name`, if it exists; lent from the cache, not cloned (a clone is
@@ -394,11 +404,11 @@ impl Pipeline for MemoryPipeline {
         bucket: &[u8],
         buffer_bytes: usize,
     ) -> Result<Option<Subscription>, StoreError> {
-        Ok(self.buckets.subscribe(bucket, buffer_bytes))
+        self.buckets.subscribe(bucket, buffer_bytes)
     }
 
     async fn subscribers(&mut self, bucket: &[u8]) -> Result<Option<usize>, StoreError> {
-        Ok(self.buckets.get(bucket).map(|b| b.topic().subscribers()))
+        self.buckets.subscribers(bucket)
     }
 
     fn report(&self) -> StoreReport {
