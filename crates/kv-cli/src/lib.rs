@@ -11,7 +11,8 @@
 //! - [`output`]: replies printed as the server sent them, and the exit status.
 //! - One module per mode: [`oneshot`] (request words on the command line, `-r`/`-i`),
 //!   [`pipe`] (standard input, pipelined), [`repl`] (a terminal: line editing, history),
-//!   [`latency`] (`--latency`) and [`stat`] (`--stat`), both ended by [`stop`].
+//!   [`latency`] (`--latency`), [`stat`] (`--stat`) and [`subscribe`] (`SUBSCRIBE bucket`: events
+//!   until interrupted), all three ended by [`stop`].
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ pub mod pipe;
 pub mod repl;
 pub mod stat;
 pub mod stop;
+pub mod subscribe;
 
 use args::{Args, Mode};
 use output::Status;

@@ -16,10 +16,10 @@ pub enum Typed<'a> {
     Blank,
     /// Sent, and its reply read.
     Send(Outgoing<'a>),
-    /// `SUBSCRIBE bucket`: the connection would receive events instead of replies, which
-    /// needs a mode of its own (print each event until interrupted, SPEC §16): a
-    /// `subscribe` module beside `repl` and `pipe` is its place. Until then it is not sent.
-    Subscribe,
+    /// `SUBSCRIBE bucket`: the connection then receives events instead of replies, which
+    /// is a mode of its own (`subscribe.rs`: each event printed until interrupted, SPEC
+    /// §16); from a script or a session it is not sent.
+    Subscribe(&'a [u8]),
     /// Not sent, for the reason given: the server would close the connection at once (a
     /// line of HTTP, PROTOCOL.md "Cross-protocol requests").
     Refused(&'static str),
@@ -29,7 +29,7 @@ pub enum Typed<'a> {
 pub fn classify(line: &[u8]) -> Typed<'_> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match Request::parse(line) {
-        Parsed::Request(Request::Subscribe { .. }) => return Typed::Subscribe,
+        Parsed::Request(Request::Subscribe { bucket }) => return Typed::Subscribe(bucket),
         Parsed::Request(request) => return Typed::Send(Outgoing::Request(request)),
         Parsed::CrossProtocol => {
             return Typed::Refused("a line of HTTP: the server would close the connection")
@@ -48,9 +48,9 @@ pub fn classify(line: &[u8]) -> Typed<'_> {
     }
 }
 
-/// What kv-cli says of a `SUBSCRIBE` it does not send.
+/// What kv-cli says of a `SUBSCRIBE` in a script or a session, which it does not send.
 pub const SUBSCRIBE_NOT_YET: &str =
-    "SUBSCRIBE is not supported by this kv-cli yet (the connection would stop answering)";
+    "SUBSCRIBE takes the connection over: run it alone, `kv-cli SUBSCRIBE bucket`";
 
 #[cfg(test)]
 mod tests {
@@ -89,7 +89,7 @@ mod tests {
     fn blank_lines_subscribe_and_http_are_kept_back() {
         assert_eq!(classify(b" \t "), Typed::Blank);
         assert_eq!(classify(b""), Typed::Blank);
-        assert_eq!(classify(b"subscribe b"), Typed::Subscribe);
+        assert_eq!(classify(b"subscribe b"), Typed::Subscribe(b"b"));
         assert!(matches!(classify(b"POST / HTTP/1.1"), Typed::Refused(_)));
     }
 }

@@ -24,10 +24,7 @@ pub async fn run(options: &ConnectOptions, words: &[String], args: &Args) -> Sta
     };
     let outgoing = match line::classify(&line) {
         Typed::Send(outgoing) => outgoing,
-        Typed::Subscribe => {
-            output::complain(line::SUBSCRIBE_NOT_YET);
-            return Status::Error;
-        }
+        Typed::Subscribe(bucket) => return crate::subscribe::run(options, bucket).await,
         Typed::Refused(why) => {
             output::complain(&format!("not sent: {why}"));
             return Status::Error;

@@ -112,7 +112,7 @@ fn queue(sender: &mut Sender, text: &[u8]) -> Result<Option<Expect>, String> {
     match line::classify(text) {
         Typed::Blank => Ok(None),
         Typed::Send(outgoing) => sender.queue(&outgoing).map(Some).map_err(|e| e.to_string()),
-        Typed::Subscribe => Err(line::SUBSCRIBE_NOT_YET.into()),
+        Typed::Subscribe(_) => Err(line::SUBSCRIBE_NOT_YET.into()),
         Typed::Refused(why) => Err(why.into()),
     }
 }

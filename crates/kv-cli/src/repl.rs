@@ -179,7 +179,7 @@ impl Session {
         let outgoing = match line::classify(line.as_bytes()) {
             Typed::Send(outgoing) => outgoing,
             Typed::Blank => return,
-            Typed::Subscribe => return output::complain(line::SUBSCRIBE_NOT_YET),
+            Typed::Subscribe(_) => return output::complain(line::SUBSCRIBE_NOT_YET),
             Typed::Refused(why) => return output::complain(&format!("not sent: {why}")),
         };
         for attempt in 0..2 {

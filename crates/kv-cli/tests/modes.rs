@@ -6,7 +6,7 @@ pub mod common;
 use std::io::{BufRead, BufReader};
 use std::process::ChildStdout;
 
-use common::{code, kv_cli, stdout, Running, TestServer};
+use common::{code, kv_cli, run, stdout, Running, TestServer};
 
 /// Reads lines of `out` until `count` have come; returns them.
 fn lines(out: &mut BufReader<ChildStdout>, count: usize) -> Vec<String> {
@@ -69,4 +69,43 @@ fn latency_without_a_server_exits_2() {
     let (running, _out) = start(port, &["--latency"]);
     let output = running.finish();
     assert_eq!(code(&output), 2);
+}
+
+/// SPEC §16: `kv-cli SUBSCRIBE bucket` prints each event as it arrives, until interrupted.
+#[test]
+fn subscribe_prints_each_event_as_the_server_sends_it_until_sigint() {
+    let one_shot = |port: u16, words: &[&str]| {
+        let mut command = kv_cli(port);
+        command.args(words);
+        run(command, b"")
+    };
+    let server = TestServer::start();
+    let created = one_shot(server.port, &["CREATE", "shop"]);
+    assert_eq!(code(&created), 0);
+    let (running, mut out) = start(server.port, &["SUBSCRIBE", "shop"]);
+    // Written until the first event shows: the subscription may take a moment.
+    let mut first = String::new();
+    let writer = std::thread::spawn({
+        let port = server.port;
+        let one_shot = one_shot.clone();
+        move || {
+            for i in 0..200 {
+                let put = one_shot(port, &["PUT", "shop", "milk", &i.to_string()]);
+                assert_eq!(code(&put), 0);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    });
+    out.read_line(&mut first).expect("an event");
+    assert!(first.starts_with("milk SET TO "), "{first:?}");
+    running.interrupt();
+    let output = running.finish();
+    assert_eq!(code(&output), 0);
+    let _ = writer.join();
+    let missing = one_shot(server.port, &["SUBSCRIBE", "nope"]);
+    assert_eq!(
+        (code(&missing), stdout(&missing).as_str()),
+        (0, "NOT FOUND\n")
+    );
+    server.stop();
 }

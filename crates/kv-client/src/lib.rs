@@ -71,6 +71,7 @@ mod outgoing;
 mod response;
 mod secret;
 mod split;
+mod subscription;
 pub mod tls;
 
 pub use error::Error;
@@ -80,6 +81,7 @@ pub use outgoing::Outgoing;
 pub use response::{Expect, Received, Response};
 pub use secret::Secret;
 pub use split::{Receiver, Sender, FLUSH_BYTES};
+pub use subscription::{Event, Subscription};
 pub use tls::TlsOptions;
 
 use std::io;

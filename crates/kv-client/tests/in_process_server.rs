@@ -336,3 +336,33 @@ async fn a_split_connection_keeps_many_requests_in_flight_and_reads_them_in_orde
     assert_eq!(wires, [b"v999\r\nOK\r\n".to_vec()]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_streams_typed_events_and_a_missing_bucket_is_not_found() {
+    let server = Server::start(ServerConfig::default());
+    let missing = server.connect().await.subscribe("nope").await;
+    assert!(
+        matches!(missing, Err(Error::NotFound)),
+        "{:?}",
+        missing.err()
+    );
+    let mut writer = server.connect().await;
+    writer.create("shop").await.expect("create");
+    let mut subscription = server
+        .connect()
+        .await
+        .subscribe("shop")
+        .await
+        .expect("subscribe");
+    writer.put("shop", "milk", "3").await.expect("put");
+    writer.delete("shop", "milk").await.expect("delete");
+    let set = kv_client::Event::Set {
+        key: "milk".into(),
+        value: "3".into(),
+    };
+    assert_eq!(subscription.next().await.expect("an event"), Some(set));
+    let deleted = kv_client::Event::Deleted { key: "milk".into() };
+    assert_eq!(subscription.next().await.expect("an event"), Some(deleted));
+    subscription.unsubscribe().await.expect("unsubscribe");
+    server.stop().await;
+}
