@@ -87,7 +87,6 @@ fn subscribe_prints_each_event_as_the_server_sends_it_until_sigint() {
     let mut first = String::new();
     let writer = std::thread::spawn({
         let port = server.port;
-        let one_shot = one_shot.clone();
         move || {
             for i in 0..200 {
                 let put = one_shot(port, &["PUT", "shop", "milk", &i.to_string()]);
