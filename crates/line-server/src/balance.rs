@@ -10,16 +10,22 @@
 //! 8's `adjustIOThreadsByEventLoad` (`src/io_threads.c`), which activates and deactivates
 //! I/O threads one by one from the current load, beyond Redis 6's on/off
 //! `stopThreadedIOIfNeeded`. Unlike Valkey we measure time, not events: a loop's busy
-//! fraction is the share of wall time it spent between waking and parking.
+//! fraction is the share of wall time it spent running tasks.
 //!
-//! The cost: each loop writes two atomics of its own (on a cache line no other thread
-//! writes) per park and per wake-up — per batch of requests, not per request — and reads
-//! the clock as often. The acceptor reads them when a client connects, as does a stats
-//! snapshot; nothing else does.
+//! That time is tokio's own: a runtime adds up, per worker, the time from the start of
+//! each batch of scheduled tasks to its end, reading the clock whether anyone asks or not,
+//! and publishes it to an atomic of that worker's when it parks or yields to the driver
+//! (`RuntimeMetrics::worker_total_busy_duration`, stable). So the measuring adds nothing
+//! per request; the acceptor reads the figure when a client connects, as does a stats
+//! snapshot. (Park and unpark hooks timing the same span cost 270 instructions per
+//! request at one connection ping-pong, by `bench/instructions.sh`: two more clock reads
+//! and tokio's hook entry per park.)
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
 
 /// Shortest span the busy fractions are measured over (ms): a look sooner than this after
 /// the previous one keeps the previous decision.
@@ -32,67 +38,23 @@ const ACTIVATE_AT: f64 = 0.8;
 /// the threshold does not flap.
 const DEACTIVATE_BELOW: f64 = 0.5;
 
-/// How busy one loop is: written only by the loop's thread (from its runtime's park and
-/// unpark hooks), read by the acceptor. On a cache line of its own, so the loop's writes
-/// never bounce a line another loop writes.
-#[derive(Debug)]
-#[repr(align(128))]
-pub(crate) struct LoopClock {
-    /// What the nanosecond figures count from.
-    epoch: Instant,
-    /// Nanoseconds spent running (between a wake-up and the next park), up to the last park.
-    busy: AtomicU64,
-    /// When the loop last woke up (ns since `epoch`, plus one); 0 while it is parked.
-    running_since: AtomicU64,
-}
-
-impl LoopClock {
-    fn new(epoch: Instant) -> Self {
-        Self {
-            epoch,
-            busy: AtomicU64::new(0),
-            running_since: AtomicU64::new(0),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    /// The loop woke up (tokio's `on_thread_unpark`). Only the loop's thread writes, so a
-    /// load and a store do what a read-modify-write would, without its locked instruction.
-    pub(crate) fn unparked(&self) {
-        self.running_since.store(self.now() + 1, Relaxed);
-    }
-
-    /// The loop is about to sleep (tokio's `on_thread_park`).
-    pub(crate) fn parked(&self) {
-        let since = self.running_since.load(Relaxed);
-        if since != 0 {
-            let ran = (self.now() + 1).saturating_sub(since);
-            self.busy.store(self.busy.load(Relaxed) + ran, Relaxed);
-            self.running_since.store(0, Relaxed);
-        }
-    }
-
-    /// Busy nanoseconds up to `now` (since `epoch`), the current run included. Reads the
-    /// total first: if the loop parks in between, its last run is missed now and counted
-    /// at the next look, never counted twice.
-    fn busy_until(&self, now: u64) -> u64 {
-        let busy = self.busy.load(Relaxed);
-        match self.running_since.load(Relaxed) {
-            0 => busy,
-            since => busy + (now + 1).saturating_sub(since),
-        }
-    }
-}
-
 /// One loop's figures, as the acceptor sees them.
 #[derive(Debug)]
 struct LoopLoad {
     /// Connections it serves now.
     connections: Arc<AtomicUsize>,
-    clock: Arc<LoopClock>,
+    /// Its runtime, whose metrics say how long it has been busy.
+    runtime: Handle,
+}
+
+impl LoopLoad {
+    /// Nanoseconds the loop has spent running tasks since it started (its runtime's only
+    /// worker is worker 0). As of its last park or yield to the driver: a run under way is
+    /// counted when it ends.
+    fn busy(&self) -> u64 {
+        let busy = self.runtime.metrics().worker_total_busy_duration(0);
+        u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// The previous look at the loops, and what it decided.
@@ -100,7 +62,7 @@ struct LoopLoad {
 struct Window {
     /// Loops `0..active` take new clients.
     active: usize,
-    /// When the previous look was taken (ns since the clocks' epoch).
+    /// When the previous look was taken (ns since the balance's epoch).
     taken_at: u64,
     /// Each loop's busy nanoseconds at that look.
     busy: Vec<u64>,
@@ -126,13 +88,15 @@ impl Drop for LoadGuard {
 }
 
 impl Balance {
-    /// `count` loops, the first of them active.
-    pub(crate) fn new(count: usize) -> Self {
+    /// The loops running on `runtimes` (single-threaded ones), the first of them active.
+    pub(crate) fn new(runtimes: Vec<Handle>) -> Self {
         let epoch = Instant::now();
-        let loops = (0..count)
-            .map(|_| LoopLoad {
+        let count = runtimes.len();
+        let loops = runtimes
+            .into_iter()
+            .map(|runtime| LoopLoad {
                 connections: Arc::new(AtomicUsize::new(0)),
-                clock: Arc::new(LoopClock::new(epoch)),
+                runtime,
             })
             .collect();
         let window = Window {
@@ -145,11 +109,6 @@ impl Balance {
             epoch,
             window: Mutex::new(window),
         }
-    }
-
-    /// The clock loop `index` keeps.
-    pub(crate) fn clock(&self, index: usize) -> Arc<LoopClock> {
-        Arc::clone(&self.loops[index].clock)
     }
 
     /// Picks the loop for a new client: the active loop with the fewest connections. The
@@ -173,7 +132,7 @@ impl Balance {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let span = now.saturating_sub(window.taken_at);
         if span >= WINDOW.as_nanos() as u64 {
-            let busy: Vec<u64> = self.loops.iter().map(|l| l.clock.busy_until(now)).collect();
+            let busy: Vec<u64> = self.loops.iter().map(LoopLoad::busy).collect();
             let fractions: Vec<f64> = (0..window.active)
                 .map(|i| busy[i].saturating_sub(window.busy[i]) as f64 / span as f64)
                 .collect();
@@ -233,21 +192,5 @@ mod tests {
         assert_eq!(next_active(&[0.6, 0.1], 4), 2);
         assert_eq!(next_active(&[0.5, 0.5, 0.1], 4), 3);
         assert_eq!(next_active(&[0.3, 0.3, 0.1], 4), 2);
-    }
-
-    #[test]
-    fn the_clock_counts_time_between_wake_up_and_park() {
-        let clock = LoopClock::new(Instant::now());
-        clock.unparked();
-        std::thread::sleep(Duration::from_millis(2));
-        clock.parked();
-        let busy = clock.busy_until(clock.now());
-        assert!(busy >= 2_000_000, "{busy} ns");
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(
-            clock.busy_until(clock.now()),
-            busy,
-            "parked time is not busy"
-        );
     }
 }

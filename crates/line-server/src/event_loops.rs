@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::balance::{Balance, LoadGuard, LoopClock};
+use crate::balance::{Balance, LoadGuard};
 use crate::connection::{Accounting, Connection, ConnectionSettings};
 use crate::protocol::Protocol;
 use crate::stats::Traffic;
@@ -175,11 +175,14 @@ pub(crate) fn start<P: Protocol>(
     count: NonZeroUsize,
     connections: Arc<Connections<P>>,
 ) -> io::Result<Started> {
-    let balance = Arc::new(Balance::new(count.get()));
     let mut queues = Vec::with_capacity(count.get());
     let mut threads = Vec::with_capacity(count.get());
+    let mut runtimes = Vec::with_capacity(count.get());
     for index in 0..count.get() {
-        let runtime = loop_runtime(balance.clock(index))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtimes.push(runtime.handle().clone());
         let (queue, accepted) = mpsc::unbounded_channel();
         let connections = Arc::clone(&connections);
         let thread = std::thread::Builder::new()
@@ -190,20 +193,9 @@ pub(crate) fn start<P: Protocol>(
     }
     let loops = Loops {
         queues: queues.into(),
-        balance,
+        balance: Arc::new(Balance::new(runtimes)),
     };
     Ok(Started { loops, threads })
-}
-
-/// A loop's runtime: single-threaded, telling `clock` when it sleeps and wakes (so the
-/// acceptor can tell how busy it is).
-fn loop_runtime(clock: Arc<LoopClock>) -> io::Result<tokio::runtime::Runtime> {
-    let parked = Arc::clone(&clock);
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .on_thread_park(move || parked.parked())
-        .on_thread_unpark(move || clock.unparked())
-        .build()
 }
 
 /// One loop: registers each client it is given and runs its task, then, once the acceptor
