@@ -21,6 +21,13 @@
 //! request at one connection ping-pong, by `bench/instructions.sh`: two more clock reads
 //! and tokio's hook entry per park.)
 
+//!
+//! Not yet: a client stays on the loop that took it, so a pool that connected before the
+//! load rose is not spread when a loop is activated. Moving a connection to another loop
+//! at a batch boundary (its socket deregistered and handed over with its session and TLS
+//! state, as a new client is) would rebalance pools too; see BENCHMARKS.md, "Event loops
+//! that follow the load".
+
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
