@@ -185,9 +185,10 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(0..=1 << 20))]
     compact_after_mib: u64,
 
-    /// Event loops serving connections, each a single-threaded runtime on its own thread; a
-    /// connection stays on one loop for life. Default: one per core. (`--workers` and
-    /// `KV_WORKERS`, the names of earlier versions, still work.)
+    /// Most event loops serving connections, each a single-threaded runtime on its own
+    /// thread; a connection stays on one loop for life. New connections go to as few loops
+    /// as keep up with the load: one at first, another once those are busy. Default: one
+    /// per core. (`--workers` and `KV_WORKERS`, the names of earlier versions, still work.)
     #[arg(long, visible_alias = "workers", env = "KV_WORKERS",
           value_parser = clap::value_parser!(u64).range(1..1025),
           default_value_t = SERVER.event_loops.map_or(1, |n| n.get() as u64))]

@@ -49,9 +49,12 @@ fn info_reports_every_section_and_its_fields_move_with_the_work() {
             "Memory",
             "Stats",
             "Supervision",
+            "Threads",
             "Keyspace"
         ]
     );
+    assert_eq!(number(&before, "event_loops_active"), 1);
+    assert_eq!(before["event_loop_0"], "clients=1");
     assert_eq!(before["mode"], "kv");
     assert_eq!(number(&before, "tcp_port"), u64::from(server.port()));
     assert_eq!(number(&before, "maxclients"), 500);

@@ -29,10 +29,11 @@ pub struct ServerConfig {
     pub max_restarts: u32,
     /// The window of `max_restarts` (OTP's `period`; default 5 s).
     pub max_restart_window: Duration,
-    /// Event loops connections run on: each a single-threaded runtime on a thread of its
-    /// own, a connection staying on one for life. Default: one per core
-    /// (`std::thread::available_parallelism`). `None` runs connections as tasks of the
-    /// runtime that calls [`crate::serve`] instead.
+    /// Most event loops connections run on: each a single-threaded runtime on a thread of
+    /// its own, a connection staying on one for life. Only as many take new clients as the
+    /// load needs: one at first, another when all those are busy, one fewer when the load
+    /// falls (see `balance`). Default: one per core (`std::thread::available_parallelism`).
+    /// `None` runs connections as tasks of the runtime that calls [`crate::serve`] instead.
     pub event_loops: Option<NonZeroUsize>,
     /// Speak TLS only on the port ([`Tls`]); `None` (the default): plain TCP.
     pub tls: Option<Tls>,

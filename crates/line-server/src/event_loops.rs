@@ -7,15 +7,14 @@
 //! Seastar, Dragonfly, Garnet and KeyDB run one loop per core instead, a request running to
 //! completion on the thread that read it, and tokio's maintainers point to one
 //! `current_thread` runtime per core for the same thing. The acceptor stays one supervised
-//! task; it hands each accepted socket to the least loaded loop (by live connections), which
-//! registers it with its own reactor. Nothing crosses loops per request; only the store is
-//! shared.
+//! task; it hands each accepted socket to one of the active loops (`balance`: as few as
+//! keep up with the load), the one with the fewest live connections, which registers it
+//! with its own reactor. Nothing crosses loops per request; only the store is shared.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -26,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::balance::{Balance, LoadGuard};
 use crate::connection::{Accounting, Connection, ConnectionSettings};
 use crate::protocol::Protocol;
 use crate::stats::Traffic;
@@ -105,14 +105,15 @@ pub(crate) enum Placement<P> {
     /// Tasks on the runtime that runs [`crate::serve`], counting their bytes in one place.
     Caller(Arc<Connections<P>>, Arc<Traffic>),
     /// One of these loops each.
-    Loops(Arc<[Loop]>),
+    Loops(Loops),
 }
 
-/// One event loop, as the acceptor sees it.
-pub(crate) struct Loop {
-    queue: mpsc::UnboundedSender<Accepted>,
-    /// Connections it serves now.
-    load: Arc<AtomicUsize>,
+/// The event loops, as the acceptor sees them.
+pub(crate) struct Loops {
+    /// Each loop's queue of clients, in loop order.
+    queues: Box<[mpsc::UnboundedSender<Accepted>]>,
+    /// Their load, and which of them take new clients.
+    pub(crate) balance: Arc<Balance>,
 }
 
 /// A client on its way to its loop: a std socket, to be registered with the loop's reactor.
@@ -121,15 +122,6 @@ struct Accepted {
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
     load: LoadGuard,
-}
-
-/// Counts a connection against its loop's load until dropped.
-struct LoadGuard(Arc<AtomicUsize>);
-
-impl Drop for LoadGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl<P: Protocol> Placement<P> {
@@ -149,38 +141,31 @@ impl<P: Protocol> Placement<P> {
                 }
                 Err(e) => debug!(peer = %peer, "cannot register the client: {e}"),
             },
-            Placement::Loops(loops) => hand_over(loops, stream, peer, slot),
+            Placement::Loops(loops) => loops.hand_over(stream, peer, slot),
         }
     }
 }
 
-/// Gives the client to the loop with the fewest connections.
-fn hand_over(
-    loops: &[Loop],
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
-) {
-    let Some(chosen) = loops.iter().min_by_key(|l| l.load.load(Ordering::Relaxed)) else {
-        return;
-    };
-    chosen.load.fetch_add(1, Ordering::Relaxed);
-    let load = LoadGuard(Arc::clone(&chosen.load));
-    let accepted = Accepted {
-        stream,
-        peer,
-        slot,
-        load,
-    };
-    // A loop stops only once the acceptor is gone, so this cannot fail while accepting.
-    if chosen.queue.send(accepted).is_err() {
-        debug!(peer = %peer, "event loop gone; client dropped");
+impl Loops {
+    /// Gives the client to the active loop with the fewest connections ([`Balance`]).
+    fn hand_over(&self, stream: std::net::TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let (chosen, load) = self.balance.place();
+        let accepted = Accepted {
+            stream,
+            peer,
+            slot,
+            load,
+        };
+        // A loop stops only once the acceptor is gone, so this cannot fail while accepting.
+        if self.queues[chosen].send(accepted).is_err() {
+            debug!(peer = %peer, "event loop gone; client dropped");
+        }
     }
 }
 
 /// Running event loops: what the acceptor hands clients to, and the threads to join.
 pub(crate) struct Started {
-    pub(crate) loops: Arc<[Loop]>,
+    pub(crate) loops: Loops,
     pub(crate) threads: Vec<JoinHandle<()>>,
 }
 
@@ -190,25 +175,27 @@ pub(crate) fn start<P: Protocol>(
     count: NonZeroUsize,
     connections: Arc<Connections<P>>,
 ) -> io::Result<Started> {
-    let mut loops = Vec::with_capacity(count.get());
+    let mut queues = Vec::with_capacity(count.get());
     let mut threads = Vec::with_capacity(count.get());
+    let mut runtimes = Vec::with_capacity(count.get());
     for index in 0..count.get() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        runtimes.push(runtime.handle().clone());
         let (queue, accepted) = mpsc::unbounded_channel();
         let connections = Arc::clone(&connections);
         let thread = std::thread::Builder::new()
             .name(format!("event-loop-{index}"))
             .spawn(move || runtime.block_on(serve_loop(accepted, connections)))?;
         threads.push(thread);
-        let load = Arc::new(AtomicUsize::new(0));
-        loops.push(Loop { queue, load });
+        queues.push(queue);
     }
-    Ok(Started {
-        loops: loops.into(),
-        threads,
-    })
+    let loops = Loops {
+        queues: queues.into(),
+        balance: Arc::new(Balance::new(runtimes)),
+    };
+    Ok(Started { loops, threads })
 }
 
 /// One loop: registers each client it is given and runs its task, then, once the acceptor

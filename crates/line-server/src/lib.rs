@@ -9,7 +9,9 @@
 //! - `supervisor`: OTP restart intensity for the acceptor; escalation.
 //! - `acceptor`: accept loop, connection limit, accept-error classes and back-off.
 //! - `event_loops`: one single-threaded runtime per core that connections live on, fed
-//!   by the acceptor (least loaded first).
+//!   by the acceptor.
+//! - `balance`: which loops take new clients — as few as keep up with the load (each
+//!   loop's busy fraction), the one with the fewest connections first.
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
 //!   shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
@@ -63,6 +65,7 @@
 
 mod acceptor;
 mod auth;
+mod balance;
 mod config;
 mod connection;
 mod echo;

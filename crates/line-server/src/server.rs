@@ -97,6 +97,7 @@ pub async fn serve<P: Protocol>(
         Some(count) => {
             let started =
                 event_loops::start(count, Arc::clone(&connections)).map_err(ServeError::Io)?;
+            stats.balancing(Arc::clone(&started.loops.balance));
             (Placement::Loops(started.loops), started.threads)
         }
     };
@@ -110,7 +111,7 @@ pub async fn serve<P: Protocol>(
         placement: Arc::new(placement),
     };
     if let Some(loops) = config.event_loops {
-        info!("{loops} event loop(s) serve the connections");
+        info!("up to {loops} event loop(s) serve the connections, as many as the load needs");
     }
     let over = if config.tls.is_some() { " (TLS)" } else { "" };
     info!("Accepting connections on port {port}{over}");

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::balance::Balance;
+
 /// A server's counters: made by [`crate::serve`] and handed to its protocol
 /// ([`crate::Protocol::on_start`]), readable at any time with [`ServerStats::snapshot`].
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub struct ServerStats {
     tls_handshake_failures: AtomicU64,
     /// One per event loop (and one for connections on the caller's runtime).
     traffic: Mutex<Vec<Arc<Traffic>>>,
+    /// The event loops' load, when connections run on event loops.
+    balance: OnceLock<Arc<Balance>>,
 }
 
 /// Bytes the connections of one event loop received and sent, on a cache line of its own:
@@ -91,6 +95,11 @@ pub struct StatsSnapshot {
     pub net_input_bytes: u64,
     /// Bytes of replies sent to clients (over TLS: before encryption).
     pub net_output_bytes: u64,
+    /// Event loops that exist (0 when connections run on the caller's runtime).
+    pub event_loops: u64,
+    /// Those of them that take new clients now: as many as the load needs
+    /// ([`crate::ServerConfig::event_loops`]).
+    pub active_event_loops: u64,
 }
 
 impl Default for ServerStats {
@@ -107,6 +116,7 @@ impl Default for ServerStats {
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             traffic: Mutex::new(Vec::new()),
+            balance: OnceLock::new(),
         }
     }
 }
@@ -131,7 +141,13 @@ impl ServerStats {
         let (net_input_bytes, net_output_bytes) = self.traffic_totals();
         let rejected_over_limit = self.rejected_over_limit.load(Relaxed);
         let rejected_on_open = self.rejected_on_open.load(Relaxed);
+        let (event_loops, active_event_loops) = self
+            .balance
+            .get()
+            .map_or((0, 0), |b| (b.count() as u64, b.active() as u64));
         StatsSnapshot {
+            event_loops,
+            active_event_loops,
             net_input_bytes,
             net_output_bytes,
             uptime_secs: self.started.elapsed().as_secs(),
@@ -156,6 +172,19 @@ impl ServerStats {
             max_connections,
             slots,
         });
+    }
+
+    /// Connections run on event loops, balanced by `balance`.
+    pub(crate) fn balancing(&self, balance: Arc<Balance>) {
+        let _ = self.balance.set(balance);
+    }
+
+    /// Clients each event loop serves now, in loop order (empty when connections run on
+    /// the caller's runtime).
+    pub fn connections_per_loop(&self) -> Vec<u64> {
+        self.balance
+            .get()
+            .map_or_else(Vec::new, |b| b.connections())
     }
 
     pub(crate) fn received(&self) {

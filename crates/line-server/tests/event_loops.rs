@@ -1,13 +1,13 @@
-//! One event loop per core (ServerConfig::event_loops): clients are spread over the loops,
-//! each served for life by the loop that took it, and supervision and shutdown hold for
-//! every loop.
+//! Up to one event loop per core (ServerConfig::event_loops): new clients go to the loops
+//! the load needs — one while it is light, another once those are busy — each client
+//! served for life by the loop that took it; supervision and shutdown hold for every loop.
 
 pub mod common;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use common::{start, Gate};
@@ -53,8 +53,18 @@ impl Protocol for WhereServed {
     }
 }
 
+/// How long a `spin` line keeps its loop busy.
+const SPIN: Duration = Duration::from_millis(5);
+
 impl Session for WhereSession {
-    async fn on_line(&mut self, _line: &[u8], out: &mut BytesMut) -> Flow {
+    async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
+        if line.starts_with(b"spin") {
+            // Holds the loop, as a CPU-heavy request does.
+            let start = Instant::now();
+            while start.elapsed() < SPIN {
+                std::hint::spin_loop();
+            }
+        }
         // The same loop, for the connection's whole life.
         let same = thread_name() == self.opened_on;
         out.extend_from_slice(if same { b"same\n" } else { b"moved\n" });
@@ -69,71 +79,106 @@ fn loops(n: usize) -> ServerConfig {
     }
 }
 
+impl WhereServed {
+    fn opened(&self) -> Vec<String> {
+        self.opened.lock().expect("lock").clone()
+    }
+}
+
 #[tokio::test]
-async fn clients_are_spread_evenly_over_the_loops_and_stay_on_theirs() {
+async fn while_the_load_is_light_every_client_goes_to_the_first_loop_and_stays_there() {
     let protocol = WhereServed::default();
     let server = start(protocol.clone(), loops(2));
     let mut clients = Vec::new();
     for _ in 0..8 {
         let mut client = server.connect().await;
-        client.send(b"where\n").await;
-        client.expect(b"same\n").await;
+        client.echo_line_where().await;
         clients.push(client);
     }
     for client in &mut clients {
-        client.send(b"still\n").await;
-        client.expect(b"same\n").await;
+        client.echo_line_where().await;
     }
-    let mut per_loop: HashMap<String, usize> = HashMap::new();
-    for name in protocol.opened.lock().expect("lock").iter() {
-        *per_loop.entry(name.clone()).or_default() += 1;
+    assert_eq!(protocol.opened(), vec!["event-loop-0"; 8]);
+    let stats = server.stats().await;
+    assert_eq!(stats.connections_per_loop(), [8, 0]);
+    let now = stats.snapshot();
+    assert_eq!((now.event_loops, now.active_event_loops), (2, 1));
+}
+
+/// Keeps the loop serving `client` busy with `spin` lines until aborted.
+fn keep_busy(mut client: common::Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            client.send(b"spin\nspin\nspin\nspin\n").await;
+            client.expect(b"same\nsame\nsame\nsame\n").await;
+        }
+    })
+}
+
+/// Connects a client every few milliseconds until one is opened on `wanted`; returns them.
+async fn connect_until_one_lands_on(
+    server: &common::TestServer,
+    protocol: &WhereServed,
+    wanted: &str,
+) -> Vec<common::Client> {
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let mut clients = Vec::new();
+    loop {
+        let mut client = server.connect().await;
+        client.echo_line_where().await;
+        clients.push(client);
+        if protocol.opened().last().is_some_and(|name| name == wanted) {
+            return clients;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no client on {wanted}: {:?}",
+            protocol.opened()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let expected: HashMap<String, usize> = [
-        ("event-loop-0".to_string(), 4),
-        ("event-loop-1".to_string(), 4),
-    ]
-    .into();
-    assert_eq!(per_loop, expected);
 }
 
 #[tokio::test]
-async fn a_new_client_goes_to_the_loop_with_the_fewest_connections() {
+async fn a_busy_loop_activates_another_for_new_clients_until_the_load_stops() {
     let protocol = WhereServed::default();
     let server = start(protocol.clone(), loops(2));
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut client = server.connect().await;
-        client.echo_line_where().await;
-        clients.push(client);
-    }
-    // Loop 0 serves two clients, loop 1 one; that one leaves.
-    let mut leaving = clients.remove(1);
-    leaving.shutdown_write().await;
-    leaving.expect_eof().await;
-    let mut ended = protocol.ended.subscribe();
-    tokio::time::timeout(common::PATIENCE, ended.wait_for(|n| *n == 1))
-        .await
-        .expect("the session ends")
-        .expect("the protocol is alive");
-    // (Its loop's count drops in the same poll as the session, long before the next
-    // accept.) Two more clients: both go to loop 1, the less loaded, where taking turns
-    // would have given one to each.
-    for _ in 0..2 {
-        let mut client = server.connect().await;
-        client.echo_line_where().await;
-        clients.push(client);
-    }
-    let opened = protocol.opened.lock().expect("lock").clone();
+    let stats = server.stats().await;
+    let mut busy = server.connect().await;
+    busy.echo_line_where().await;
+    let load = keep_busy(busy);
+
+    let _clients = connect_until_one_lands_on(&server, &protocol, "event-loop-1").await;
+    assert!(protocol.opened().starts_with(&["event-loop-0".to_string()]));
+
+    load.abort();
+    common::eventually("the second loop is deactivated", || {
+        stats.snapshot().active_event_loops == 1
+    })
+    .await;
+    server.connect().await.echo_line_where().await;
     assert_eq!(
-        opened,
-        [
-            "event-loop-0",
-            "event-loop-1",
-            "event-loop-0",
-            "event-loop-1",
-            "event-loop-1"
-        ]
+        protocol.opened().last().map(String::as_str),
+        Some("event-loop-0")
     );
+}
+
+#[tokio::test]
+async fn one_event_loop_never_activates_another() {
+    let protocol = WhereServed::default();
+    let server = start(protocol.clone(), loops(1));
+    let stats = server.stats().await;
+    let mut busy = server.connect().await;
+    busy.echo_line_where().await;
+    let load = keep_busy(busy);
+    // Several measuring windows of load, a client connecting in each.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        server.connect().await.echo_line_where().await;
+        assert_eq!(stats.snapshot().active_event_loops, 1);
+    }
+    load.abort();
+    assert!(protocol.opened().iter().all(|name| name == "event-loop-0"));
 }
 
 /// A line that any `WhereServed` session answers, for a client that only needs to know it

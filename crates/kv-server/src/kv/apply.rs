@@ -45,7 +45,9 @@ impl<S: Store> KvSession<S> {
             Request::Info { section } => {
                 self.flush_into(out).await;
                 let report = self.pipeline.report();
-                super::info::report(section, &self.shared.server.snapshot(), &report, out);
+                let server = &self.shared.server;
+                let machinery = (&server.snapshot(), &server.connections_per_loop()[..]);
+                super::info::report(section, machinery, &report, out);
                 return Flow::Continue;
             }
             Request::Subscribe { bucket } => {

@@ -19,14 +19,14 @@ use super::counters::{self, ErrorKind, Totals, Verb};
 const LONG_SECTIONS: [&str; 2] = ["Commandstats", "Errorstats"];
 
 /// Appends the `INFO` reply for `section` (every section if `None`; nothing but `OK` for
-/// an unknown one).
+/// an unknown one). `per_loop`: clients each event loop serves, in loop order.
 pub(crate) fn report(
     section: Option<&[u8]>,
-    server: &StatsSnapshot,
+    (server, per_loop): (&StatsSnapshot, &[u64]),
     store: &StoreReport,
     out: &mut BytesMut,
 ) {
-    let text = render(server, store, &counters::totals());
+    let text = render((server, per_loop), store, &counters::totals());
     let mut lines = String::new();
     let mut include = false;
     for line in text.lines() {
@@ -52,8 +52,28 @@ fn wanted(section: Option<&[u8]>, title: &str) -> bool {
     }
 }
 
+/// `# Threads`: the event loops, how many take new clients now, and each one's clients
+/// under `names` (a line per thread, as Redis 8's `# Threads` has one per I/O thread).
+fn threads<'a>(
+    server: &StatsSnapshot,
+    per_loop: &[u64],
+    names: &'a [String],
+) -> Vec<(&'a str, String)> {
+    let mut fields = vec![
+        ("event_loops", server.event_loops.to_string()),
+        ("event_loops_active", server.active_event_loops.to_string()),
+    ];
+    let each = names.iter().zip(per_loop);
+    fields.extend(each.map(|(name, clients)| (name.as_str(), format!("clients={clients}"))));
+    fields
+}
+
 /// Every section, one `name:value` per line.
-fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> String {
+fn render(
+    (server, per_loop): (&StatsSnapshot, &[u64]),
+    store: &StoreReport,
+    totals: &Totals,
+) -> String {
     let mut text = String::new();
     let mut section = |title: &str, fields: &[(&str, String)]| {
         let _ = writeln!(text, "# {title}");
@@ -138,6 +158,10 @@ fn render(server: &StatsSnapshot, store: &StoreReport, totals: &Totals) -> Strin
             ("client_panics", server.client_panics.to_string()),
         ],
     );
+    let loop_names: Vec<String> = (0..per_loop.len())
+        .map(|index| format!("event_loop_{index}"))
+        .collect();
+    section("Threads", &threads(server, per_loop, &loop_names));
     // A cluster store cannot count without scanning every node: no section beats zeros.
     if store.cluster.is_none() {
         section(
@@ -202,7 +226,7 @@ mod tests {
 
     fn reported(section: Option<&[u8]>, store: &StoreReport) -> String {
         let mut out = BytesMut::new();
-        report(section, &StatsSnapshot::default(), store, &mut out);
+        report(section, (&StatsSnapshot::default(), &[]), store, &mut out);
         String::from_utf8(out.to_vec()).expect("text")
     }
 
@@ -215,6 +239,7 @@ mod tests {
             "Memory",
             "Stats",
             "Supervision",
+            "Threads",
             "Keyspace",
         ] {
             assert!(all.contains(&format!("# {title}\r\n")), "{all}");
@@ -224,6 +249,27 @@ mod tests {
         assert!(all
             .lines()
             .all(|l| l == "OK" || l.starts_with('#') || l.contains(':')));
+    }
+
+    #[test]
+    fn the_threads_section_lists_each_loop_and_how_many_are_active() {
+        let server = StatsSnapshot {
+            event_loops: 2,
+            active_event_loops: 1,
+            ..StatsSnapshot::default()
+        };
+        let mut out = BytesMut::new();
+        report(
+            Some(b"threads"),
+            (&server, &[3, 0]),
+            &StoreReport::default(),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "# Threads\r\nevent_loops:2\r\nevent_loops_active:1\r\n\
+             event_loop_0:clients=3\r\nevent_loop_1:clients=0\r\nOK\r\n"
+        );
     }
 
     #[test]

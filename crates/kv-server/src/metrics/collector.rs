@@ -46,6 +46,7 @@ impl Collector for KvCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
         let server = self.0.server.snapshot();
         encode_server(&mut e, &server)?;
+        encode_loops(&mut e, &server, &self.0.server.connections_per_loop())?;
         if let Some(store) = &self.0.store {
             let totals = counters::totals();
             encode_rejections(&mut e, &server, Some(&totals))?;
@@ -153,6 +154,22 @@ fn encode_server(e: &mut DescriptorEncoder, s: &StatsSnapshot) -> fmt::Result {
         Some(&Unit::Bytes),
         s.net_output_bytes,
     )
+}
+
+/// The event loops: how many, how many take new clients, and each one's clients.
+fn encode_loops(e: &mut DescriptorEncoder, s: &StatsSnapshot, per_loop: &[u64]) -> fmt::Result {
+    let most = "Event loops that serve connections (--event-loops).";
+    gauge(e, "event_loops", most, None, s.event_loops)?;
+    let active = "Event loops that take new clients now: as many as the load needs.";
+    gauge(e, "event_loops_active", active, None, s.active_event_loops)?;
+    let help = "Clients each event loop serves now.";
+    let mut family = e.encode_descriptor("event_loop_clients", help, None, MetricType::Gauge)?;
+    for (index, clients) in per_loop.iter().enumerate() {
+        let labels = [("loop", index.to_string())];
+        let value = i64::try_from(*clients).unwrap_or(i64::MAX);
+        ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// Clients turned away, by reason.

@@ -22,6 +22,14 @@ impl ServerCounters {
             .unwrap_or_default()
     }
 
+    /// Clients each event loop serves now, in loop order; empty until serving starts.
+    pub fn connections_per_loop(&self) -> Vec<u64> {
+        self.0
+            .get()
+            .map(|stats| stats.connections_per_loop())
+            .unwrap_or_default()
+    }
+
     /// Waits until serving has started: the listener is bound, the store open, and `serve`
     /// has logged its port line (its protocol's `on_start` runs just before that line and
     /// wakes the waiter, a task of the same runtime, which runs once `serve` first waits).
