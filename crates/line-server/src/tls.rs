@@ -258,13 +258,14 @@ fn read_config(
 ) -> Result<ServerConfig, TlsError> {
     let chain = read_certificates(cert_chain)?;
     let private_key = read_key(key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(TlsError::Config)?;
+    // rustls' process-default provider, as rustls asks of libraries: the one this crate's
+    // features compile in (ring), unless the embedding application installed another; no
+    // provider named here, so rustls deprecating one cannot break a build that denies
+    // warnings. TLS 1.2 and 1.3, rustls' safe defaults.
+    let builder = ServerConfig::builder();
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca)?),
     };
     builder
         .with_single_cert(chain, private_key)
@@ -296,7 +297,6 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 /// at `ca`.
 fn client_verifier(
     ca: &Path,
-    provider: Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certificates(ca)? {
@@ -304,7 +304,7 @@ fn client_verifier(
             .add(cert)
             .map_err(|e| TlsError::file(ca, format!("not a CA certificate: {e}")))?;
     }
-    WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+    WebPkiClientVerifier::builder(roots.into())
         .build()
         .map_err(|e| TlsError::file(ca, e))
 }

@@ -47,11 +47,7 @@ async fn connect_tls(
     roots
         .add(CertificateDer::from_pem_file(pki.ca_cert()).map_err(io::Error::other)?)
         .map_err(io::Error::other)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_root_certificates(roots);
+    let builder = ClientConfig::builder().with_root_certificates(roots);
     let config = match identity {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
