@@ -3,7 +3,7 @@
 
 pub mod common;
 
-use common::{code, kv_cli, run, stderr, stdout, Spec, TestServer};
+use common::{assert_pong, code, kv_cli, run, stderr, stdout, Spec, TestServer};
 use line_server::ServerConfig;
 
 fn oneshot(port: u16, words: &[&str]) -> std::process::Output {
@@ -102,40 +102,24 @@ fn a_word_holding_a_space_is_refused_with_exit_1_and_nothing_is_sent() {
 
 #[test]
 fn the_password_comes_from_kv_password() {
-    let server = TestServer::with(Spec {
-        password: Some("s3cret"),
-        ..Spec::default()
-    });
+    let server = TestServer::with_password("s3cret");
     let mut command = kv_cli(server.port);
     command.env("KV_PASSWORD", "s3cret").arg("PING");
     let output = run(command, b"");
-    assert_eq!(
-        (code(&output), stdout(&output)),
-        (0, "PONG\n".into()),
-        "{}",
-        stderr(&output)
-    );
+    assert_pong(&output);
     server.stop();
 }
 
 #[test]
 fn the_password_comes_from_a_file_as_the_servers_does() {
-    let server = TestServer::with(Spec {
-        password: Some("s3cret"),
-        ..Spec::default()
-    });
+    let server = TestServer::with_password("s3cret");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("password");
     std::fs::write(&file, "\u{feff}s3cret\nignored\n").expect("write the file");
     let mut command = kv_cli(server.port);
     command.arg("--password-file").arg(&file).arg("PING");
     let output = run(command, b"");
-    assert_eq!(
-        (code(&output), stdout(&output)),
-        (0, "PONG\n".into()),
-        "{}",
-        stderr(&output)
-    );
+    assert_pong(&output);
 
     let mut missing = kv_cli(server.port);
     missing
@@ -150,10 +134,7 @@ fn the_password_comes_from_a_file_as_the_servers_does() {
 
 #[test]
 fn without_the_password_a_health_check_exits_2_and_says_how_to_give_it() {
-    let server = TestServer::with(Spec {
-        password: Some("s3cret"),
-        ..Spec::default()
-    });
+    let server = TestServer::with_password("s3cret");
     let output = oneshot(server.port, &["PING"]);
     assert_eq!(code(&output), 2);
     assert_eq!(stdout(&output), "ERROR NOAUTH authentication required\n");
@@ -167,10 +148,7 @@ fn without_the_password_a_health_check_exits_2_and_says_how_to_give_it() {
 
 #[test]
 fn a_wrong_password_exits_2_naming_where_the_password_came_from() {
-    let server = TestServer::with(Spec {
-        password: Some("s3cret"),
-        ..Spec::default()
-    });
+    let server = TestServer::with_password("s3cret");
     let mut command = kv_cli(server.port);
     command.env("KV_PASSWORD", "guess").arg("PING");
     let output = run(command, b"");

@@ -106,10 +106,7 @@ fn up_recalls_earlier_lines_and_the_history_outlives_the_session() {
 
 #[test]
 fn auth_typed_in_unlocks_the_server_and_never_reaches_the_history() {
-    let server = TestServer::with(Spec {
-        password: Some("s3cret"),
-        ..Spec::default()
-    });
+    let server = TestServer::with_password("s3cret");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let history = dir.path().join("history");
     let mut kv = session(server.port, &history);

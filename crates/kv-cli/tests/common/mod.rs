@@ -46,6 +46,14 @@ impl TestServer {
     }
 
     /// A server as `spec` says, on a free port.
+    /// A plain server behind `--requirepass password`.
+    pub fn with_password(password: &'static str) -> Self {
+        Self::with(Spec {
+            password: Some(password),
+            ..Spec::default()
+        })
+    }
+
     pub fn with(spec: Spec) -> Self {
         Self::at(([127, 0, 0, 1], 0).into(), spec)
     }
@@ -215,4 +223,14 @@ pub fn code(output: &Output) -> i32 {
         .status
         .code()
         .unwrap_or_else(|| panic!("killed by a signal: {output:?}"))
+}
+
+/// Asserts that kv-cli exited 0 having printed `PONG` (stderr shown if not).
+pub fn assert_pong(output: &Output) {
+    assert_eq!(
+        (code(output), stdout(output)),
+        (0, "PONG\n".into()),
+        "{}",
+        stderr(output)
+    );
 }
