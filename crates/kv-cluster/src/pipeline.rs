@@ -175,6 +175,13 @@ impl Pipeline for ClusterPipeline {
         Ok(Some(self.shared.subscriptions.subscribers(&key)))
     }
 
+    /// The data is the cluster's: Redis' own tools back it up, master by master.
+    async fn backup(&mut self) -> Result<kv_store::Backup, StoreError> {
+        Err(StoreError::new(
+            "BACKUP is not available in cluster mode: the data is in the Redis Cluster; back              up each master with Redis' own tools (redis-cli --rdb FILE, or BGSAVE)",
+        ))
+    }
+
     fn report(&self) -> StoreReport {
         self.shared.report()
     }

@@ -9,6 +9,8 @@
 //! - `conformance` (feature `conformance`): what every engine does, checked the same way
 //!   for each;
 //! - [`subscription`]: a bucket's changes pushed to the connections subscribed to it;
+//! - [`backup`]: the whole store at one moment, streamed while it serves; the backup file's
+//!   format and its reader;
 //! - [`budget`]: the memory limit — what the data holds, counted; growth past it refused;
 //! - [`memory`]: the in-memory engine (the default);
 //! - [`durable`]: the durable engine (`--data-dir`): a checksummed journal with group
@@ -21,6 +23,7 @@
 //! for its disk, a distributed one for the network). The in-memory engine's futures are
 //! ready at once and are statically dispatched, so the seam costs it nothing.
 
+pub mod backup;
 pub mod budget;
 pub mod client;
 #[cfg(any(test, feature = "conformance"))]
@@ -32,6 +35,7 @@ pub mod subscription;
 
 use std::fmt;
 
+pub use backup::Backup;
 pub use client::StoreClient;
 pub use durable::{
     DurableOptions, DurableStore, FsyncPolicy, OpenError, COMMIT_LATENCY_BOUNDS_MICROS,

@@ -156,6 +156,13 @@ pub trait Pipeline: Send + 'static {
         bucket: &[u8],
     ) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send;
 
+    /// Begins a backup of the whole store (PROTOCOL.md, "Backup"): every bucket and key as
+    /// they were at one moment in the order writes took effect, which comes after every
+    /// write already answered (to any connection). Call it after a flush, as
+    /// [`Pipeline::subscribe`]. Fails while another backup runs, and in an engine that
+    /// cannot make one (the cluster engine's data is Redis'); the error says why.
+    fn backup(&mut self) -> impl Future<Output = Result<crate::Backup, StoreError>> + Send;
+
     /// What the store holds and has done ([`crate::Store::report`]), for `INFO` on this
     /// connection: the pipeline holds the store, so a session need not hold it twice.
     fn report(&self) -> StoreReport;

@@ -22,19 +22,21 @@
 //! upgraded), `frame` (checksummed frames), `record` (one write), `mirror` (what a
 //! write does in memory), `journal`, `snapshot`, `recovery` (including upgrades),
 //! `error` (why start-up refuses), `committer`, `admission` (the memory limit over a group
-//! commit).
+//! commit), `restore` (a data directory from a backup), `check` (one verified offline).
 
 mod admission;
+mod check;
 mod committer;
 mod dir;
 mod error;
 mod format;
-mod frame;
+pub(crate) mod frame;
 mod journal;
 mod mirror;
 mod pipeline;
-mod record;
+pub(crate) mod record;
 mod recovery;
+mod restore;
 mod snapshot;
 mod stats;
 
@@ -51,7 +53,9 @@ use crate::memory::MemoryStore;
 use crate::{Persistence, Store, StoreReport};
 use committer::{Committer, Message};
 use dir::DataDir;
+pub use check::{check, CheckError, CheckReport};
 pub use pipeline::DurablePipeline;
+pub use restore::{restore, RestoreError};
 use stats::Counters;
 pub use stats::{COMMIT_LATENCY_BOUNDS_MICROS, COMMIT_LATENCY_BUCKETS};
 

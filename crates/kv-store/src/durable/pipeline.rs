@@ -152,6 +152,11 @@ impl Pipeline for DurablePipeline {
         self.buckets.subscribers(bucket)
     }
 
+    /// Of the mirror: every write answered has been applied to it, in commit order.
+    async fn backup(&mut self) -> Result<crate::Backup, StoreError> {
+        crate::Backup::start(&self.store.mirror)
+    }
+
     fn report(&self) -> StoreReport {
         self.store.report()
     }

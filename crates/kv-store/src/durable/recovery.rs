@@ -106,6 +106,33 @@ fn recover_files(dir: &DataDir, mirror: &MemoryStore) -> Result<Recovered, Recov
     })
 }
 
+/// What a data directory holds, read without changing it (`kv-server check`).
+pub(crate) struct Inspection {
+    /// The newest snapshot's generation and format version, if any.
+    pub(crate) snapshot: Option<(u64, u32)>,
+    /// The journals replayed after it: generation and format version, in order.
+    pub(crate) journals: Vec<(u64, u32)>,
+    /// What the newest journal held (a torn tail is cut at the next start).
+    pub(crate) newest: Option<Replayed>,
+    /// Unfinished files a crash left (removed at the next start).
+    pub(crate) temporaries: usize,
+}
+
+/// Reads `dir` into `mirror` as start-up would, changing nothing on disk.
+pub(crate) fn inspect(dir: &DataDir, mirror: &MemoryStore) -> Result<Inspection, RecoveryError> {
+    let contents = dir
+        .contents()
+        .map_err(RecoveryError::io(dir.path(), "list"))?;
+    let plan = plan(dir, &contents)?;
+    let newest = read(dir, &plan, mirror)?;
+    Ok(Inspection {
+        snapshot: plan.base.map(|(generation, f)| (generation, f.version)),
+        journals: plan.journals.iter().map(|(g, f)| (*g, f.version)).collect(),
+        newest,
+        temporaries: contents.temporaries.len(),
+    })
+}
+
 /// Which files to read, and their formats (read-only). Refuses a missing journal and a
 /// file of a version this build does not read.
 fn plan(dir: &DataDir, contents: &Contents) -> Result<Plan, RecoveryError> {

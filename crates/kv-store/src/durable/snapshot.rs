@@ -44,45 +44,27 @@ pub(crate) fn write(dir: &DataDir, generation: u64, mirror: &MemoryStore) -> io:
 }
 
 fn write_file(path: &Path, mirror: &MemoryStore) -> io::Result<u64> {
-    let mut file = BufWriter::new(File::create(path)?);
-    let header = format::header(Kind::Snapshot);
-    file.write_all(&header)?;
-    let mut out = SnapshotWriter {
-        file,
-        frame: FrameBuf::default(),
-        frames: 0,
-        records: 0,
-        len: header.len() as u64,
-    };
-    out.frame.start();
+    let mut out = Writer::create(path)?;
     for (name, bucket) in mirror.buckets() {
         out.add(Record::Create { bucket: &name })?;
         for shard in 0..bucket.shard_count() {
             // Encode under the shard's read lock; write to the file after releasing it.
             bucket.visit_shard(shard, |key, value| {
-                Record::Put {
+                out.encode(Record::Put {
                     bucket: &name,
                     key,
                     value,
-                }
-                .encode(out.frame.payload());
-                out.records += 1;
+                });
             });
-            if out.frame.payload_len() >= FRAME_TARGET {
-                out.flush_frame()?;
-            }
+            out.flush_if_full()?;
         }
     }
-    out.flush_frame()?;
-    let records = out.records;
-    out.add(Record::SnapshotEnd { records })?;
-    out.flush_frame()?;
-    let file = out.file.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok(out.len)
+    out.finish()
 }
 
-struct SnapshotWriter {
+/// Writes a snapshot file: its header, then records in frames, then (at
+/// [`Writer::finish`]) the end record that counts them. Also what a restored backup becomes.
+pub(crate) struct Writer {
     file: BufWriter<File>,
     frame: FrameBuf,
     frames: u64,
@@ -90,12 +72,38 @@ struct SnapshotWriter {
     len: u64,
 }
 
-impl SnapshotWriter {
-    fn add(&mut self, record: Record<'_>) -> io::Result<()> {
+impl Writer {
+    /// Creates the file at `path` (replacing any) and writes its header.
+    pub(crate) fn create(path: &Path) -> io::Result<Self> {
+        let mut file = BufWriter::new(File::create(path)?);
+        let header = format::header(Kind::Snapshot);
+        file.write_all(&header)?;
+        let mut writer = Self {
+            file,
+            frame: FrameBuf::default(),
+            frames: 0,
+            records: 0,
+            len: header.len() as u64,
+        };
+        writer.frame.start();
+        Ok(writer)
+    }
+
+    /// Adds `record`, writing out the frame once it is full.
+    pub(crate) fn add(&mut self, record: Record<'_>) -> io::Result<()> {
+        self.encode(record);
+        self.flush_if_full()
+    }
+
+    /// Adds `record` to the frame being built, however full it is (to encode under a lock,
+    /// and write after releasing it: [`Self::flush_if_full`]).
+    fn encode(&mut self, record: Record<'_>) {
         record.encode(self.frame.payload());
-        if !matches!(record, Record::SnapshotEnd { .. }) {
-            self.records += 1;
-        }
+        self.records += 1;
+    }
+
+    /// Writes out the frame being built if it has reached its target size.
+    fn flush_if_full(&mut self) -> io::Result<()> {
         if self.frame.payload_len() >= FRAME_TARGET {
             self.flush_frame()?;
         }
@@ -113,6 +121,19 @@ impl SnapshotWriter {
         self.frames += 1;
         self.frame.start();
         Ok(())
+    }
+
+    /// Adds the end record, writes everything and syncs the file; its size in bytes.
+    pub(crate) fn finish(mut self) -> io::Result<u64> {
+        self.flush_frame()?;
+        Record::SnapshotEnd {
+            records: self.records,
+        }
+        .encode(self.frame.payload());
+        self.flush_frame()?;
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(self.len)
     }
 }
 

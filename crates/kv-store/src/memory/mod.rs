@@ -21,6 +21,7 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, delete_delta, put_delta, Budget, OverLimit};
+use frozen::{Epochs, ShardState};
 use crate::subscription::{self, Subscription, Topic};
 use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport};
 use kv_protocol::Event;
@@ -40,6 +41,9 @@ struct Registry {
     /// What the data holds, against `--maxmemory` ([`crate::budget`]); shared with every
     /// bucket, which counts its entries in it.
     budget: Arc<Budget>,
+    /// Which frozen view (a backup) is reading the store, if any; shared with every bucket,
+    /// whose writers keep what the view still needs ([`frozen`]).
+    epochs: Arc<Epochs>,
 }
 
 /// Whether a write must fit the memory limit.
@@ -69,6 +73,7 @@ impl MemoryStore {
         Self(Arc::new(Registry {
             buckets: RwLock::default(),
             budget: Arc::new(Budget::new(limit)),
+            epochs: Arc::default(),
         }))
     }
 
@@ -100,7 +105,11 @@ impl MemoryStore {
             Admit::Decided => self.0.budget.take(cost),
         }
         let name = Bytes::copy_from_slice(name);
-        let bucket = MemoryBucket::new(name.clone(), Arc::clone(&self.0.budget));
+        let bucket = MemoryBucket::new(
+            name.clone(),
+            Arc::clone(&self.0.budget),
+            Arc::clone(&self.0.epochs),
+        );
         buckets.insert(name, bucket);
         Ok(())
     }
@@ -194,8 +203,15 @@ impl Buckets {
     }
 }
 
-/// One shard: keys with their values, found by the bucket's hash of the key.
-type Shard = RwLock<HashTable<(Bytes, Bytes)>>;
+/// One shard: keys with their values, found by the bucket's hash of the key, and what a
+/// running frozen view still needs from it.
+type Shard = RwLock<ShardTable>;
+
+/// What a shard's lock guards.
+struct ShardTable {
+    entries: HashTable<(Bytes, Bytes)>,
+    frozen: ShardState,
+}
 
 /// One bucket: sharded tables; clones share it. One pointer wide, so a connection that
 /// keeps the bucket it used last (as KV sessions do) pays 8 bytes for it while idle.
@@ -210,6 +226,8 @@ struct Tables {
     hasher: RandomState,
     /// The store's, which its entries count against.
     budget: Arc<Budget>,
+    /// The store's: whether a frozen view needs values kept before they change.
+    epochs: Arc<Epochs>,
     /// Who is subscribed to its changes.
     topic: Arc<Topic>,
     shards: [Shard; SHARDS],
@@ -250,14 +268,22 @@ impl MemoryBucket {
         &self.0.shards[(hash >> 32) as usize % SHARDS]
     }
 
-    /// An empty bucket named `name`, counting its entries against `budget`.
-    fn new(name: Bytes, budget: Arc<Budget>) -> Self {
+    /// An empty bucket named `name`, counting its entries against `budget`, created after
+    /// every frozen view begun so far by `epochs`.
+    fn new(name: Bytes, budget: Arc<Budget>, epochs: Arc<Epochs>) -> Self {
+        let shards = std::array::from_fn(|_| {
+            RwLock::new(ShardTable {
+                entries: HashTable::new(),
+                frozen: epochs.new_shard(),
+            })
+        });
         Self(Arc::new(Tables {
             name,
             hasher: RandomState::default(),
             budget,
+            epochs,
             topic: Arc::default(),
-            shards: std::array::from_fn(|_| Shard::default()),
+            shards,
         }))
     }
 
@@ -270,7 +296,8 @@ impl MemoryBucket {
             .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let entry = shard.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k));
+        let ShardTable { entries, frozen } = &mut *shard;
+        let entry = entries.entry(hash, |(k, _)| k[..] == *key, |(k, _)| self.hash(k));
         let now = match &entry {
             Entry::Occupied(slot) => Some(slot.get().1.len()),
             Entry::Vacant(_) => None,
@@ -282,9 +309,13 @@ impl MemoryBucket {
         }
         let value = Bytes::copy_from_slice(value);
         match entry {
-            Entry::Occupied(mut slot) => slot.get_mut().1 = value,
+            Entry::Occupied(mut slot) => {
+                let before = std::mem::replace(&mut slot.get_mut().1, value);
+                frozen.before_change(&self.0.epochs, key, || Some(before));
+            }
             Entry::Vacant(slot) => {
                 slot.insert((Bytes::copy_from_slice(key), value));
+                frozen.before_change(&self.0.epochs, key, || None);
             }
         }
         Ok(())
@@ -299,7 +330,7 @@ impl MemoryBucket {
             .shard(hash)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        look(shard.find(hash, |(k, _)| k[..] == *key))
+        look(shard.entries.find(hash, |(k, _)| k[..] == *key))
     }
 
     /// The length of `key`'s value, if it has one: what a write to it is charged against
@@ -330,10 +361,12 @@ impl MemoryBucket {
             .shard(hash)
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Ok(slot) = shard.find_entry(hash, |(k, _)| k[..] == *key) {
+        let ShardTable { entries, frozen } = &mut *shard;
+        if let Ok(slot) = entries.find_entry(hash, |(k, _)| k[..] == *key) {
             let ((key, value), _) = slot.remove();
             let delta = delete_delta(key.len(), Some(value.len()));
             self.0.budget.adjust(delta);
+            frozen.before_change(&self.0.epochs, &key, || Some(value));
         }
     }
 
@@ -342,7 +375,7 @@ impl MemoryBucket {
         self.0
             .shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).len())
+            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).entries.len())
             .sum()
     }
 }
@@ -411,6 +444,10 @@ impl Pipeline for MemoryPipeline {
         self.buckets.subscribers(bucket)
     }
 
+    async fn backup(&mut self) -> Result<crate::Backup, StoreError> {
+        crate::Backup::start(self.buckets.store())
+    }
+
     fn report(&self) -> StoreReport {
         self.buckets.store().report()
     }
@@ -445,11 +482,15 @@ impl MemoryBucket {
             return;
         };
         let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
-        for (key, value) in shard.iter() {
+        for (key, value) in shard.entries.iter() {
             visit(key, value);
         }
     }
 }
 
+mod frozen;
 #[cfg(test)]
 mod tests;
+
+pub use frozen::AlreadyRunning;
+pub(crate) use frozen::FrozenView;

@@ -55,7 +55,7 @@ async fn each_request_is_answered_by_its_own_submit() {
 fn many_keys_survive_growth_overwrites_and_deletes() {
     // Enough keys to make every shard's table grow several times (rehashing with the
     // bucket's hasher), then overwrite half and delete a third.
-    let bucket = MemoryBucket::new(Bytes::from_static(b"b"), Arc::default());
+    let bucket = MemoryBucket::new(Bytes::from_static(b"b"), Arc::default(), Arc::default());
     let key = |i: u32| format!("key:{i}").into_bytes();
     for i in 0..20_000 {
         bucket

@@ -115,7 +115,9 @@ pub(super) fn u64_at(header: &[u8], at: usize) -> u64 {
 mod read;
 mod write;
 
-pub(crate) use read::{find_valid_frame, FrameReader, Next};
+pub(crate) use read::{
+    find_valid_frame, parse_written_header, written_payload_holds, FrameReader, Next,
+};
 pub(crate) use write::FrameBuf;
 
 #[cfg(test)]

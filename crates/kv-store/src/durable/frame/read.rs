@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 
-use super::{Layout, MAGIC_LEN, MAX_HEADER_LEN};
+use super::{Layout, MAGIC_LEN, MAX_HEADER_LEN, WRITTEN};
 
 /// What [`FrameReader::next`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,4 +130,19 @@ pub(crate) fn find_valid_frame(
         at = start + 1;
     }
     None
+}
+
+/// A frame header of the layout this build writes ([`super::HEADER_LEN`] bytes), checked
+/// on its own: for a reader that gets frames from a stream rather than a file of known
+/// length (a backup arriving over a connection). Its payload length and sequence number,
+/// if the header is whole.
+pub(crate) fn parse_written_header(header: &[u8]) -> Option<(usize, u64)> {
+    let len = WRITTEN.parse_header(header)?;
+    Some((len, WRITTEN.seq_of(header)))
+}
+
+/// Whether `payload` is the one `header` (whole, of the layout this build writes) was
+/// sealed with.
+pub(crate) fn written_payload_holds(header: &[u8], payload: &[u8]) -> bool {
+    WRITTEN.payload_checksum_holds(header, payload)
 }

@@ -1,0 +1,76 @@
+//! Backups: the whole store as it was at one moment, streamed while it keeps serving
+//! (PROTOCOL.md, "Backup"; docs/BACKUP.md).
+//!
+//! A backup is a file of its own format, also what `BACKUP` sends:
+//!
+//! ```text
+//! header (16 bytes: magic, format version, checksum; `format`)
+//! frames, each checksummed, numbered from 0 (the data files' frames: `durable::frame`)
+//!   holding records: CREATE bucket, then PUT bucket key value for each of its keys, ...,
+//!   and last an end record with the number of records before it
+//! ```
+//!
+//! The records are the data files' (`durable::record`), so restoring one is writing its
+//! records into a snapshot.
+//!
+//! - `write`: a [`crate::memory::FrozenView`] of the store (in durable mode, of its
+//!   in-memory mirror) encoded frame by frame on a thread of its own, a few frames ahead of
+//!   the connection that sends them, so a backup costs the server a few MiB whatever the
+//!   data's size, and its writers a lock per key read;
+//! - `read`: [`Reader`], which checks a backup as it arrives, in pieces of any size.
+
+mod format;
+mod read;
+mod write;
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::memory::{FrozenView, MemoryStore};
+use crate::StoreError;
+pub use format::{starts_a_backup, HeaderError, CURRENT as FORMAT_VERSION};
+pub(crate) use read::read_file;
+pub use read::{verify, BackupError, ReadError, Reader, Summary};
+
+/// Payload bytes after which a frame is sealed and sent: big enough that per-frame costs
+/// (a header, a wake-up of the connection) vanish, small enough that the frames in flight
+/// ([`FRAMES_AHEAD`]) stay a few hundred KiB.
+const FRAME_TARGET: usize = 256 << 10;
+/// Frames the writing thread may have made that the connection has not taken yet.
+const FRAMES_AHEAD: usize = 4;
+
+/// A backup being made: its bytes, piece by piece ([`Backup::poll_next`]). Dropping it
+/// stops the backup.
+#[derive(Debug)]
+pub struct Backup {
+    pieces: mpsc::Receiver<Bytes>,
+}
+
+impl Backup {
+    /// Begins a backup of `store` as it is now, encoded on a thread of its own. Refused
+    /// while another backup of the store runs, or if no thread can be started.
+    pub(crate) fn start(store: &MemoryStore) -> Result<Self, StoreError> {
+        let view = FrozenView::begin(store)
+            .map_err(|_| StoreError::new("a backup is already running; try again when it ends"))?;
+        let (tx, pieces) = mpsc::channel(FRAMES_AHEAD);
+        std::thread::Builder::new()
+            .name("kv-backup".into())
+            .spawn(move || {
+                // Not in a runtime: blocking here is what paces the backup to its reader.
+                write::write(&view, |piece| tx.blocking_send(piece).is_ok());
+            })
+            .map_err(|e| StoreError::new(format!("cannot start the backup: {e}")))?;
+        Ok(Self { pieces })
+    }
+
+    /// The next piece of the backup; `Ready(None)` after the last (a backup cut short, by
+    /// a bug, ends without its end record, which its reader reports).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.pieces.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;
