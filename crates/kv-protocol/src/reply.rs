@@ -136,8 +136,9 @@ impl<'a> Reply<'a> {
             Verb::Create | Verb::Put | Verb::Delete | Verb::Quit | Verb::Unsubscribe => {
                 (&b"OK"[..], Reply::Ok)
             }
-            // A subscription that took has no reply: what follows are events.
-            Verb::Subscribe => return Decoded::Unexpected { line, len: first },
+            // A subscription that took has no reply: what follows are events. A backup that
+            // started is answered with the backup's bytes, not lines.
+            Verb::Subscribe | Verb::Backup => return Decoded::Unexpected { line, len: first },
         };
         if line == expected.0 {
             one_line(expected.1)
@@ -398,7 +399,7 @@ mod tests {
             (2, _) => Reply::Error(bytes),
             (3, Verb::Get | Verb::Count) => Reply::Value(Some(bytes)),
             (_, Verb::Get | Verb::Count) => Reply::Value(None),
-            (_, Verb::Subscribe) => Reply::NotFound,
+            (_, Verb::Subscribe | Verb::Backup) => Reply::NotFound,
             (_, Verb::Ping) => Reply::Pong,
             (3, Verb::Info) => Reply::Report(b"# Stats\r\nkeys:1\r\n"),
             (_, Verb::Info) => Reply::Report(b""),

@@ -26,11 +26,13 @@ pub enum Verb {
     Unsubscribe,
     /// `COUNT SUBSCRIPTIONS bucket`
     Count,
+    /// `BACKUP`
+    Backup,
 }
 
 impl Verb {
     /// Every verb.
-    pub const ALL: [Verb; 10] = [
+    pub const ALL: [Verb; 11] = [
         Verb::Create,
         Verb::Put,
         Verb::Get,
@@ -41,6 +43,7 @@ impl Verb {
         Verb::Subscribe,
         Verb::Unsubscribe,
         Verb::Count,
+        Verb::Backup,
     ];
 
     /// The verb `word` names, in any case (`get`, `Get`, `GET`); `None` for any other
@@ -56,6 +59,7 @@ impl Verb {
             5 if word.eq_ignore_ascii_case(b"COUNT") => Some(Verb::Count),
             6 if word.eq_ignore_ascii_case(b"CREATE") => Some(Verb::Create),
             6 if word.eq_ignore_ascii_case(b"DELETE") => Some(Verb::Delete),
+            6 if word.eq_ignore_ascii_case(b"BACKUP") => Some(Verb::Backup),
             9 if word.eq_ignore_ascii_case(b"SUBSCRIBE") => Some(Verb::Subscribe),
             11 if word.eq_ignore_ascii_case(b"UNSUBSCRIBE") => Some(Verb::Unsubscribe),
             _ => None,
@@ -75,6 +79,7 @@ impl Verb {
             Verb::Subscribe => b"SUBSCRIBE",
             Verb::Unsubscribe => b"UNSUBSCRIBE",
             Verb::Count => b"COUNT",
+            Verb::Backup => b"BACKUP",
         }
     }
 }

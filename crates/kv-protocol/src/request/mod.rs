@@ -61,6 +61,10 @@ pub enum Request<'a> {
         /// The bucket.
         bucket: &'a [u8],
     },
+    /// `BACKUP`: answered with the backup itself, a stream of bytes in the backup file
+    /// format (it begins with a non-ASCII byte), or an `ERROR` line; see PROTOCOL.md,
+    /// "Backup".
+    Backup,
 }
 
 /// What a line is, to the server.
@@ -116,6 +120,7 @@ impl<'a> Request<'a> {
                 _ => None,
             },
             Some(Verb::Unsubscribe) => args.is_empty().then_some(Request::Unsubscribe),
+            Some(Verb::Backup) => args.is_empty().then_some(Request::Backup),
             Some(Verb::Count) => match args {
                 [what, bucket] if what.eq_ignore_ascii_case(SUBSCRIPTIONS) => {
                     Some(Request::CountSubscriptions { bucket })
@@ -148,6 +153,7 @@ impl<'a> Request<'a> {
             } => encode_line(out, Verb::Info, &[section]),
             Request::Subscribe { bucket } => encode_line(out, Verb::Subscribe, &[bucket]),
             Request::Unsubscribe => encode_line(out, Verb::Unsubscribe, &[]),
+            Request::Backup => encode_line(out, Verb::Backup, &[]),
             Request::CountSubscriptions { bucket } => {
                 encode_line(out, Verb::Count, &[SUBSCRIPTIONS, bucket]);
             }
@@ -167,6 +173,7 @@ impl<'a> Request<'a> {
             Request::Subscribe { .. } => Verb::Subscribe,
             Request::Unsubscribe => Verb::Unsubscribe,
             Request::CountSubscriptions { .. } => Verb::Count,
+            Request::Backup => Verb::Backup,
         }
     }
 
@@ -182,6 +189,7 @@ impl<'a> Request<'a> {
             Request::Ping
             | Request::Quit
             | Request::Unsubscribe
+            | Request::Backup
             | Request::Info { section: None } => Ok(()),
             Request::Info {
                 section: Some(section),

@@ -234,6 +234,7 @@ fn any_request<'a>(verb: Verb, [bucket, key, value]: &'a [Vec<u8>; 3]) -> Reques
         Verb::Subscribe => Request::Subscribe { bucket },
         Verb::Unsubscribe => Request::Unsubscribe,
         Verb::Count => Request::CountSubscriptions { bucket },
+        Verb::Backup => Request::Backup,
     }
 }
 

@@ -13,8 +13,9 @@ use kv_store::{Answer, Answers, Op, Pipeline, Store, StoreError};
 use line_server::Flow;
 
 use super::counters::{self, ErrorKind};
+use super::backup::Sending;
 use super::subscriber::Subscribed;
-use super::KvSession;
+use super::{KvSession, Pushing};
 
 impl<S: Store> KvSession<S> {
     /// Runs `request`: its reply is appended to `out` now, or by a later call that carries
@@ -67,6 +68,15 @@ impl<S: Store> KvSession<S> {
                 answer_count(count, out);
                 return Flow::Continue;
             }
+            Request::Backup => {
+                // After every write before it, this connection's included.
+                self.flush_into(out).await;
+                match self.pipeline.backup().await {
+                    Ok(backup) => self.pushing = Some(Box::new(Pushing::Backup(Sending::new(backup)))),
+                    Err(e) => Replies(out).answer(Answer::Failed(&e)),
+                }
+                return Flow::Continue;
+            }
         };
         self.pipeline.submit(bucket, op, &mut Replies(out)).await;
         Flow::Continue
@@ -77,7 +87,9 @@ impl<S: Store> KvSession<S> {
     async fn subscribe(&mut self, bucket: &[u8], out: &mut BytesMut) {
         let buffer = self.shared.subscriber_buffer_bytes;
         match self.pipeline.subscribe(bucket, buffer).await {
-            Ok(Some(subscription)) => self.subscribed = Some(Subscribed::new(subscription)),
+            Ok(Some(subscription)) => {
+                self.pushing = Some(Box::new(Pushing::Events(Subscribed::new(subscription))));
+            }
             Ok(None) => Replies(out).answer(Answer::NoBucket),
             Err(e) => Replies(out).answer(Answer::Failed(&e)),
         }

@@ -82,6 +82,8 @@ struct ThreadCounters {
     unsubscribed: AtomicU64,
     events_sent: AtomicU64,
     slow_subscribers: AtomicU64,
+    backups: AtomicU64,
+    backup_bytes: AtomicU64,
     /// Commands per bucket (not cumulative; reports make them so).
     latency: [AtomicU64; LATENCY_BUCKETS],
     latency_sum_nanos: AtomicU64,
@@ -150,6 +152,16 @@ pub(crate) fn count_slow_subscriber() {
     add(|c| &c.slow_subscribers, 1);
 }
 
+/// A backup began being sent to a client.
+pub(crate) fn count_backup_started() {
+    add(|c| &c.backups, 1);
+}
+
+/// `n` bytes of a backup were handed to a client's connection.
+pub(crate) fn count_backup_bytes(n: usize) {
+    add(|c| &c.backup_bytes, n as u64);
+}
+
 /// `commands` commands took `elapsed` each (one batch; see the module's doc).
 pub(crate) fn record_latency(elapsed: Duration, commands: u64) {
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
@@ -187,6 +199,10 @@ pub struct Totals {
     pub events_sent: u64,
     /// Subscribers disconnected for falling behind (`--subscriber-buffer-bytes`).
     pub slow_subscribers_disconnected: u64,
+    /// Backups begun (`BACKUP` requests that started one).
+    pub backups: u64,
+    /// Bytes of backups handed to clients' connections.
+    pub backup_bytes: u64,
     /// Commands whose latency fell in each bucket of [`LATENCY_BOUNDS_MICROS`] then `+Inf`
     /// (per bucket, not cumulative).
     pub latency: [u64; LATENCY_BUCKETS],
@@ -228,6 +244,8 @@ pub fn totals() -> Totals {
         unsubscribed += c.unsubscribed.load(Relaxed);
         t.events_sent += c.events_sent.load(Relaxed);
         t.slow_subscribers_disconnected += c.slow_subscribers.load(Relaxed);
+        t.backups += c.backups.load(Relaxed);
+        t.backup_bytes += c.backup_bytes.load(Relaxed);
         t.latency_sum_nanos = t
             .latency_sum_nanos
             .wrapping_add(c.latency_sum_nanos.load(Relaxed));
@@ -272,7 +290,7 @@ mod tests {
     #[test]
     fn commands_processed_counts_unknown_lines_too() {
         let totals = Totals {
-            verbs: [1, 2, 3, 0, 0, 0, 1, 0, 0, 0],
+            verbs: [1, 2, 3, 0, 0, 0, 1, 0, 0, 0, 0],
             errors: [2, 5, 1],
             ..Totals::default()
         };

@@ -144,6 +144,8 @@ fn render(
                 "slow_subscribers_disconnected",
                 totals.slow_subscribers_disconnected.to_string(),
             ),
+            ("backups_started", totals.backups.to_string()),
+            ("backup_bytes_sent", totals.backup_bytes.to_string()),
         ],
     );
     section(

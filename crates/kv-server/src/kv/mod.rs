@@ -5,10 +5,11 @@
 //! classification, every reply's bytes — is `kv_protocol`'s, shared with the client and the
 //! bench; the server's half is here: this file (the session that ties a connection to the
 //! store), `apply.rs` (running each request against the store), `subscriber.rs` (a
-//! subscribed connection), `cross_protocol.rs` (closing on a line of HTTP, with a
+//! subscribed connection), `backup.rs` (one sending a backup), `cross_protocol.rs` (closing on a line of HTTP, with a
 //! warning), `counters.rs` (what is counted, per thread) and `info.rs` (`INFO`).
 
 mod apply;
+mod backup;
 pub mod counters;
 mod cross_protocol;
 mod info;
@@ -86,7 +87,7 @@ impl<S: Store> Protocol for Kv<S> {
         KvSession {
             pipeline: self.store.pipeline(),
             shared: Arc::clone(&self.shared),
-            subscribed: None,
+            pushing: None,
             peer,
             batch: Batch::new(),
         }
@@ -100,14 +101,23 @@ pub struct KvSession<S: Store> {
     pipeline: S::Pipeline,
     /// What every session shares: the server's counters, settings.
     shared: Arc<Shared>,
-    /// Its subscription, while it is a subscriber (boxed: most sessions never are, and
-    /// what a session holds is paid by every idle client).
-    subscribed: Option<Box<subscriber::Subscribed>>,
+    /// What it pushes to the client beside replies, if anything: a subscription's events
+    /// or a backup (boxed: most sessions never push, and what a session holds is paid by
+    /// every idle client).
+    pushing: Option<Box<Pushing>>,
     /// The client's address, for the cross-protocol warning (PROTOCOL.md, "KV mode"), which
     /// must name it.
     peer: SocketAddr,
     /// The batch of lines being handled, for the latency histogram.
     batch: Batch,
+}
+
+/// What a session pushes to its client beside replies.
+enum Pushing {
+    /// A subscription's events (`subscriber.rs`).
+    Events(subscriber::Subscribed),
+    /// A backup (`backup.rs`).
+    Backup(backup::Sending),
 }
 
 /// When the batch being handled began and how many commands it has run: its latency is
@@ -145,12 +155,19 @@ impl Batch {
 impl<S: Store> Session for KvSession<S> {
     async fn on_line(&mut self, line: &[u8], out: &mut BytesMut) -> Flow {
         self.batch.line();
-        if self.subscribed.is_some() {
-            let (flow, ended) = subscriber::on_line(line, self.peer, out);
-            if ended {
-                self.subscribed = None;
+        match self.pushing.as_deref() {
+            None => {}
+            Some(Pushing::Events(_)) => {
+                let (flow, ended) = subscriber::on_line(line, self.peer, out);
+                if ended {
+                    self.pushing = None;
+                }
+                return flow;
             }
-            return flow;
+            Some(Pushing::Backup(_)) => {
+                self.pushing = None;
+                return Flow::Close;
+            }
         }
         match Request::parse(trim_terminator(line)) {
             Parsed::Request(request) => self.apply(request, out).await,
@@ -184,20 +201,30 @@ impl<S: Store> Session for KvSession<S> {
     }
 
     fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
-        let Some(subscribed) = &mut self.subscribed else {
-            return Poll::Pending;
+        let pushed = match self.pushing.as_deref_mut() {
+            None => return Poll::Pending,
+            Some(Pushing::Events(subscribed)) => subscribed.poll_push(out, self.peer, cx),
+            Some(Pushing::Backup(sending)) => match sending.poll_push(out, cx) {
+                Poll::Ready(Some(flow)) => Poll::Ready(flow),
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => {
+                    // Sent whole: back to requests, which the read that follows waits for.
+                    self.pushing = None;
+                    return Poll::Pending;
+                }
+            },
         };
-        let pushed = subscribed.poll_push(out, self.peer, cx);
         if pushed == Poll::Ready(Flow::Close) {
             // Ended: no longer counted, even while the connection closes.
-            self.subscribed = None;
+            self.pushing = None;
         }
         pushed
     }
 
-    /// A subscriber waits for events, not requests: no idle timeout (SPEC §14).
+    /// A subscriber waits for events, not requests: no idle timeout (SPEC §14); nor does
+    /// a client receiving a backup.
     fn is_listening(&self) -> bool {
-        self.subscribed.is_some()
+        self.pushing.is_some()
     }
 }
 

@@ -31,9 +31,9 @@ static SLOW_WARNINGS: Throttle = Throttle::new(Duration::from_secs(60));
 pub(super) struct Subscribed(Subscription);
 
 impl Subscribed {
-    pub(super) fn new(subscription: Subscription) -> Box<Self> {
+    pub(super) fn new(subscription: Subscription) -> Self {
         counters::count_subscription(true);
-        Box::new(Self(subscription))
+        Self(subscription)
     }
 
     /// The events queued so far, appended to `out` (see `Session::poll_push`); a

@@ -213,7 +213,16 @@ fn encode_commands(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
         t.misses,
     )?;
     encode_subscriptions(e, t)?;
+    encode_backups(e, t)?;
     encode_latency(e, t)
+}
+
+/// Backups begun, and the bytes of them sent.
+fn encode_backups(e: &mut DescriptorEncoder, t: &Totals) -> fmt::Result {
+    let help = "Backups begun (BACKUP requests that started one).";
+    counter(e, "backups_started", help, t.backups)?;
+    let help = "Bytes of backups handed to clients' connections.";
+    counter(e, "backup_bytes_sent", help, t.backup_bytes)
 }
 
 /// Subscribers, the events sent to them, and those disconnected for falling behind.

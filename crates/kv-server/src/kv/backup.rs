@@ -1,0 +1,45 @@
+//! A connection sending a backup (PROTOCOL.md, "Backup"): after `BACKUP`, the store's
+//! backup is pushed to the connection piece by piece (`Session::poll_push`), as fast as
+//! the client reads it and no faster (the store makes a few pieces ahead, then waits).
+//! Then the connection is back to requests. The client sends nothing meanwhile: a line
+//! that arrives during the backup could only be answered inside it, so it ends the backup
+//! and the connection.
+
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use kv_store::Backup;
+use line_server::Flow;
+
+use super::counters;
+
+/// A backup being sent.
+pub(super) struct Sending(Backup);
+
+impl Sending {
+    pub(super) fn new(backup: Backup) -> Self {
+        counters::count_backup_started();
+        Self(backup)
+    }
+
+    /// The next piece, appended to `out`; `Ready(None)` once the backup has been handed
+    /// over whole. Asked only for an end (`out` is `None`), a backup has none to report.
+    pub(super) fn poll_push(
+        &mut self,
+        out: Option<&mut BytesMut>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Flow>> {
+        let Some(out) = out else {
+            return Poll::Pending;
+        };
+        match self.0.poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(piece)) => {
+                counters::count_backup_bytes(piece.len());
+                out.extend_from_slice(&piece);
+                Poll::Ready(Some(Flow::Continue))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
+}
