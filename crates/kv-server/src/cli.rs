@@ -28,6 +28,10 @@ static DURABLE: LazyLock<DurableOptions> = LazyLock::new(DurableOptions::default
 /// `GET shopping milk`. Flags win over environment variables. SIGTERM or SIGINT shut it
 /// down gracefully; SIGHUP re-reads the TLS files and the password file. Under systemd it
 /// reports readiness (NOTIFY_SOCKET) and serves a passed socket (LISTEN_FDS).
+///
+/// Offline tools (see `kv-server restore --help`): `kv-server restore FILE --data-dir DIR`
+/// makes a data directory from a backup (`kv-cli --backup FILE`); `kv-server check
+/// --data-dir DIR` verifies one, and `kv-server check --backup FILE` a backup file.
 #[derive(Debug, Parser)]
 #[command(name = "kv-server", version, about, long_about)]
 pub struct Cli {

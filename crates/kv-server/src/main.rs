@@ -10,6 +10,7 @@ mod notify;
 mod reload;
 mod settings;
 mod signals;
+mod tools;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +49,9 @@ fn main() -> ExitCode {
     // First of all: descriptors 3 and up can only be a service manager's until this process
     // opens one of its own (activation.rs).
     let passed = activation::take();
+    if let Some(status) = tools::run_if_named() {
+        return status;
+    }
     let settings = cli::Cli::parse().into_settings();
     let logs = match init_logging(settings.log_format) {
         Ok(logs) => logs,
