@@ -90,6 +90,11 @@ pub struct Args {
     #[arg(long, conflicts_with = "request")]
     pub stat: bool,
 
+    /// Write the server's backup to FILE (written aside, checked, synced, then renamed:
+    /// FILE is never a partial backup) and exit; restore it with `kv-server restore`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stat", "latency", "request"])]
+    pub backup: Option<PathBuf>,
+
     /// Print a completion script for SHELL and exit (e.g. `kv-cli --completions bash`).
     #[arg(long, value_name = "SHELL", exclusive = true)]
     pub completions: Option<Shell>,
@@ -117,6 +122,8 @@ pub enum Mode {
     Latency,
     /// `--stat`
     Stat,
+    /// `--backup FILE`
+    Backup(PathBuf),
     /// `--completions SHELL`
     Completions(Shell),
 }
@@ -126,6 +133,8 @@ impl Args {
     pub fn mode(&self) -> Mode {
         if let Some(shell) = self.completions {
             Mode::Completions(shell)
+        } else if let Some(file) = &self.backup {
+            Mode::Backup(file.clone())
         } else if self.latency {
             Mode::Latency
         } else if self.stat {

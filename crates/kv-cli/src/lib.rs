@@ -12,11 +12,12 @@
 //! - One module per mode: [`oneshot`] (request words on the command line, `-r`/`-i`),
 //!   [`pipe`] (standard input, pipelined), [`repl`] (a terminal: line editing, history),
 //!   [`latency`] (`--latency`), [`stat`] (`--stat`) and [`subscribe`] (`SUBSCRIBE bucket`: events
-//!   until interrupted), all three ended by [`stop`].
+//!   until interrupted), all three ended by [`stop`]; [`backup`] (`--backup FILE`).
 
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod backup;
 pub mod connect;
 pub mod latency;
 pub mod line;
@@ -64,6 +65,7 @@ pub fn run(args: Args) -> Status {
         Mode::Repl => repl::run(&runtime, options),
         Mode::Latency => runtime.block_on(latency::run(&options)),
         Mode::Stat => runtime.block_on(stat::run(&options, args.interval())),
+        Mode::Backup(file) => runtime.block_on(backup::run(&options, &file)),
         Mode::Completions(_) => Status::Ok,
     }
 }

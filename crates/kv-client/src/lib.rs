@@ -64,7 +64,9 @@
 //! - `split`: [`Sender`] and [`Receiver`], a connection's halves, for a stream of
 //!   requests with many in flight.
 //! - `response`: reading replies ([`Response`], [`Received`], [`Expect`]).
+//! - `backup`: [`BackupStream`], the bytes `BACKUP` answers with.
 
+mod backup;
 mod error;
 mod options;
 mod outgoing;
@@ -74,6 +76,7 @@ mod split;
 mod subscription;
 pub mod tls;
 
+pub use backup::BackupStream;
 pub use error::Error;
 pub use kv_protocol::{Auth, Reply, Request};
 pub use options::{ConnectError, ConnectOptions, DEFAULT_CONNECT_TIMEOUT};
