@@ -21,7 +21,8 @@ pub enum Typed<'a> {
     /// §16); from a script or a session it is not sent.
     Subscribe(&'a [u8]),
     /// Not sent, for the reason given: the server would close the connection at once (a
-    /// line of HTTP, PROTOCOL.md "Cross-protocol requests").
+    /// line of HTTP, PROTOCOL.md "Cross-protocol requests"), or answer with bytes that are
+    /// no lines (`BACKUP`, which has a mode of its own: `--backup FILE`).
     Refused(&'static str),
 }
 
@@ -30,6 +31,11 @@ pub fn classify(line: &[u8]) -> Typed<'_> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match Request::parse(line) {
         Parsed::Request(Request::Subscribe { bucket }) => return Typed::Subscribe(bucket),
+        Parsed::Request(Request::Backup) => {
+            return Typed::Refused(
+                "BACKUP is answered with a backup file's bytes: take one with `kv-cli --backup FILE`",
+            )
+        }
         Parsed::Request(request) => return Typed::Send(Outgoing::Request(request)),
         Parsed::CrossProtocol => {
             return Typed::Refused("a line of HTTP: the server would close the connection")
@@ -90,6 +96,7 @@ mod tests {
         assert_eq!(classify(b" \t "), Typed::Blank);
         assert_eq!(classify(b""), Typed::Blank);
         assert_eq!(classify(b"subscribe b"), Typed::Subscribe(b"b"));
+        assert!(matches!(classify(b"backup"), Typed::Refused(why) if why.contains("--backup")));
         assert!(matches!(classify(b"POST / HTTP/1.1"), Typed::Refused(_)));
     }
 }
