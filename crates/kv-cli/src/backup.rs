@@ -97,7 +97,10 @@ fn refused(error: Error) -> Failed {
             Status::Error,
             format!("the server does not take backups (it answered {line:?})"),
         ),
-        other => (Status::Unavailable, format!("the backup could not start: {other}")),
+        other => (
+            Status::Unavailable,
+            format!("the backup could not start: {other}"),
+        ),
     }
 }
 
@@ -147,11 +150,20 @@ impl Partial {
 
     /// Syncs the whole backup and gives it the name `file` (replacing any), durably.
     fn keep(&mut self, file: &Path) -> Result<(), Failed> {
-        let written = self.file.take().ok_or_else(|| self.failed("already kept"))?;
-        written.sync_all().map_err(|e| self.failed(&e.to_string()))?;
+        let written = self
+            .file
+            .take()
+            .ok_or_else(|| self.failed("already kept"))?;
+        written
+            .sync_all()
+            .map_err(|e| self.failed(&e.to_string()))?;
         drop(written);
-        std::fs::rename(&self.path, file)
-            .map_err(|e| (Status::Error, format!("cannot name it {}: {e}", file.display())))?;
+        std::fs::rename(&self.path, file).map_err(|e| {
+            (
+                Status::Error,
+                format!("cannot name it {}: {e}", file.display()),
+            )
+        })?;
         let dir = match file.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
@@ -168,7 +180,10 @@ impl Partial {
     fn failed(&self, why: &str) -> Failed {
         (
             Status::Error,
-            format!("cannot write {}: {why}; no backup written", self.path.display()),
+            format!(
+                "cannot write {}: {why}; no backup written",
+                self.path.display()
+            ),
         )
     }
 }

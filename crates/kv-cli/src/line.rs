@@ -31,11 +31,9 @@ pub fn classify(line: &[u8]) -> Typed<'_> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     match Request::parse(line) {
         Parsed::Request(Request::Subscribe { bucket }) => return Typed::Subscribe(bucket),
-        Parsed::Request(Request::Backup) => {
-            return Typed::Refused(
-                "BACKUP is answered with a backup file's bytes: take one with `kv-cli --backup FILE`",
-            )
-        }
+        Parsed::Request(Request::Backup) => return Typed::Refused(
+            "BACKUP is answered with a backup file's bytes: take one with `kv-cli --backup FILE`",
+        ),
         Parsed::Request(request) => return Typed::Send(Outgoing::Request(request)),
         Parsed::CrossProtocol => {
             return Typed::Refused("a line of HTTP: the server would close the connection")

@@ -16,7 +16,10 @@ fn real_backup(dir: &Path) -> (TestServer, PathBuf) {
     let server = TestServer::start();
     let mut script = String::from("CREATE shopping\nCREATE empty\n");
     for i in 0..3_000 {
-        script.push_str(&format!("PUT shopping item{i} {}\n", "x".repeat(i % 50 + 1)));
+        script.push_str(&format!(
+            "PUT shopping item{i} {}\n",
+            "x".repeat(i % 50 + 1)
+        ));
     }
     let loaded = run(kv_cli(server.port), script.as_bytes());
     assert_eq!(code(&loaded), 0, "{}", stderr(&loaded));
@@ -49,7 +52,9 @@ fn fake_server(bytes: Vec<u8>, hold: bool) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let thread = std::thread::spawn(move || {
-        let Ok((mut stream, _)) = listener.accept() else { return };
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
         stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
         let mut line = [0u8; 8];
         let _ = stream.read_exact(&mut line); // "BACKUP\r\n"
@@ -73,7 +78,11 @@ fn a_backup_is_written_whole_and_checks_out() {
     let (_server, file) = real_backup(dir.path());
     let summary = kv_store::backup::verify(&file).expect("a whole backup");
     assert_eq!((summary.buckets, summary.keys), (2, 3_000));
-    assert_eq!(listing(dir.path()), ["shopping.kvb"], "no partial file is left");
+    assert_eq!(
+        listing(dir.path()),
+        ["shopping.kvb"],
+        "no partial file is left"
+    );
 }
 
 #[test]
@@ -86,8 +95,16 @@ fn a_connection_lost_mid_backup_leaves_no_file_and_exits_2() {
     let output = run(backup_from(addr, &target), b"");
     fake.join().expect("fake server");
     assert_eq!(code(&output), 2, "{}", stderr(&output));
-    assert!(stderr(&output).contains("before the backup was whole"), "{}", stderr(&output));
-    assert_eq!(listing(dir.path()), ["shopping.kvb"], "neither cut.kvb nor a partial file");
+    assert!(
+        stderr(&output).contains("before the backup was whole"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        listing(dir.path()),
+        ["shopping.kvb"],
+        "neither cut.kvb nor a partial file"
+    );
 }
 
 #[test]
@@ -101,7 +118,11 @@ fn a_damaged_backup_is_refused_and_leaves_no_file() {
     let output = run(backup_from(addr, &dir.path().join("bad.kvb")), b"");
     fake.join().expect("fake server");
     assert_eq!(code(&output), 1, "{}", stderr(&output));
-    assert!(stderr(&output).contains("arrived damaged"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("arrived damaged"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(listing(dir.path()), ["shopping.kvb"]);
 }
 
@@ -126,14 +147,20 @@ fn killed_mid_backup_kv_cli_leaves_nothing_under_the_files_name() {
                 break path;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "kv-cli wrote nothing aside");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kv-cli wrote nothing aside"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
     running.0.kill().expect("kill -9 kv-cli");
     running.0.wait().expect("reap");
     fake.join().expect("fake server");
     assert!(!target.exists(), "a partial backup under the file's name");
-    assert!(partial.exists(), "what was written stays aside, under its own name");
+    assert!(
+        partial.exists(),
+        "what was written stays aside, under its own name"
+    );
 }
 
 #[test]
@@ -145,14 +172,21 @@ fn interrupted_kv_cli_removes_its_partial_file_and_a_refusal_is_printed() {
     let running = Running::spawn(backup_from(addr, &dir.path().join("stopped.kvb")));
     let deadline = std::time::Instant::now() + PATIENCE;
     while !listing(dir.path()).iter().any(|n| n.contains("partial")) {
-        assert!(std::time::Instant::now() < deadline, "kv-cli wrote nothing aside");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kv-cli wrote nothing aside"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     running.interrupt();
     let output = running.finish();
     fake.join().expect("fake server");
     assert_eq!(code(&output), 1, "{}", stderr(&output));
-    assert_eq!(listing(dir.path()), ["shopping.kvb"], "the partial file is removed");
+    assert_eq!(
+        listing(dir.path()),
+        ["shopping.kvb"],
+        "the partial file is removed"
+    );
 
     let (addr, fake) = fake_server(b"ERROR a backup is already running\r\n".to_vec(), false);
     let output = run(backup_from(addr, &dir.path().join("refused.kvb")), b"");
@@ -171,7 +205,11 @@ fn behind_a_password_the_backup_needs_it() {
     without.args(["--backup", file.to_str().expect("utf-8")]);
     let output = run(without, b"");
     assert_eq!(code(&output), 1, "{}", stderr(&output));
-    assert!(stdout(&output).starts_with("ERROR NOAUTH"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("ERROR NOAUTH"),
+        "{}",
+        stdout(&output)
+    );
     let mut with = kv_cli(server.port);
     with.args(["--backup", file.to_str().expect("utf-8")])
         .env("KV_PASSWORD", "s3cret");

@@ -109,7 +109,10 @@ fn the_protocol_replies_are_those_of_memory_mode(server: &TestServer) {
     // The data is the cluster's: backups are Redis' business, and the reply says so.
     c.send(b"BACKUP\r\n");
     let refused = String::from_utf8_lossy(&c.read_line()).into_owned();
-    assert!(refused.starts_with("ERROR ") && refused.contains("redis-cli --rdb"), "{refused}");
+    assert!(
+        refused.starts_with("ERROR ") && refused.contains("redis-cli --rdb"),
+        "{refused}"
+    );
     // Braces and odd bytes in names are just bytes; a key cannot be the marker (a space).
     ask(&mut c, b"CREATE {x}a\r\n", b"OK\r\n");
     ask(&mut c, b"PUT {x}a {k} {v}\r\n", b"OK\r\n");

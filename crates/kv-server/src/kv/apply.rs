@@ -12,8 +12,8 @@ use kv_protocol::{Reply, Request};
 use kv_store::{Answer, Answers, Op, Pipeline, Store, StoreError};
 use line_server::Flow;
 
-use super::counters::{self, ErrorKind};
 use super::backup::Sending;
+use super::counters::{self, ErrorKind};
 use super::subscriber::Subscribed;
 use super::{KvSession, Pushing};
 
@@ -72,7 +72,9 @@ impl<S: Store> KvSession<S> {
                 // After every write before it, this connection's included.
                 self.flush_into(out).await;
                 match self.pipeline.backup().await {
-                    Ok(backup) => self.pushing = Some(Box::new(Pushing::Backup(Sending::new(backup)))),
+                    Ok(backup) => {
+                        self.pushing = Some(Box::new(Pushing::Backup(Sending::new(backup))))
+                    }
                     Err(e) => Replies(out).answer(Answer::Failed(&e)),
                 }
                 return Flow::Continue;

@@ -65,7 +65,8 @@ pub(crate) fn parse(head: &[u8; HEADER_LEN]) -> Result<(), HeaderError> {
     if head[MAGIC_AT..VERSION_AT] != MAGIC {
         return Err(HeaderError::NotABackup);
     }
-    let field = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let field =
+        |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
     if crc32fast::hash(&head[..CRC_AT]) != field(CRC_AT) {
         return Err(HeaderError::Damaged);
     }

@@ -185,10 +185,12 @@ impl Reader {
         // Taken out for the call (and its allocation put back), as records borrow from it.
         let pending = std::mem::take(&mut self.pending);
         let at = self.pending_at;
-        let acted = self.act_on(&pending, on_record).map_err(|reason| match reason {
-            Bad::Header(e) => BackupError::Header(e),
-            Bad::At(reason) => BackupError::Damaged { offset: at, reason },
-        });
+        let acted = self
+            .act_on(&pending, on_record)
+            .map_err(|reason| match reason {
+                Bad::Header(e) => BackupError::Header(e),
+                Bad::At(reason) => BackupError::Damaged { offset: at, reason },
+            });
         self.pending_at += pending.len() as u64;
         self.pending = pending;
         self.pending.clear();

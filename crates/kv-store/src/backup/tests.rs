@@ -45,7 +45,10 @@ fn contents_of(bytes: &[u8]) -> Contents {
         .expect("the backup checks out");
     let summary = reader.finish().expect("the backup is whole");
     assert_eq!(summary.buckets, contents.len() as u64);
-    assert_eq!(summary.keys, contents.values().map(|b| b.len() as u64).sum::<u64>());
+    assert_eq!(
+        summary.keys,
+        contents.values().map(|b| b.len() as u64).sum::<u64>()
+    );
     assert_eq!(summary.file_bytes, bytes.len() as u64);
     contents
 }
@@ -80,7 +83,12 @@ fn filled_store(buckets: usize, keys: usize) -> crate::MemoryStore {
             Some(Outcome::Done)
         );
         for k in 0..keys {
-            put(&store, bucket.as_bytes(), format!("k{k}").as_bytes(), format!("v{k}-{b}").as_bytes());
+            put(
+                &store,
+                bucket.as_bytes(),
+                format!("k{k}").as_bytes(),
+                format!("v{k}-{b}").as_bytes(),
+            );
         }
     }
     store
@@ -103,7 +111,11 @@ async fn one_backup_at_a_time_and_the_next_after_it() {
     let store = filled_store(1, 100_000);
     let mut first = store.pipeline();
     let running = first.backup().await.expect("the first starts");
-    let refused = store.pipeline().backup().await.expect_err("a second is refused");
+    let refused = store
+        .pipeline()
+        .backup()
+        .await
+        .expect_err("a second is refused");
     assert!(refused.message().contains("already running"), "{refused}");
     drop(running);
     // The writing thread sees the backup dropped when it next sends: then the next may start.
@@ -117,7 +129,10 @@ async fn one_backup_at_a_time_and_the_next_after_it() {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
         }
     }
-    assert!(started.is_some(), "a backup can start once the first one is dropped");
+    assert!(
+        started.is_some(),
+        "a backup can start once the first one is dropped"
+    );
 }
 
 /// One writer's operations, in order: `PUT w:i i`, `PUT w:last i`, and from the sixth on
@@ -126,11 +141,20 @@ async fn one_backup_at_a_time_and_the_next_after_it() {
 fn op(writer: usize, n: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     let i = n / 3;
     match n % 3 {
-        0 => (format!("{writer}:{i}").into_bytes(), Some(i.to_string().into_bytes())),
-        1 => (format!("{writer}:last").into_bytes(), Some(i.to_string().into_bytes())),
+        0 => (
+            format!("{writer}:{i}").into_bytes(),
+            Some(i.to_string().into_bytes()),
+        ),
+        1 => (
+            format!("{writer}:last").into_bytes(),
+            Some(i.to_string().into_bytes()),
+        ),
         _ if i >= 5 => (format!("{writer}:{}", i - 5).into_bytes(), None),
         // No delete yet: write the same value again (a change that changes nothing).
-        _ => (format!("{writer}:last").into_bytes(), Some(i.to_string().into_bytes())),
+        _ => (
+            format!("{writer}:last").into_bytes(),
+            Some(i.to_string().into_bytes()),
+        ),
     }
 }
 
@@ -187,7 +211,9 @@ fn a_frozen_view_holds_a_prefix_of_every_writers_writes() {
         std::thread::yield_now();
     }
     let before: Vec<u64> = acked.iter().map(|a| a.load(Ordering::Acquire)).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let bytes = runtime.block_on(async {
         let mut backup = store.pipeline().backup().await.expect("starts");
         let mut bytes = Vec::new();
@@ -200,8 +226,13 @@ fn a_frozen_view_holds_a_prefix_of_every_writers_writes() {
     });
     let during: Vec<u64> = acked.iter().map(|a| a.load(Ordering::Acquire)).collect();
     stop.store(true, Ordering::Relaxed);
-    let totals: Vec<u64> = writers.into_iter().map(|w| w.join().expect("writer")).collect();
-    let backed_up = contents_of(&bytes).remove(&b"bucket0"[..]).expect("bucket0");
+    let totals: Vec<u64> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer"))
+        .collect();
+    let backed_up = contents_of(&bytes)
+        .remove(&b"bucket0"[..])
+        .expect("bucket0");
     for w in 0..WRITERS {
         assert!(
             during[w] > before[w] + 100,
@@ -223,7 +254,10 @@ fn a_frozen_view_holds_a_prefix_of_every_writers_writes() {
         );
     }
     // The preloaded keys, which nobody changed, are all there.
-    assert_eq!(backed_up.keys().filter(|k| k.starts_with(b"k")).count(), 60_000);
+    assert_eq!(
+        backed_up.keys().filter(|k| k.starts_with(b"k")).count(),
+        60_000
+    );
 }
 
 #[tokio::test]
@@ -234,7 +268,10 @@ async fn a_durable_store_backs_up_what_it_answered_and_restores_it() {
     assert_eq!(client.create(b"b").await, Outcome::Done);
     for k in 0..500 {
         let key = format!("k{k}");
-        assert_eq!(client.put(b"b", key.as_bytes(), b"value").await, Outcome::Done);
+        assert_eq!(
+            client.put(b"b", key.as_bytes(), b"value").await,
+            Outcome::Done
+        );
     }
     assert_eq!(client.delete(b"b", b"k3").await, Outcome::Done);
     let bytes = take(&mut store.pipeline()).await;
@@ -251,7 +288,10 @@ async fn a_durable_store_backs_up_what_it_answered_and_restores_it() {
     assert_eq!((report.buckets, report.keys), (1, 499));
     let reopened = DurableStore::open(&restored, FsyncPolicy::Always).expect("reopens");
     let mut client = StoreClient::new(&reopened);
-    assert_eq!(client.get(b"b", b"k9").await, Outcome::Value(Some("value".into())));
+    assert_eq!(
+        client.get(b"b", b"k9").await,
+        Outcome::Value(Some("value".into()))
+    );
     assert_eq!(client.get(b"b", b"k3").await, Outcome::Value(None));
     assert_eq!(contents_of(&take(&mut reopened.pipeline()).await), held);
     reopened.close().await;
@@ -259,7 +299,9 @@ async fn a_durable_store_backs_up_what_it_answered_and_restores_it() {
 
 /// A backup of `store` written to a file in `dir`.
 fn backup_file(dir: &std::path::Path, store: &crate::MemoryStore) -> (std::path::PathBuf, Vec<u8>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let bytes = runtime.block_on(take(&mut store.pipeline()));
     let file = dir.join("backup.kvb");
     std::fs::write(&file, &bytes).expect("write backup");
@@ -324,7 +366,10 @@ fn check_names_the_offset_of_a_flipped_byte() {
     let e = durable::check(&data).expect_err("damage is found");
     let message = e.to_string();
     assert!(message.contains("snapshot-"), "{message}");
-    assert!(message.contains(&format!("{at}")) || message.contains("byte"), "{message}");
+    assert!(
+        message.contains(&format!("{at}")) || message.contains("byte"),
+        "{message}"
+    );
     assert_eq!(listing(), files, "check changes nothing");
 }
 

@@ -51,9 +51,9 @@ use tracing::{error, warn};
 
 use crate::memory::MemoryStore;
 use crate::{Persistence, Store, StoreReport};
+pub use check::{check, CheckError, CheckReport};
 use committer::{Committer, Message};
 use dir::DataDir;
-pub use check::{check, CheckError, CheckReport};
 pub use pipeline::DurablePipeline;
 pub use restore::{restore, RestoreError};
 use stats::Counters;

@@ -33,7 +33,11 @@ impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RestoreError::Backup(file, e) => {
-                write!(f, "backup {} refused: {e}; nothing was written", file.display())
+                write!(
+                    f,
+                    "backup {} refused: {e}; nothing was written",
+                    file.display()
+                )
             }
             RestoreError::NotEmpty(dir) => write!(
                 f,

@@ -115,7 +115,9 @@ impl ShardKeys {
     /// The keys, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(start, &end)| &self.bytes[start..end])
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.bytes[start..end])
     }
 }
 
@@ -198,7 +200,12 @@ impl FrozenView {
         if let Some(before) = shard.frozen.pre_images.as_ref().and_then(|p| p.get(key)) {
             return look(before.as_deref());
         }
-        look(shard.entries.find(hash, |(k, _)| k[..] == *key).map(|(_, v)| &v[..]))
+        look(
+            shard
+                .entries
+                .find(hash, |(k, _)| k[..] == *key)
+                .map(|(_, v)| &v[..]),
+        )
     }
 
     /// The view has read shard `shard` of `bucket`: its pre-images are freed.

@@ -21,9 +21,9 @@ use foldhash::fast::RandomState;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::budget::{bucket_cost, delete_delta, put_delta, Budget, OverLimit};
-use frozen::{Epochs, ShardState};
 use crate::subscription::{self, Subscription, Topic};
 use crate::{Answer, Answers, Op, Pipeline, Store, StoreError, StoreReport};
+use frozen::{Epochs, ShardState};
 use kv_protocol::Event;
 
 /// Shards per bucket: a power of two comfortably above the core count, so that lock
@@ -375,7 +375,12 @@ impl MemoryBucket {
         self.0
             .shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(PoisonError::into_inner).entries.len())
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entries
+                    .len()
+            })
             .sum()
     }
 }
