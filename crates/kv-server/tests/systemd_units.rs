@@ -101,6 +101,33 @@ fn the_units_pass_systemd_analyze_verify() {
     assert!(said.is_empty(), "the fallback: {said:#?}");
 }
 
+/// The scheduled backup's units. `verify` checks that ExecStart's program exists: the shell
+/// is real, and kv-cli's path inside its command line is not looked at.
+#[test]
+fn the_backup_units_pass_systemd_analyze_verify() {
+    if systemd_version().is_none() {
+        println!("skipped: systemd-analyze is not installed (Debian package systemd)");
+        return;
+    }
+    let dir = temp_dir("backup-units");
+    let units: Vec<PathBuf> = ["kv-backup.service", "kv-backup.timer"]
+        .iter()
+        .map(|name| {
+            let path = dir.path().join(name);
+            fs::copy(contrib().join(name), &path).expect("copy the unit");
+            path
+        })
+        .collect();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("run systemd-analyze verify");
+    let said = [out.stdout, out.stderr].concat();
+    let said = String::from_utf8_lossy(&said);
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+}
+
 #[test]
 fn the_service_is_rated_low_exposure_by_systemd_analyze_security() {
     let Some(version) = systemd_version() else {
