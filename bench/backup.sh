@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Backups against Redis' (`redis-cli --rdb`): the same data (KEYS keys of VALUE bytes,
+# preloaded by kv-bench) in a kv-server (memory mode, defaults) and a Redis (no persistence,
+# as compare.sh), then for each: the time to take a backup into a file, the server's CPU
+# for it (Redis: its forked child's included), and the server's memory during it (PSS,
+# parent and any child, sampled every 20 ms, against before). Then 50 writers (kv-bench, all
+# PUTs, ping-pong) against kv-server without and with backups running meanwhile: their p99.
+# Writes its section of BENCHMARKS.md (between the backup.sh markers).
+#
+#   bash bench/backup.sh                          # 1 M keys x 1 KB: ~1 GB each, ~4 GB RAM
+#   KEYS=100000 bash bench/backup.sh              # a quick look
+#
+# Every server it starts is stopped by PID on exit; its files go in a temporary directory.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+KEYS=${KEYS:-1000000}
+VALUE=${VALUE:-1000}
+WRITERS=${WRITERS:-50}
+WRITE_SECS=${WRITE_SECS:-10}
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+WORK=$(mktemp -d)
+
+log() { printf '[backup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+trap 'stop_all; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+install_redis
+log "building release binaries"
+(cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet \
+  -p kv-server -p kv-server-cli -p kv-bench)
+TICKS=$(getconf CLK_TCK)
+
+# CPU seconds of PID and its waited-for children (proc(5): utime stime cutime cstime).
+cpu_secs() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"; }
+# PSS in KiB of PID and its children (a fork's shared pages counted once between them).
+pss_kib() {
+  local total=0 p
+  for p in "$1" $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+    total=$((total + $(awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+# sample_peak PID FILE: the highest pss_kib of PID, written to FILE until it is removed.
+sample_peak() {
+  local peak=0 now
+  while [[ -e $2.run ]]; do
+    now=$(pss_kib "$1"); ((now > peak)) && peak=$now
+    echo "$peak" >"$2"; sleep 0.02
+  done
+}
+
+preload() { # preload PROTO PORT
+  "$BIN/kv-bench" --proto "$1" --addr "127.0.0.1:$2" --keys "$KEYS" --value-size "$VALUE" \
+    --conns 1 --duration 0.2 --warmup 0 --get-ratio 1 >/dev/null
+}
+
+# measure NAME PID COMMAND...: runs COMMAND (a backup into a file) and prints
+# "NAME seconds cpu_seconds pss_before_kib pss_peak_kib file_bytes".
+measure() {
+  local name=$1 pid=$2; shift 2
+  local before cpu0 t0 t1 cpu1 peak
+  before=$(pss_kib "$pid"); cpu0=$(cpu_secs "$pid")
+  touch "$WORK/peak.run"; sample_peak "$pid" "$WORK/peak" & local sampler=$!
+  t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N)
+  sleep 0.5 # Redis reaps its child in its next cron tick; then the child's CPU is counted
+  cpu1=$(cpu_secs "$pid"); rm -f "$WORK/peak.run"; wait "$sampler"; peak=$(cat "$WORK/peak")
+  printf '%s %.2f %.2f %s %s %s\n' "$name" "$(echo "$t1 - $t0" | bc)" \
+    "$(echo "$cpu1 - $cpu0" | bc)" "$before" "$peak" "$(stat -c %s "$WORK/$name.backup")"
+}
+
+KV_PORT=$(free_port)
+"$BIN/kv-server" --port "$KV_PORT" 2>"$WORK/kv.log" & KV_PID=$!; PIDS+=("$KV_PID")
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --save "" --appendonly no --dir "$WORK" \
+  >"$WORK/redis.log" 2>&1 & REDIS_PID=$!; PIDS+=("$REDIS_PID")
+wait_port "$KV_PORT" "$WORK/kv.log"; wait_port "$REDIS_PORT" "$WORK/redis.log"
+log "preloading $KEYS keys of $VALUE bytes into each"
+preload kv "$KV_PORT"; preload redis "$REDIS_PORT"
+
+log "backups"
+KV_ROW=$(measure kv "$KV_PID" "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/kv.backup")
+REDIS_ROW=$(measure redis "$REDIS_PID" redis-cli -p "$REDIS_PORT" --rdb "$WORK/redis.backup")
+log "$KV_ROW"; log "$REDIS_ROW"
+
+writers() { # writers LABEL: p99 of WRITERS ping-pong PUT connections, JSON line
+  "$BIN/kv-bench" --addr "127.0.0.1:$KV_PORT" --conns "$WRITERS" --pipeline 1 \
+    --keys 10000 --value-size "$VALUE" --get-ratio 0 --duration "$WRITE_SECS" --warmup 1 \
+    --server-pid "$KV_PID" --label "$1" --json
+}
+log "$WRITERS writers, no backup"
+QUIET=$(writers quiet)
+log "$WRITERS writers, backups running"
+touch "$WORK/backing-up.run"
+( while [[ -e $WORK/backing-up.run ]]; do
+    "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/loop.backup" >/dev/null 2>&1 || true
+  done ) & LOOP=$!
+BUSY=$(writers backing-up)
+rm -f "$WORK/backing-up.run"; wait "$LOOP"
+
+SECTION=$(python3 - "$KV_ROW" "$REDIS_ROW" "$QUIET" "$BUSY" "$KEYS" "$VALUE" "$WRITERS" <<'PY'
+import json, sys
+kv, redis = (r.split() for r in sys.argv[1:3])
+quiet, busy = (json.loads(x) for x in sys.argv[3:5])
+keys, value, writers = sys.argv[5:8]
+def row(r):
+    name, secs, cpu, before, peak, size = r
+    return (f"| {name} | {float(secs):.2f} | {float(cpu):.2f} | {int(before)//1024} | "
+            f"{(int(peak) - int(before))//1024} | {int(size)/1e6:,.0f} |")
+ratio = lambda a, b: float(a) / float(b) if float(b) else float("nan")
+lines = [
+    "## Backup",
+    "",
+    f"`bash bench/backup.sh` ({int(keys):,} keys of {value} bytes in each server; kv-server "
+    "in memory mode with default settings, Redis without persistence; a backup into a file "
+    "by `kv-cli --backup` and by `redis-cli --rdb`):",
+    "",
+    "| server | seconds | server CPU s | memory before, MiB | grown by, MiB (PSS peak) | file MB |",
+    "|---|---|---|---|---|---|",
+    row(kv), row(redis),
+    "",
+    f"kv-server ÷ Redis: time {ratio(kv[1], redis[1]):.2f}×, server CPU "
+    f"{ratio(kv[2], redis[2]):.2f}×.",
+    "",
+    f"{writers} writers (kv-bench, PUTs of {value} bytes, one in flight each) on kv-server: "
+    f"p99 {quiet['latency']['p99_us']:.0f} µs with no backup, "
+    f"{busy['latency']['p99_us']:.0f} µs with backups running back to back "
+    f"({ratio(busy['latency']['p99_us'], quiet['latency']['p99_us']):.2f}×); ops/s "
+    f"{quiet['ops_per_sec']:,.0f} → {busy['ops_per_sec']:,.0f}.",
+]
+print("\n".join(lines))
+PY
+)
+echo "$SECTION"
+write_section backup.sh "$OUT" "$SECTION"
