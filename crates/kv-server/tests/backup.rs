@@ -62,6 +62,14 @@ fn restore(file: &Path, dir: &Path) {
     );
 }
 
+/// `kv-server check` passes the data directory `data`; then a server on it.
+fn check_and_serve(data: &Path) -> TestServer {
+    let check = tool(&["check", "--data-dir", arg(data)]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{said}");
+    TestServer::start(&["--data-dir", arg(data)])
+}
+
 /// Loads `keys` keys of `value_len` bytes into bucket `b`, pipelined.
 fn load(c: &mut Client, keys: usize, value_len: usize) {
     ask(c, b"CREATE b\r\n", b"OK\r\n");
@@ -180,13 +188,7 @@ fn a_memory_mode_backup_restores_into_durable_mode_with_identical_gets() {
     assert!(said.contains("2 bucket(s), 2000 key(s)"), "{said}");
     let data = dir.path().join("data");
     restore(&file, &data);
-    let check = tool(&["check", "--data-dir", arg(&data)]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let server = TestServer::start(&["--data-dir", arg(&data)]);
+    let server = check_and_serve(&data);
     let mut c = server.connect();
     c.send(gets.as_bytes());
     assert_eq!(read_replies(&mut c, 2_003), expected);
@@ -220,13 +222,7 @@ fn kill_9_mid_backup_leaves_a_healthy_server_after_restart() {
     server.signal(libc::SIGKILL);
     drop(server);
 
-    let check = tool(&["check", "--data-dir", arg(&data)]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let server = TestServer::start(&["--data-dir", arg(&data)]);
+    let server = check_and_serve(&data);
     let mut c = server.connect();
     ask(
         &mut c,
@@ -309,14 +305,7 @@ fn a_client_leaving_mid_backup_harms_nothing() {
     stream.read_exact(&mut pong).expect("PONG");
     assert_eq!(&pong, b"PONG\r\n");
     c.send(b"INFO stats\r\n");
-    let mut report = String::new();
-    loop {
-        let line = String::from_utf8_lossy(&c.read_line()).into_owned();
-        if line == "OK\r\n" {
-            break;
-        }
-        report.push_str(&line);
-    }
+    let report = c.read_report();
     let started: u64 = report
         .lines()
         .find_map(|l| l.strip_prefix("backups_started:"))

@@ -160,22 +160,10 @@ fn a_slow_subscriber_is_disconnected_and_counted_and_no_one_else_is_harmed() {
         "it got events before it was cut"
     );
     writer.send(b"INFO stats\r\n");
-    let info = read_report(&mut writer);
+    let info = writer.read_report();
     assert!(info.contains("slow_subscribers_disconnected:1"), "{info}");
     ask(&mut writer, b"PUT b k small\r\n", b"OK\r\n");
     keeping_up.expect(b"k SET TO small\r\n");
-}
-
-/// The rest of a report after its request was sent: lines up to `OK`.
-fn read_report(client: &mut Client) -> String {
-    let mut text = String::new();
-    loop {
-        let line = String::from_utf8(client.read_line()).expect("text");
-        if line == "OK\r\n" {
-            return text;
-        }
-        text.push_str(&line);
-    }
 }
 
 #[test]
@@ -191,7 +179,7 @@ fn info_counts_subscribers_and_events_sent() {
     ask(&mut c, b"PUT b k 1\r\nDELETE b k\r\n", b"OK\r\nOK\r\n");
     subscriber.expect(b"k SET TO 1\r\nk DELETED\r\n");
     c.send(b"INFO\r\n");
-    let info = read_report(&mut c);
+    let info = c.read_report();
     assert!(info.contains("subscribers:1\r\n"), "{info}");
     assert!(info.contains("events_sent:2\r\n"), "{info}");
 }

@@ -125,7 +125,10 @@ fn the_backup_units_pass_systemd_analyze_verify() {
         .expect("run systemd-analyze verify");
     let said = [out.stdout, out.stderr].concat();
     let said = String::from_utf8_lossy(&said);
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
 }
 
 #[test]

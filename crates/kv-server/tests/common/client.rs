@@ -86,6 +86,18 @@ impl Client {
         }
     }
 
+    /// The rest of a report (`INFO`'s) after its request was sent: its lines up to `OK`.
+    pub fn read_report(&mut self) -> String {
+        let mut text = String::new();
+        loop {
+            let line = String::from_utf8(self.read_line()).expect("a report is text");
+            if line == "OK\r\n" {
+                return text;
+            }
+            text.push_str(&line);
+        }
+    }
+
     /// Expects a clean end of stream (FIN) with no further bytes.
     pub fn expect_eof(&mut self) {
         let mut buf = [0u8; 256];

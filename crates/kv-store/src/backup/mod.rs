@@ -50,7 +50,18 @@ const NICE: i32 = 10;
 /// stops the backup.
 #[derive(Debug)]
 pub struct Backup {
-    pieces: mpsc::Receiver<Bytes>,
+    pieces: mpsc::Receiver<Piece>,
+    /// The last piece has been handed over.
+    ended: bool,
+}
+
+/// What the writing thread hands over.
+#[derive(Debug)]
+struct Piece {
+    bytes: Bytes,
+    /// The end record is in it: the backup is whole with it. Said with the piece, not by
+    /// the thread's end, so that whoever sends it knows the moment it has sent the end.
+    last: bool,
 }
 
 /// Lowers this thread's priority to [`NICE`] (Linux: nice is per thread). Failing (a
@@ -88,16 +99,29 @@ impl Backup {
             .spawn(move || {
                 yield_to_event_loops();
                 // Not in a runtime: blocking here is what paces the backup to its reader.
-                write::write(&view, |piece| tx.blocking_send(piece).is_ok());
+                write::write(view, |bytes, last| {
+                    tx.blocking_send(Piece { bytes, last }).is_ok()
+                });
             })
             .map_err(|e| StoreError::new(format!("cannot start the backup: {e}")))?;
-        Ok(Self { pieces })
+        Ok(Self {
+            pieces,
+            ended: false,
+        })
     }
 
-    /// The next piece of the backup; `Ready(None)` after the last (a backup cut short, by
-    /// a bug, ends without its end record, which its reader reports).
+    /// The next piece of the backup; `Ready(None)` once the last has been taken (also
+    /// for a backup cut short by a bug, which then lacks its end record: its reader says
+    /// so).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        self.pieces.poll_recv(cx)
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        self.pieces.poll_recv(cx).map(|piece| {
+            let piece = piece?;
+            self.ended = piece.last;
+            Some(piece.bytes)
+        })
     }
 }
 

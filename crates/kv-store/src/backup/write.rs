@@ -12,16 +12,16 @@ use crate::durable::record::Record;
 use crate::memory::FrozenView;
 
 /// Encodes `view` as a backup, handing each piece (the header, then each sealed frame) to
-/// `send`, which says `false` when nobody takes more (the client left): the backup stops
-/// there. Returns whether it was written whole.
-pub(super) fn write(view: &FrozenView, mut send: impl FnMut(Bytes) -> bool) -> bool {
+/// `send` with whether it is the last, which says `false` when nobody takes more (the
+/// client left): the backup stops there. Returns whether it was written whole.
+pub(super) fn write(view: FrozenView, mut send: impl FnMut(Bytes, bool) -> bool) -> bool {
     let mut out = Frames {
         frame: FrameBuf::default(),
         seq: 0,
         records: 0,
     };
     out.frame.start();
-    if !send(Bytes::copy_from_slice(&format::header())) {
+    if !send(Bytes::copy_from_slice(&format::header()), false) {
         return false;
     }
     for (name, bucket) in view.buckets() {
@@ -38,7 +38,7 @@ pub(super) fn write(view: &FrozenView, mut send: impl FnMut(Bytes) -> bool) -> b
                         });
                     }
                 });
-                if out.frame.payload_len() >= FRAME_TARGET && !out.seal(&mut send) {
+                if out.frame.payload_len() >= FRAME_TARGET && !out.seal(&mut send, false) {
                     return false;
                 }
             }
@@ -46,9 +46,13 @@ pub(super) fn write(view: &FrozenView, mut send: impl FnMut(Bytes) -> bool) -> b
         }
     }
     let records = out.records;
-    out.frame.payload().reserve(9);
     Record::SnapshotEnd { records }.encode(out.frame.payload());
-    out.seal(&mut send)
+    let Some(last) = out.sealed() else {
+        return false;
+    };
+    // Ended before its last piece is sent: a client that has the end may begin the next.
+    drop(view);
+    send(last, true)
 }
 
 /// The frame being filled, and how many came before it.
@@ -65,8 +69,13 @@ impl Frames {
         self.records += 1;
     }
 
-    /// Seals the frame and sends it; whether it was taken.
-    fn seal(&mut self, send: &mut impl FnMut(Bytes) -> bool) -> bool {
+    /// Seals the frame and sends it (`last`: with the end record); whether it was taken.
+    fn seal(&mut self, send: &mut impl FnMut(Bytes, bool) -> bool, last: bool) -> bool {
+        self.sealed().is_some_and(|sealed| send(sealed, last))
+    }
+
+    /// The frame, sealed; the next one begun.
+    fn sealed(&mut self) -> Option<Bytes> {
         let sealed = match self.frame.seal(self.seq, self.seq) {
             Ok(sealed) => Bytes::copy_from_slice(sealed),
             Err(e) => return too_big(e),
@@ -74,13 +83,13 @@ impl Frames {
         self.seq += 1;
         self.frame.start();
         self.frame.shrink_to(FRAME_TARGET * 2);
-        send(sealed)
+        Some(sealed)
     }
 }
 
 /// A frame over 4 GiB: a record that large cannot exist (a value is one line), so this is
 /// a bug; the backup stops short, and its reader says it is incomplete.
-fn too_big(e: io::Error) -> bool {
+fn too_big(e: io::Error) -> Option<Bytes> {
     tracing::error!("backup stopped: {e}");
-    false
+    None
 }
