@@ -346,3 +346,47 @@ fn a_backup_of_a_large_store_keeps_the_server_within_a_few_mib() {
         bytes.len() >> 20
     );
 }
+
+/// The tools as an operator meets their refusals: exit status 1, a message naming what is
+/// wrong, nothing written.
+#[test]
+fn restore_and_check_refuse_with_status_1_and_say_why() {
+    let dir = temp_dir("backup-refusals");
+    let server = TestServer::start(&[]);
+    let mut c = server.connect();
+    load(&mut c, 3_000, 50);
+    let bytes = receive(&mut connect(server.addr()), Duration::ZERO);
+    let file = dir.path().join("b.kvb");
+    let mut damaged = bytes.clone();
+    damaged[bytes.len() / 2] ^= 0x20;
+    std::fs::write(&file, &damaged).expect("write");
+    let target = dir.path().join("target");
+    let refused = tool(&["restore", arg(&file), "--data-dir", arg(&target)]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("damaged at byte") && said.contains("nothing was written"),
+        "{said}"
+    );
+    assert!(!target.exists());
+
+    std::fs::write(&file, &bytes).expect("write");
+    restore(&file, &target);
+    let again = tool(&["restore", arg(&file), "--data-dir", arg(&target)]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{said}");
+    assert!(said.contains("is not empty"), "{said}");
+
+    let snapshot = target.join(format!("snapshot-{:020}.snap", 0));
+    let mut on_disk = std::fs::read(&snapshot).expect("read");
+    let at = on_disk.len() / 2;
+    on_disk[at] ^= 1;
+    std::fs::write(&snapshot, &on_disk).expect("write");
+    let check = tool(&["check", "--data-dir", arg(&target)]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("snapshot-") && said.contains("byte"),
+        "{said}"
+    );
+}
