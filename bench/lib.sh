@@ -57,3 +57,23 @@ else:
 open(path, "w").write(text)
 PY
 }
+
+# --- a quiet machine ---------------------------------------------------------------------
+# Builds running now (rustc and cargo processes), as "N rustc, M cargo".
+busy_builds() {
+  echo "$(pgrep -c -x rustc || true) rustc, $(pgrep -c -x cargo || true) cargo"
+}
+
+# wait_quiet SECONDS: waits, up to SECONDS, until no rustc or cargo runs (other engineers'
+# builds share these cores); says so if it gives up, and goes on.
+wait_quiet() {
+  local limit=$1 waited=0
+  while pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null; do
+    if (( waited >= limit )); then
+      log "builds still running after ${limit}s ($(busy_builds)): measuring anyway"
+      return 0
+    fi
+    (( waited == 0 )) && log "waiting for other builds to finish ($(busy_builds))"
+    sleep 10; waited=$((waited + 10))
+  done
+}
