@@ -115,7 +115,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 0, requires = "subscribers", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub slow_subscribers: u32,
     /// Fan-out mode: writes per second over all writers, evenly spaced (each stamped with
-    /// its scheduled time, so falling behind shows as latency) [default: flat out].
+    /// its scheduled time, so falling behind shows as latency; paced by tokio's timer, so
+    /// in steps of 1 ms, which latencies then include) [default: flat out].
     #[arg(long, value_name = "WRITES_PER_SEC", requires = "subscribers", value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// The server's process id: its memory in idle mode, its CPU use in a load run, both

@@ -61,8 +61,9 @@ const RSS_EVERY: Duration = Duration::from_millis(20);
 pub struct FanoutConfig {
     /// The server's name in reports (`--label`).
     pub label: String,
+    /// The server (`--addr`).
     pub addr: SocketAddr,
-    /// [`Proto::Kv`] or [`Proto::Redis`].
+    /// [`Proto::Kv`] or [`Proto::Redis`]; any other is refused by [`run`].
     pub proto: Proto,
     /// Writer connections (`--conns`).
     pub writers: usize,
@@ -74,7 +75,9 @@ pub struct FanoutConfig {
     pub subscribers: usize,
     /// Subscribers that read nothing until the writers are done (`--slow-subscribers`).
     pub slow_subscribers: usize,
+    /// The measured window (`--duration`).
     pub duration: Duration,
+    /// Writes before the window, not measured (`--warmup`).
     pub warmup: Duration,
     /// Bytes per value, at least [`STAMP_DIGITS`] (`--value-size`).
     pub value_size: usize,
@@ -82,6 +85,7 @@ pub struct FanoutConfig {
     pub threads: usize,
     /// The server's pid: its CPU and memory during the run.
     pub server_pid: Option<u32>,
+    /// Speak TLS (`--tls`); `None`: plain TCP.
     pub tls: Option<TlsOptions>,
     /// `AUTH` with this on every connection first (kv only).
     pub password: Option<String>,
@@ -144,6 +148,11 @@ struct Share {
 }
 
 /// Runs the fan-out and returns its report. Blocks the calling thread.
+///
+/// Errors (as a message): a protocol without subscriptions, values too short for the
+/// stamp, a TLS or password setting that cannot be used, a server that cannot be reached
+/// or refuses to create the bucket, a generator thread that cannot start. Connections
+/// that fail later are counted in the report instead.
 pub fn run(config: FanoutConfig) -> Result<FanoutReport, String> {
     let wire = Wire::new(config.proto)?;
     if config.value_size < STAMP_DIGITS {
