@@ -33,7 +33,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use kv_client::TlsOptions;
 use tokio::sync::watch;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use crate::conn::{Conn, Connector, READ_CHUNK};
 use crate::cpu::{self, CpuUse};

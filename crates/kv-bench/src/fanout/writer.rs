@@ -90,10 +90,13 @@ impl Writer {
         loop {
             self.fill(slot_free_at);
             if !self.out.is_empty() {
-                tokio::select! {
-                    biased;
-                    written = stream.write_all(&self.out) => written.map_err(|_| ())?,
-                    () = &mut deadline => return Ok(()),
+                // Never cut short at the deadline: half a request on the wire would leave
+                // its reply, and so the drain, waiting. A server that stops reading for
+                // that long has failed the run.
+                let limit = self.window.end + DRAIN_TIMEOUT;
+                match timeout_at(limit, stream.write_all(&self.out)).await {
+                    Ok(Ok(())) => {}
+                    _ => return Err(()),
                 }
                 self.out.clear();
             }
