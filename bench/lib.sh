@@ -57,3 +57,26 @@ else:
 open(path, "w").write(text)
 PY
 }
+
+# --- a quiet machine ---------------------------------------------------------------------
+# Builds and benchmarks running now (rustc, cargo and kv-bench processes), as
+# "N rustc, M cargo, K kv-bench".
+busy_builds() {
+  echo "$(pgrep -c -x rustc || true) rustc, $(pgrep -c -x cargo || true) cargo," \
+    "$(pgrep -c -x kv-bench || true) kv-bench"
+}
+
+# wait_quiet SECONDS: waits, up to SECONDS, until no rustc, cargo or kv-bench runs (other
+# engineers' builds and benchmarks share these cores); says so if it gives up, and goes
+# on. Call it before starting a kv-bench of one's own.
+wait_quiet() {
+  local limit=$1 waited=0
+  while pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null || pgrep -x kv-bench >/dev/null; do
+    if (( waited >= limit )); then
+      log "builds still running after ${limit}s ($(busy_builds)): measuring anyway"
+      return 0
+    fi
+    (( waited == 0 )) && log "waiting for other builds to finish ($(busy_builds))"
+    sleep 10; waited=$((waited + 10))
+  done
+}

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use kv_client::TlsOptions;
 
 use crate::affinity::CpuList;
+use crate::fanout::wire::STAMP_DIGITS;
+use crate::fanout::FanoutConfig;
 use crate::idle::IdleConfig;
 use crate::load::{stderr_is_terminal, LoadConfig};
 use crate::workload::Proto;
@@ -16,6 +18,13 @@ use crate::workload::Proto;
 /// Load generator for kv-server (and Redis, memcached, any line echo): verifies every
 /// reply byte for byte, reports HDR latency percentiles from each request's intended send
 /// time, and measures server memory per idle connection.
+///
+/// Fan-out mode (`--subscribers N`): N subscribers of one bucket (Redis: one channel),
+/// `--conns` writers publishing to it with `--pipeline` writes in flight, flat out or at
+/// `--rate`; reports events delivered per second, publish-to-delivery latency, server CPU
+/// per delivered event and subscribers the server dropped, and checks that every
+/// subscriber got every event. Example: `kv-bench --subscribers 100 --pipeline 8
+/// --server-pid PID`.
 #[derive(Debug, Parser)]
 #[command(name = "kv-bench", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -65,10 +74,11 @@ pub struct RunArgs {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:4040")]
     pub addr: String,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub conns: u32,
-    /// Requests in flight per connection (1 = ping-pong).
+    /// Concurrent connections; in fan-out mode, writers [default: 50; fan-out: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub conns: Option<u32>,
+    /// Requests in flight per connection (1 = ping-pong); in fan-out mode, writes in
+    /// flight per writer.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub pipeline: u32,
     /// Measured time, in seconds (`5`, `2.5`, `500ms`).
@@ -77,7 +87,7 @@ pub struct RunArgs {
     /// Unmeasured warm-up before it (in idle mode: how long to settle before measuring).
     #[arg(long, default_value = "1", value_parser = parse_seconds)]
     pub warmup: Duration,
-    /// Bytes per value.
+    /// Bytes per value (fan-out: at least 16, the send time's digits).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub value_size: u32,
     /// Distinct keys, all preloaded.
@@ -86,7 +96,7 @@ pub struct RunArgs {
     /// Fraction of requests that are GETs; the rest are PUTs (SET).
     #[arg(long, default_value_t = 0.9, value_parser = parse_ratio)]
     pub get_ratio: f64,
-    /// Protocol: kv, echo, redis or memcached.
+    /// Protocol: kv, echo, redis or memcached (fan-out: kv or redis).
     #[arg(long, default_value = "kv")]
     pub proto: Proto,
     /// Instead of load: open this many idle connections and report server memory.
@@ -95,7 +105,22 @@ pub struct RunArgs {
     /// Idle mode: connections never send a byte (by default each is served one ping).
     #[arg(long, requires = "idle")]
     pub idle_silent: bool,
-    /// The server's process id: its memory in idle mode, its CPU use in a load run.
+    /// Fan-out mode: this many subscribers of one bucket (kv: `SUBSCRIBE bench`; redis:
+    /// `SUBSCRIBE bench`, writes `PUBLISH bench value`); `--conns` counts the writers
+    /// (kv: each `PUT bench wN value`), `--keys` and `--get-ratio` do not apply.
+    #[arg(long, value_name = "N", conflicts_with = "idle", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub subscribers: Option<u32>,
+    /// Fan-out mode: also this many subscribers that read nothing until the writers are
+    /// done (the server should drop them, and not grow with what they miss).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "subscribers", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub slow_subscribers: u32,
+    /// Fan-out mode: writes per second over all writers, evenly spaced (each stamped with
+    /// its scheduled time, so falling behind shows as latency; paced by tokio's timer, so
+    /// in steps of 1 ms, which latencies then include) [default: flat out].
+    #[arg(long, value_name = "WRITES_PER_SEC", requires = "subscribers", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// The server's process id: its memory in idle mode, its CPU use in a load run, both
+    /// in fan-out mode.
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Generator threads, each a single-threaded tokio runtime.
@@ -140,7 +165,13 @@ pub struct RunArgs {
 pub enum Plan {
     Load(LoadConfig),
     Idle(IdleConfig),
+    Fanout(FanoutConfig),
 }
+
+/// Writers in fan-out mode unless `--conns` says otherwise.
+const DEFAULT_WRITERS: u32 = 1;
+/// Connections of a load run unless `--conns` says otherwise.
+const DEFAULT_CONNS: u32 = 50;
 
 impl RunArgs {
     /// Resolves the address and builds the run's configuration.
@@ -177,11 +208,46 @@ impl RunArgs {
         if self.duration.is_zero() {
             return Err("--duration must be more than 0".into());
         }
+        if let Some(subscribers) = self.subscribers {
+            if self.pin.is_some() {
+                return Err("--pin is for load runs, not fan-out mode (--subscribers)".into());
+            }
+            if !matches!(self.proto, Proto::Kv | Proto::Redis) {
+                return Err(format!(
+                    "fan-out mode (--subscribers) speaks kv or redis, not {}",
+                    self.proto
+                ));
+            }
+            if (self.value_size as usize) < STAMP_DIGITS {
+                return Err(format!(
+                    "--value-size {} is too small for fan-out mode: values start with a \
+                     {STAMP_DIGITS}-digit send time",
+                    self.value_size
+                ));
+            }
+            return Ok(Plan::Fanout(FanoutConfig {
+                label,
+                addr,
+                proto: self.proto,
+                writers: self.conns.unwrap_or(DEFAULT_WRITERS) as usize,
+                pipeline: self.pipeline as usize,
+                rate: self.rate,
+                subscribers: subscribers as usize,
+                slow_subscribers: self.slow_subscribers as usize,
+                duration: self.duration,
+                warmup: self.warmup,
+                value_size: self.value_size as usize,
+                threads: self.threads as usize,
+                server_pid: self.server_pid,
+                tls,
+                password: self.password,
+            }));
+        }
         Ok(Plan::Load(LoadConfig {
             label,
             addr,
             proto: self.proto,
-            conns: self.conns as usize,
+            conns: self.conns.unwrap_or(DEFAULT_CONNS) as usize,
             pipeline: self.pipeline as usize,
             duration: self.duration,
             warmup: self.warmup,
@@ -222,6 +288,16 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// A rate: a positive, finite number of writes per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a rate (writes per second, more than 0)"
+        )),
+    }
+}
+
 /// A fraction between 0 and 1.
 fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -246,7 +322,7 @@ mod tests {
             .expect("valid plan")
         {
             Plan::Load(c) => c,
-            Plan::Idle(_) => panic!("expected a load run"),
+            other => panic!("expected a load run, not {other:?}"),
         }
     }
 
@@ -375,7 +451,7 @@ mod tests {
                     (10_000, Some(42), Proto::Redis)
                 );
             }
-            Plan::Load(_) => panic!("expected idle mode"),
+            other => panic!("expected idle mode, not {other:?}"),
         }
     }
 
@@ -443,5 +519,95 @@ mod tests {
             cli.command,
             Some(Command::Report { scaling: true, .. })
         ));
+    }
+
+    fn fanout(args: &[&str]) -> FanoutConfig {
+        match parse(args).expect("valid flags").run.into_plan() {
+            Ok(Plan::Fanout(c)) => c,
+            other => panic!("expected a fan-out run, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn subscribers_make_a_fanout_run_of_one_writer_by_default() {
+        let c = fanout(&["--subscribers", "100", "--pipeline", "8"]);
+        assert_eq!(
+            (c.writers, c.pipeline, c.subscribers, c.slow_subscribers),
+            (1, 8, 100, 0)
+        );
+        assert_eq!((c.rate, c.value_size, c.proto), (None, 16, Proto::Kv));
+        assert_eq!(c.label, "kv");
+        assert_eq!(load(&[]).conns, 50, "a load run still defaults to 50");
+    }
+
+    #[test]
+    fn every_fanout_flag_is_accepted() {
+        let c = fanout(&[
+            "--subscribers",
+            "1000",
+            "--slow-subscribers",
+            "2",
+            "--conns",
+            "3",
+            "--rate",
+            "2500.5",
+            "--proto",
+            "redis",
+            "--value-size",
+            "1024",
+            "--server-pid",
+            "42",
+            "--threads",
+            "2",
+            "--duration",
+            "2",
+            "--warmup",
+            "500ms",
+            "--label",
+            "r",
+        ]);
+        assert_eq!(
+            (c.subscribers, c.slow_subscribers, c.writers, c.rate),
+            (1000, 2, 3, Some(2500.5))
+        );
+        assert_eq!(
+            (c.proto, c.value_size, c.server_pid, c.threads),
+            (Proto::Redis, 1024, Some(42), 2)
+        );
+        assert_eq!(
+            (c.duration, c.warmup),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
+        assert_eq!(c.label, "r");
+        assert_eq!(
+            fanout(&["--subscribers", "0", "--slow-subscribers", "1"]).subscribers,
+            0
+        );
+    }
+
+    #[test]
+    fn fanout_flags_that_cannot_work_are_rejected() {
+        for bad in [
+            &["--slow-subscribers", "1"][..],
+            &["--rate", "100"],
+            &["--subscribers", "1", "--rate", "0"],
+            &["--subscribers", "1", "--rate", "-5"],
+            &["--subscribers", "1", "--rate", "inf"],
+            &["--subscribers", "-1"],
+            &["--subscribers", "1", "--idle", "5"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for bad in [
+            &["--subscribers", "1", "--proto", "echo"][..],
+            &["--subscribers", "1", "--proto", "memcached"],
+            &["--subscribers", "1", "--value-size", "15"],
+            &["--subscribers", "1", "--pin", "0"],
+            &["--subscribers", "1", "--duration", "0"],
+            &["--subscribers", "1", "--proto", "redis", "--password", "p"],
+        ] {
+            let plan = parse(bad).expect("parses").run.into_plan();
+            assert!(plan.is_err(), "{bad:?} should be refused: {plan:?}");
+        }
     }
 }

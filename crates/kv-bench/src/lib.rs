@@ -7,6 +7,8 @@
 //! - [`verify`]: comparing a reply with the expected bytes, and framing a wrong one.
 //! - [`load`]: the closed-loop run (threads, connections, coordinated-omission-aware timing).
 //! - [`idle`]: idle connections and the server's memory per connection.
+//! - [`fanout`]: subscribers of one bucket (or Redis channel) and writers publishing to
+//!   it: events per second, publish-to-delivery latency, slow subscribers dropped.
 //! - [`stats`]: histograms, reports, the results-file record.
 //! - [`report`]: medians and ratios over a results file, as Markdown.
 //! - [`chart`]: the SVG charts (by connection count; by the server's cores).
@@ -21,6 +23,7 @@ pub mod chart;
 pub mod cli;
 pub mod conn;
 pub mod cpu;
+pub mod fanout;
 pub mod idle;
 pub mod limits;
 pub mod load;

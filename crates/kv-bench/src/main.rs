@@ -7,7 +7,7 @@ use clap::Parser;
 use kv_bench::cli::{Cli, Command, Plan};
 use kv_bench::report::{class_table, markdown_class, markdown_idle, parse_records, Class};
 use kv_bench::stats::Record;
-use kv_bench::{chart, idle, limits, load, scaling};
+use kv_bench::{chart, fanout, idle, limits, load, scaling};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +58,13 @@ fn run(plan: Plan, json: bool) -> Result<(), String> {
             let ok = report.open > 0;
             (Record::Idle(report), ok)
         }
+        Plan::Fanout(config) => {
+            let connections = config.writers + config.subscribers + config.slow_subscribers;
+            limits::raise_open_files(connections as u64 + 256)?;
+            let report = fanout::run(config)?;
+            let ok = report.writes_acked > 0;
+            (Record::Fanout(report), ok)
+        }
     };
     if json {
         let line =
@@ -67,6 +74,7 @@ fn run(plan: Plan, json: bool) -> Result<(), String> {
         match &record {
             Record::Load(r) => print!("{}", r.table()),
             Record::Idle(r) => print!("{}", r.table()),
+            Record::Fanout(r) => print!("{}", r.table()),
         }
     }
     if succeeded {

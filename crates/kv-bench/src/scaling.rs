@@ -48,7 +48,7 @@ pub fn series(records: &[Record], ours: &[String]) -> Vec<Series> {
         .iter()
         .filter_map(|r| match r {
             Record::Load(run) => Some((run, run.server_cpu_count()?)),
-            Record::Idle(_) => None,
+            Record::Idle(_) | Record::Fanout(_) => None,
         })
         .collect();
     let mut labels: Vec<String> = Vec::new();

@@ -271,6 +271,157 @@ impl IdleReport {
     }
 }
 
+/// The outcome of a fan-out run (`--subscribers`): writers publishing to one bucket or
+/// channel, subscribers receiving every write as an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanoutReport {
+    /// A free-form name for the server under test (`--label`).
+    pub label: String,
+    pub proto: Proto,
+    pub addr: String,
+    /// Writer connections.
+    pub writers: usize,
+    /// Writes each writer kept in flight.
+    pub pipeline: usize,
+    /// Writes per second asked for over all writers; `None`: flat out.
+    pub rate: Option<f64>,
+    /// Subscribers that read all the time.
+    pub subscribers: usize,
+    /// Subscribers that read nothing until the writers were done.
+    pub slow_subscribers: usize,
+    pub duration_secs: f64,
+    pub warmup_secs: f64,
+    pub value_size: usize,
+    /// Generator threads (each a single-threaded tokio runtime).
+    pub threads: usize,
+    /// Writes acknowledged inside the measured window.
+    pub writes: u64,
+    pub writes_per_sec: f64,
+    /// Each write's latency, from its intended send time to its acknowledgement.
+    pub write_latency: Latency,
+    /// Events received by the (reading) subscribers inside the measured window.
+    pub events: u64,
+    pub events_per_sec: f64,
+    /// Publish-to-delivery: from a write's intended send time (stamped in its value) to
+    /// the read that brought its event to a subscriber.
+    pub delivery_latency: Latency,
+    /// Writes acknowledged over the whole run (warm-up and the end's replies included).
+    pub writes_acked: u64,
+    /// Writes sent and never answered (a writer's connection failed).
+    pub writes_unanswered: u64,
+    /// Reading subscribers that got the barrier's answer: their counts are whole.
+    pub subscribers_complete: usize,
+    /// Over the complete subscribers: acknowledged writes whose event never came.
+    pub events_missing: u64,
+    /// Over the complete subscribers: events beyond one per write sent.
+    pub events_extra: u64,
+    /// Wrong replies and messages, plus `events_extra`.
+    pub errors: u64,
+    /// Connections that could not be opened or subscribed, or that failed while writing.
+    pub conn_errors: u64,
+    /// Reading subscribers the server disconnected (or whose connection failed).
+    pub dropped_subscribers: usize,
+    /// Slow subscribers the server disconnected (or whose connection failed).
+    pub dropped_slow_subscribers: usize,
+    /// CPU use over the measured window.
+    pub cpu: Option<CpuUse>,
+    /// The server's CPU time over the window ÷ events delivered in it, in nanoseconds.
+    pub server_ns_per_event: Option<f64>,
+    /// The server's context switches over the window ÷ events delivered in it.
+    pub server_ctx_switches_per_event: Option<f64>,
+    /// The generator used at least 90% of the cores it could use.
+    pub generator_bound: Option<bool>,
+    /// The server's RSS once every connection was open, before the first write, in KiB.
+    pub server_rss_before_kib: Option<u64>,
+    /// The server's highest RSS from then until the run was over, in KiB (sampled every
+    /// 20 ms).
+    pub server_rss_peak_kib: Option<u64>,
+}
+
+impl FanoutReport {
+    /// The final human-readable table.
+    pub fn table(&self) -> String {
+        let (w, d) = (&self.write_latency, &self.delivery_latency);
+        let rate = self
+            .rate
+            .map_or_else(|| "flat out".to_string(), |r| format!("{r:.0} writes/s"));
+        let mut text = format!(
+            "\n{label} ({proto}) at {addr}: {writers} writer(s) x {pipeline} in flight ({rate}) \
+             -> {subscribers} subscriber(s){slow}, {value_size}-byte values, {duration}s \
+             (+{warmup}s warm-up), {threads} generator thread(s)\n",
+            label = self.label,
+            proto = self.proto,
+            addr = self.addr,
+            writers = self.writers,
+            pipeline = self.pipeline,
+            subscribers = self.subscribers,
+            slow = if self.slow_subscribers > 0 {
+                format!(" + {} slow", self.slow_subscribers)
+            } else {
+                String::new()
+            },
+            value_size = self.value_size,
+            duration = self.duration_secs,
+            warmup = self.warmup_secs,
+            threads = self.threads,
+        );
+        if let Some(c) = self.cpu {
+            let server = c.server.map_or_else(|| "-".into(), |s| format!("{s:.0}"));
+            text += &format!(
+                "CPU, % of one core: generator {:.0}, server {server}, others {:.0} (of {})\n",
+                c.generator,
+                c.others,
+                c.cores * 100
+            );
+        }
+        if let Some(ns) = self.server_ns_per_event {
+            let switches = self
+                .server_ctx_switches_per_event
+                .map_or_else(String::new, |n| {
+                    format!(" and {} context switches", significant(n, 2))
+                });
+            text += &format!("server: {ns:.0} ns CPU{switches} per delivered event\n");
+        }
+        if self.generator_bound == Some(true) {
+            text += "GENERATOR-BOUND: kv-bench used >= 90% of its cores\n";
+        }
+        text += &format!(
+            "{:>14} {:>10} {:>10} {:>10} {:>10}\n",
+            "", "per second", "p50 us", "p99 us", "max us"
+        );
+        for (name, rate, l) in [
+            ("writes", self.writes_per_sec, w),
+            ("events", self.events_per_sec, d),
+        ] {
+            text += &format!(
+                "{name:>14} {rate:>10.0} {:>10.1} {:>10.1} {:>10.1}\n",
+                l.p50_us, l.p99_us, l.max_us
+            );
+        }
+        text += &format!(
+            "writes acknowledged {}, unanswered {}; subscribers complete {}/{}, events missing {}, \
+             errors {}, connection errors {}; dropped subscribers {}, slow ones dropped {}/{}\n",
+            self.writes_acked,
+            self.writes_unanswered,
+            self.subscribers_complete,
+            self.subscribers,
+            self.events_missing,
+            self.errors,
+            self.conn_errors,
+            self.dropped_subscribers,
+            self.dropped_slow_subscribers,
+            self.slow_subscribers,
+        );
+        if let (Some(before), Some(peak)) = (self.server_rss_before_kib, self.server_rss_peak_kib) {
+            text += &format!(
+                "server RSS {before} KiB before the writes, peak {peak} KiB (+{} KiB)\n",
+                peak.saturating_sub(before)
+            );
+        }
+        text
+    }
+}
+
 /// One line of a results file: either kind of run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -280,6 +431,7 @@ impl IdleReport {
 pub enum Record {
     Load(RunReport),
     Idle(IdleReport),
+    Fanout(FanoutReport),
 }
 
 /// A run of the defaults (one connection, nothing measured), for tests to change what they

@@ -10,7 +10,9 @@
 //! pubsub`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -38,7 +40,19 @@ pub struct Topic {
 }
 
 /// One subscriber's unsent events.
+///
+/// The two flags let a subscriber that polls and finds nothing new skip the lock: the
+/// connection polls for events each time it waits (before and after writing what it took,
+/// so about three times per event at one write per event), and only the first finds any.
+/// Both are written only under the lock; read without it, they can only send a poll the
+/// slow way (a stale `ready`) or to `Pending` while the waker they saw armed is being
+/// taken to wake it, which then polls again.
 struct Queue {
+    /// Events are queued or the subscription ended: a poll has something to report.
+    ready: AtomicBool,
+    /// `state.waker` holds the subscriber's waker (set when it is stored, cleared when
+    /// it is taken to wake the subscriber).
+    armed: AtomicBool,
     state: Mutex<QueueState>,
 }
 
@@ -69,8 +83,10 @@ impl Topic {
     /// Queues `event` (one line, encoded) for every subscriber. A subscriber whose unsent
     /// events would pass its limit is ended instead, and its queue freed.
     pub fn publish(&self, event: &Bytes) {
-        let mut wake = Vec::new();
-        for (_, queue) in self.queues().iter() {
+        let queues = self.queues();
+        // One allocation per event, not one per doubling of the subscribers woken.
+        let mut wake = Vec::with_capacity(queues.len());
+        for (_, queue) in queues.iter() {
             let mut state = queue.lock();
             if state.ended.is_some() {
                 continue;
@@ -81,8 +97,10 @@ impl Topic {
                 state.bytes += event.len();
                 state.events.push_back(event.clone());
             }
-            wake.extend(state.waker.take());
+            queue.ready.store(true, Release);
+            wake.extend(queue.take_waker(&mut state));
         }
+        drop(queues);
         // Outside every lock: a woken task may run at once on another thread.
         wake.into_iter().for_each(Waker::wake);
     }
@@ -91,6 +109,8 @@ impl Topic {
     /// events it may hold.
     pub fn subscribe(self: &Arc<Self>, limit: usize) -> Subscription {
         let queue = Arc::new(Queue {
+            ready: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
             state: Mutex::new(QueueState {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -105,6 +125,7 @@ impl Topic {
             topic: Arc::clone(self),
             id,
             queue,
+            registered: None,
         }
     }
 
@@ -116,7 +137,8 @@ impl Topic {
         for (_, queue) in self.queues().iter() {
             let mut state = queue.lock();
             state.end(why);
-            wake.extend(state.waker.take());
+            queue.ready.store(true, Release);
+            wake.extend(queue.take_waker(&mut state));
         }
         wake.into_iter().for_each(Waker::wake);
     }
@@ -129,6 +151,15 @@ impl Topic {
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The subscriber's waker, to wake it (`state` is this queue's, locked).
+    fn take_waker(&self, state: &mut QueueState) -> Option<Waker> {
+        let waker = state.waker.take();
+        if waker.is_some() {
+            self.armed.store(false, Release);
+        }
+        waker
     }
 }
 
@@ -152,6 +183,9 @@ pub struct Subscription {
     topic: Arc<Topic>,
     id: usize,
     queue: Arc<Queue>,
+    /// The waker last stored in the queue, to know without its lock whether the one
+    /// stored is the current task's.
+    registered: Option<Waker>,
 }
 
 impl Subscription {
@@ -165,7 +199,15 @@ impl Subscription {
         out: Option<&mut BytesMut>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<usize, Ended>> {
-        let mut state = self.queue.lock();
+        let queue = &*self.queue;
+        let waits = |registered: &Option<Waker>| {
+            registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+        };
+        // Nothing new, and a publisher will wake this task: no lock needed.
+        if !queue.ready.load(Acquire) && queue.armed.load(Acquire) && waits(&self.registered) {
+            return Poll::Pending;
+        }
+        let mut state = queue.lock();
         let count = state.events.len();
         if let Some(out) = out.filter(|_| count > 0) {
             out.reserve(state.bytes);
@@ -173,18 +215,25 @@ impl Subscription {
                 out.extend_from_slice(&event);
             }
             state.bytes = 0;
+            if state.ended.is_none() {
+                queue.ready.store(false, Release);
+            }
             return Poll::Ready(Ok(count));
         }
         if let Some(why) = state.ended {
             return Poll::Ready(Err(why));
+        }
+        if !waits(&self.registered) {
+            self.registered = Some(cx.waker().clone());
         }
         if !state
             .waker
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            state.waker = Some(cx.waker().clone());
+            state.waker = self.registered.clone();
         }
+        queue.armed.store(true, Release);
         Poll::Pending
     }
 }
@@ -265,5 +314,109 @@ mod tests {
         assert!(out.is_empty());
         topic.publish(&encode(Event::Deleted { key: b"k" }));
         assert_eq!(poll(&mut a, &mut out), Poll::Ready(Err(Ended::Lost)));
+    }
+
+    /// A waker that counts its wakes.
+    struct Counting(AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn counting() -> (Arc<Counting>, Waker) {
+        let count = Arc::new(Counting(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_waiting_subscriber_is_woken_by_every_publish_however_often_it_polled_empty() {
+        let topic = Arc::new(Topic::default());
+        let mut sub = topic.subscribe(1024);
+        let (wakes, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        let mut out = BytesMut::new();
+        let event = encode(Event::Deleted { key: b"k" });
+        for round in 1..=3 {
+            // Polled empty several times (the later ones without the lock), with and
+            // without room for events.
+            assert_eq!(sub.poll_events(Some(&mut out), &mut cx), Poll::Pending);
+            assert_eq!(sub.poll_events(None, &mut cx), Poll::Pending);
+            assert_eq!(sub.poll_events(Some(&mut out), &mut cx), Poll::Pending);
+            topic.publish(&event);
+            assert_eq!(wakes.0.load(Relaxed), round, "woken once per publish");
+            // Without room, an event stays queued and the subscriber waits for more.
+            assert_eq!(sub.poll_events(None, &mut cx), Poll::Pending);
+            assert_eq!(sub.poll_events(Some(&mut out), &mut cx), Poll::Ready(Ok(1)));
+        }
+        assert_eq!(&out[..], b"k DELETED\r\nk DELETED\r\nk DELETED\r\n");
+    }
+
+    #[test]
+    fn a_subscriber_polled_from_another_task_wakes_that_task() {
+        let topic = Arc::new(Topic::default());
+        let mut sub = topic.subscribe(1024);
+        let (first, first_waker) = counting();
+        let (second, second_waker) = counting();
+        let mut out = BytesMut::new();
+        let mut cx = Context::from_waker(&first_waker);
+        assert_eq!(sub.poll_events(Some(&mut out), &mut cx), Poll::Pending);
+        let mut cx = Context::from_waker(&second_waker);
+        assert_eq!(sub.poll_events(Some(&mut out), &mut cx), Poll::Pending);
+        topic.publish(&encode(Event::Deleted { key: b"k" }));
+        assert_eq!((first.0.load(Relaxed), second.0.load(Relaxed)), (0, 1));
+    }
+
+    #[test]
+    fn an_ending_wakes_a_waiting_subscriber_which_then_learns_why() {
+        let topic = Arc::new(Topic::default());
+        let mut sub = topic.subscribe(1024);
+        let (wakes, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(sub.poll_events(None, &mut cx), Poll::Pending);
+        assert_eq!(sub.poll_events(None, &mut cx), Poll::Pending);
+        topic.end(Ended::Lost);
+        assert_eq!(wakes.0.load(Relaxed), 1);
+        assert_eq!(
+            sub.poll_events(None, &mut cx),
+            Poll::Ready(Err(Ended::Lost))
+        );
+    }
+
+    /// Wakes a parked thread.
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    #[test]
+    fn a_subscriber_on_another_thread_misses_no_wake_up() {
+        const EVENTS: usize = 20_000;
+        let topic = Arc::new(Topic::default());
+        let mut sub = topic.subscribe(usize::MAX);
+        let receiver = std::thread::spawn(move || {
+            let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            let (mut received, mut out) = (0, BytesMut::new());
+            while received < EVENTS {
+                match sub.poll_events(Some(&mut out), &mut cx) {
+                    Poll::Ready(Ok(n)) => received += n,
+                    Poll::Ready(Err(why)) => panic!("ended: {why:?}"),
+                    // A lost wake-up parks this thread for good (the test then hangs).
+                    Poll::Pending => std::thread::park(),
+                }
+            }
+            out.len()
+        });
+        let event = encode(Event::Deleted { key: b"k" });
+        for _ in 0..EVENTS {
+            topic.publish(&event);
+        }
+        let bytes = receiver.join().expect("the receiver");
+        assert_eq!(bytes, EVENTS * event.len());
     }
 }
