@@ -35,6 +35,7 @@ log "building release binaries"
 (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet \
   -p kv-server -p kv-server-cli -p kv-bench)
 TICKS=$(getconf CLK_TCK)
+wait_quiet 600
 
 # CPU seconds of PID and its waited-for children (proc(5): utime stime cutime cstime).
 cpu_secs() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"; }
