@@ -14,12 +14,19 @@ use line_server::Flow;
 use super::counters;
 
 /// A backup being sent.
-pub(super) struct Sending(Backup);
+pub(super) struct Sending {
+    backup: Backup,
+    /// A piece was handed over at the last poll: the next one yields first.
+    handed_over: bool,
+}
 
 impl Sending {
     pub(super) fn new(backup: Backup) -> Self {
         counters::count_backup_started();
-        Self(backup)
+        Self {
+            backup,
+            handed_over: false,
+        }
     }
 
     /// The next piece, appended to `out`; `Ready(None)` once the backup has been handed
@@ -32,11 +39,20 @@ impl Sending {
         let Some(out) = out else {
             return Poll::Pending;
         };
-        match self.0.poll_next(cx) {
+        if std::mem::take(&mut self.handed_over) {
+            // One piece per turn of the connection's task: the other connections of its
+            // event loop run between two, so a client that reads fast cannot make the loop
+            // write a whole backup before it serves anyone else (tokio's cooperative budget
+            // would let 128 writes go first).
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match self.backup.poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(piece)) => {
                 counters::count_backup_bytes(piece.len());
                 out.extend_from_slice(&piece);
+                self.handed_over = true;
                 Poll::Ready(Some(Flow::Continue))
             }
             Poll::Ready(None) => Poll::Ready(None),
