@@ -22,17 +22,28 @@
 //! and tokio's hook entry per park.)
 
 //!
-//! Not yet: a client stays on the loop that took it, so a pool that connected before the
-//! load rose is not spread when a loop is activated. Moving a connection to another loop
-//! at a batch boundary (its socket deregistered and handed over with its session and TLS
-//! state, as a new client is) would rebalance pools too; see BENCHMARKS.md, "Event loops
-//! that follow the load".
+//! A connection can move, too, so that a pool that connected before the load rose (the
+//! usual case: clients keep their connections for hours) is spread when a loop is
+//! activated, and gathered again when one is deactivated. Each time the number of active
+//! loops changes, every loop is given how many of its connections it should shed: an
+//! active loop its excess over an even share of all connections, an inactive loop all of
+//! them. A connection reads its loop's figure once per batch of requests, after the
+//! batch's replies are written (one relaxed load of a line written only at those changes);
+//! while it is above zero, the connection claims one, and moves to the active loop with
+//! the fewest connections (`migration`). Looks are also taken every [`LOOK_EVERY`] while
+//! serving (`watch`), so that the load of connected clients is acted on when none
+//! connects. Gathering on deactivation, not only spreading on activation, is what makes
+//! the default follow the load down as well: one loop's connections wake one thread,
+//! which on cores shared with the clients is cheaper than two half-idle loops
+//! (BENCHMARKS.md, "Event loops that follow the load").
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 /// Shortest span the busy fractions are measured over (ms): a look sooner than this after
 /// the previous one keeps the previous decision.
@@ -44,12 +55,31 @@ const ACTIVATE_AT: f64 = 0.8;
 /// loop fewer busy under this fraction each: well below [`ACTIVATE_AT`], so a load near
 /// the threshold does not flap.
 const DEACTIVATE_BELOW: f64 = 0.5;
+/// How often the loops are looked at while serving, besides when a client connects or
+/// stats are read: Redis' `serverCron` period at its default `hz 10`. A look costs a lock
+/// and one atomic load per loop.
+pub(crate) const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// One loop's share of the connections, on a cache line of its own: the loop's
+/// connections read `shed` once per batch, while other loops' counts change as clients
+/// come and go.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Lane {
+    /// The loop's place in loop order.
+    index: usize,
+    /// Connections it serves now.
+    connections: AtomicUsize,
+    /// How many of them should move to another loop: set when the active loops change,
+    /// counted down as connections claim a move.
+    shed: AtomicUsize,
+}
 
 /// One loop's figures, as the acceptor sees them.
 #[derive(Debug)]
 struct LoopLoad {
-    /// Connections it serves now.
-    connections: Arc<AtomicUsize>,
+    /// Its connections, and how many of them should move.
+    lane: Arc<Lane>,
     /// Its runtime, whose metrics say how long it has been busy.
     runtime: Handle,
 }
@@ -86,11 +116,20 @@ pub(crate) struct Balance {
 }
 
 /// Counts a connection against its loop until dropped.
-pub(crate) struct LoadGuard(Arc<AtomicUsize>);
+#[derive(Debug)]
+pub(crate) struct LoadGuard(Arc<Lane>);
+
+impl LoadGuard {
+    /// Whether the connection's loop has connections to shed: one relaxed load, made once
+    /// per batch of requests.
+    pub(crate) fn should_shed(&self) -> bool {
+        self.0.shed.load(Relaxed) > 0
+    }
+}
 
 impl Drop for LoadGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
+        self.0.connections.fetch_sub(1, Relaxed);
     }
 }
 
@@ -101,8 +140,13 @@ impl Balance {
         let count = runtimes.len();
         let loops = runtimes
             .into_iter()
-            .map(|runtime| LoopLoad {
-                connections: Arc::new(AtomicUsize::new(0)),
+            .enumerate()
+            .map(|(index, runtime)| LoopLoad {
+                lane: Arc::new(Lane {
+                    index,
+                    connections: AtomicUsize::new(0),
+                    shed: AtomicUsize::new(0),
+                }),
                 runtime,
             })
             .collect();
@@ -123,11 +167,46 @@ impl Balance {
     pub(crate) fn place(&self) -> (usize, LoadGuard) {
         let active = self.active();
         let chosen = (0..active)
-            .min_by_key(|&i| self.loops[i].connections.load(Relaxed))
+            .min_by_key(|&i| self.connections_of(i))
             .unwrap_or(0);
-        let connections = &self.loops[chosen].connections;
-        connections.fetch_add(1, Relaxed);
-        (chosen, LoadGuard(Arc::clone(connections)))
+        (chosen, self.count_on(chosen))
+    }
+
+    /// Claims a move for a connection of the loop `from` counts against, which has
+    /// connections to shed ([`LoadGuard::should_shed`]): to the active loop with the fewest
+    /// connections, which the returned guard counts it against from now on. `None` if no
+    /// move is left to claim, or if the move would not even the loops out (the figure to
+    /// shed was set before clients came and went).
+    pub(crate) fn claim_move(&self, from: &LoadGuard) -> Option<(usize, LoadGuard)> {
+        let lane = &from.0;
+        lane.shed
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .ok()?;
+        let active = self.window().active;
+        let to = (0..active)
+            .filter(|&i| i != lane.index)
+            .min_by_key(|&i| self.connections_of(i))?;
+        let here = lane.connections.load(Relaxed);
+        if lane.index < active && self.connections_of(to) + 1 >= here {
+            return None;
+        }
+        Some((to, self.count_on(to)))
+    }
+
+    /// Counts one more connection against loop `index`.
+    fn count_on(&self, index: usize) -> LoadGuard {
+        let lane = &self.loops[index].lane;
+        lane.connections.fetch_add(1, Relaxed);
+        LoadGuard(Arc::clone(lane))
+    }
+
+    fn connections_of(&self, index: usize) -> usize {
+        self.loops[index].lane.connections.load(Relaxed)
+    }
+
+    /// The previous look. Poisoning is ignored: a look leaves the window whole.
+    fn window(&self) -> MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many loops are active now, after a fresh look if the last is a window old.
@@ -135,7 +214,7 @@ impl Balance {
         if self.loops.len() == 1 {
             return 1;
         }
-        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut window = self.window();
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let span = now.saturating_sub(window.taken_at);
         if span >= WINDOW.as_nanos() as u64 {
@@ -143,11 +222,26 @@ impl Balance {
             let fractions: Vec<f64> = (0..window.active)
                 .map(|i| busy[i].saturating_sub(window.busy[i]) as f64 / span as f64)
                 .collect();
-            window.active = next_active(&fractions, self.loops.len());
+            let active = next_active(&fractions, self.loops.len());
+            if active != window.active {
+                self.set_shed(active);
+            }
+            window.active = active;
             window.taken_at = now;
             window.busy = busy;
         }
         window.active
+    }
+
+    /// Tells each loop how many connections to shed for `active` loops to serve them all
+    /// evenly: an active loop its excess over an even share, an inactive one all it has.
+    fn set_shed(&self, active: usize) {
+        let shed = to_shed(&self.connections(), active);
+        for (l, shed) in self.loops.iter().zip(shed) {
+            l.lane
+                .shed
+                .store(usize::try_from(shed).unwrap_or(usize::MAX), Relaxed);
+        }
     }
 
     /// How many loops there are, active or not.
@@ -159,8 +253,24 @@ impl Balance {
     pub(crate) fn connections(&self) -> Vec<u64> {
         self.loops
             .iter()
-            .map(|l| l.connections.load(Relaxed) as u64)
+            .map(|l| l.lane.connections.load(Relaxed) as u64)
             .collect()
+    }
+}
+
+/// Looks at the loops every [`LOOK_EVERY`] until `shutdown`, so that a change of load is
+/// acted on when no client connects: a pool that connected before the load rose is spread
+/// (and gathered when it falls) only once a look has set each loop's share.
+pub(crate) async fn watch(balance: Arc<Balance>, shutdown: CancellationToken) {
+    let mut looks = tokio::time::interval(LOOK_EVERY);
+    looks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = looks.tick() => {
+                balance.active();
+            }
+        }
     }
 }
 
@@ -178,6 +288,17 @@ fn next_active(busy: &[f64], max: usize) -> usize {
     } else {
         active.max(1)
     }
+}
+
+/// How many connections each loop should shed, given each one's `counts` in loop order,
+/// for loops `0..active` to serve them all evenly.
+fn to_shed(counts: &[u64], active: usize) -> Vec<u64> {
+    let share = counts.iter().sum::<u64>().div_ceil(active.max(1) as u64);
+    let shed = |(index, &count): (usize, &u64)| match index < active {
+        true => count.saturating_sub(share),
+        false => count,
+    };
+    counts.iter().enumerate().map(shed).collect()
 }
 
 #[cfg(test)]
@@ -199,5 +320,14 @@ mod tests {
         assert_eq!(next_active(&[0.6, 0.1], 4), 2);
         assert_eq!(next_active(&[0.5, 0.5, 0.1], 4), 3);
         assert_eq!(next_active(&[0.3, 0.3, 0.1], 4), 2);
+    }
+
+    #[test]
+    fn an_activated_loop_takes_an_even_share_and_a_deactivated_one_gives_all_away() {
+        assert_eq!(to_shed(&[50, 0], 2), [25, 0]);
+        assert_eq!(to_shed(&[51, 0], 2), [25, 0]);
+        assert_eq!(to_shed(&[30, 20, 0, 0], 3), [13, 3, 0, 0]);
+        assert_eq!(to_shed(&[25, 25], 1), [0, 25]);
+        assert_eq!(to_shed(&[0, 0], 2), [0, 0]);
     }
 }

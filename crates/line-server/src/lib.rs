@@ -11,7 +11,9 @@
 //! - `event_loops`: one single-threaded runtime per core that connections live on, fed
 //!   by the acceptor.
 //! - `balance`: which loops take new clients — as few as keep up with the load (each
-//!   loop's busy fraction), the one with the fewest connections first.
+//!   loop's busy fraction), the one with the fewest connections first — and how many
+//!   connections each loop should shed when that number changes.
+//! - `migration`: a connection moving to another loop at a batch boundary.
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
 //!   shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
@@ -74,6 +76,7 @@ mod fault;
 mod framing;
 mod limits;
 mod listener;
+mod migration;
 mod protocol;
 mod server;
 mod stats;
