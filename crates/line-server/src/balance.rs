@@ -110,6 +110,8 @@ struct Window {
 #[derive(Debug)]
 pub(crate) struct Balance {
     loops: Box<[LoopLoad]>,
+    /// Fewest active loops, however light the load.
+    min_active: usize,
     epoch: Instant,
     /// Touched at the rate of connects and stats reads, never per request.
     window: Mutex<Window>,
@@ -134,8 +136,9 @@ impl Drop for LoadGuard {
 }
 
 impl Balance {
-    /// The loops running on `runtimes` (single-threaded ones), the first of them active.
-    pub(crate) fn new(runtimes: Vec<Handle>) -> Self {
+    /// The loops running on `runtimes` (single-threaded ones), the first `min_active` of
+    /// them active (at least one; at most all).
+    pub(crate) fn new(runtimes: Vec<Handle>, min_active: usize) -> Self {
         let epoch = Instant::now();
         let count = runtimes.len();
         let loops = runtimes
@@ -150,13 +153,15 @@ impl Balance {
                 runtime,
             })
             .collect();
+        let min_active = min_active.clamp(1, count.max(1));
         let window = Window {
-            active: 1,
+            active: min_active,
             taken_at: 0,
             busy: vec![0; count],
         };
         Self {
             loops,
+            min_active,
             epoch,
             window: Mutex::new(window),
         }
@@ -211,8 +216,8 @@ impl Balance {
 
     /// How many loops are active now, after a fresh look if the last is a window old.
     pub(crate) fn active(&self) -> usize {
-        if self.loops.len() == 1 {
-            return 1;
+        if self.min_active == self.loops.len() {
+            return self.min_active;
         }
         let mut window = self.window();
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -222,7 +227,7 @@ impl Balance {
             let fractions: Vec<f64> = (0..window.active)
                 .map(|i| busy[i].saturating_sub(window.busy[i]) as f64 / span as f64)
                 .collect();
-            let active = next_active(&fractions, self.loops.len());
+            let active = next_active(&fractions, self.loops.len()).max(self.min_active);
             if active != window.active {
                 self.set_shed(active);
             }
@@ -242,6 +247,11 @@ impl Balance {
                 .shed
                 .store(usize::try_from(shed).unwrap_or(usize::MAX), Relaxed);
         }
+    }
+
+    /// Fewest active loops, however light the load.
+    pub(crate) fn min_active(&self) -> usize {
+        self.min_active
     }
 
     /// How many loops there are, active or not.

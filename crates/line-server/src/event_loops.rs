@@ -176,10 +176,11 @@ pub(crate) struct Started {
     pub(crate) threads: Vec<ThreadHandle<()>>,
 }
 
-/// Starts `count` loops serving clients with `connections`. Each runs until the acceptor
-/// is gone (its queue closes) and every connection has ended.
+/// Starts `count` loops serving clients with `connections`, at least `min_active` of them
+/// active. Each runs until the acceptor is gone (its queue closes) and every connection
+/// has ended.
 pub(crate) fn start<P: Protocol>(
-    count: NonZeroUsize,
+    (count, min_active): (NonZeroUsize, NonZeroUsize),
     connections: Arc<Connections<P>>,
 ) -> io::Result<Started> {
     let mut queues = Vec::with_capacity(count.get());
@@ -198,7 +199,7 @@ pub(crate) fn start<P: Protocol>(
         threads.push(thread);
         queues.push(queue);
     }
-    let balance = Arc::new(Balance::new(runtimes));
+    let balance = Arc::new(Balance::new(runtimes, min_active.get()));
     let moves = Moves::new(&queues, Arc::clone(&balance), connections.tracker.clone());
     // Set once, before any client is accepted: the settings are made before the loops.
     let _ = connections.settings.moves.set(moves);
@@ -210,10 +211,12 @@ pub(crate) fn start<P: Protocol>(
 }
 
 /// Looks at the loops' load every [`balance::LOOK_EVERY`] until `shutdown`
-/// ([`balance::watch`]), on the caller's runtime; nothing to look at with one loop.
+/// ([`balance::watch`]), on the caller's runtime; nothing to look at when every loop is
+/// always active (one loop, or at least as many kept active as there are).
 pub(crate) fn watch(loops: &Loops, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    (loops.balance.count() > 1)
-        .then(|| tokio::spawn(balance::watch(Arc::clone(&loops.balance), shutdown)))
+    let balance = &loops.balance;
+    (balance.count() > balance.min_active())
+        .then(|| tokio::spawn(balance::watch(Arc::clone(balance), shutdown)))
 }
 
 /// One loop: registers each client it is given, or that moves to it, and runs its task;

@@ -96,8 +96,9 @@ pub async fn serve<P: Protocol>(
             (caller, Vec::new(), None)
         }
         Some(count) => {
+            let counts = (count, config.min_active_event_loops);
             let started =
-                event_loops::start(count, Arc::clone(&connections)).map_err(ServeError::Io)?;
+                event_loops::start(counts, Arc::clone(&connections)).map_err(ServeError::Io)?;
             stats.balancing(Arc::clone(&started.loops.balance));
             let watcher = event_loops::watch(&started.loops, shutdown.clone());
             (Placement::Loops(started.loops), started.threads, watcher)

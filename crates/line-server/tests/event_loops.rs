@@ -109,6 +109,25 @@ async fn while_the_load_is_light_every_client_goes_to_the_first_loop_and_stays_t
     assert_eq!((now.event_loops, now.active_event_loops), (2, 1));
 }
 
+#[tokio::test]
+async fn with_every_loop_kept_active_clients_are_spread_evenly_however_light_the_load() {
+    let protocol = WhereServed::default();
+    let config = ServerConfig {
+        min_active_event_loops: NonZeroUsize::new(2).expect("two"),
+        ..loops(2)
+    };
+    let server = start(protocol.clone(), config);
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let mut client = server.connect().await;
+        client.echo_line_where().await;
+        clients.push(client);
+    }
+    let stats = server.stats().await;
+    assert_eq!(stats.connections_per_loop(), [4, 4]);
+    assert_eq!(stats.snapshot().active_event_loops, 2);
+}
+
 /// Keeps the loop serving `client` busy with `spin` lines until aborted.
 fn keep_busy(mut client: common::Client) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
