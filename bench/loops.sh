@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Event loops that follow the load: the default (as many active loops as the load needs,
-# connections moving between them) against fixed loop counts (--event-loops 1 and 2) and
+# connections moving between them) against fixed loop counts (--event-loops 1; 2 with
+# --min-active-event-loops 2) and
 # Redis, in memory mode, kv-bench at 50 connections ping-pong, 50 x 32 pipelined and 1,000
 # connections ping-pong, the servers alternating, ROUNDS rounds. Midway through each
 # kv-server run it asks `INFO threads` (active loops, connections moved, clients per
@@ -35,7 +36,7 @@ start_server() {
   case $1 in
     default) "$AFTER" --port "$2" ;;
     one-loop) "$AFTER" --port "$2" --event-loops 1 ;;
-    two-loops) "$AFTER" --port "$2" --event-loops 2 ;;
+    two-loops) "$AFTER" --port "$2" --event-loops 2 --min-active-event-loops 2 ;;
     before) "$BEFORE" --port "$2" ;;
     redis) redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$2" --maxclients 20000 ;;
   esac >/dev/null 2>&1 &

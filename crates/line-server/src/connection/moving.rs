@@ -12,6 +12,7 @@ use tracing::debug;
 
 use super::transport::Transport;
 use super::{Accounting, Connection, ConnectionSettings, Start};
+use crate::balance::LoadGuard;
 use crate::framing::LineDecoder;
 use crate::migration::{Landing, Ticket};
 use crate::protocol::Session;
@@ -38,12 +39,13 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// A move to another loop, if this connection's loop has more than its share. Asked
     /// once per batch, after its replies are written; what it costs then is one relaxed
     /// load ([`crate::balance::LoadGuard::should_shed`]).
+    #[inline]
     pub(super) fn move_ticket(&self) -> Option<Ticket> {
         let load = self.accounting.load.as_ref()?;
         if !load.should_shed() {
             return None;
         }
-        self.settings.moves.get()?.ticket(load)
+        claim_move(&self.settings, load)
     }
 
     /// Leaves this loop for the one `ticket` names, where the connection goes on as it
@@ -89,6 +91,15 @@ impl<S: Session, T: Transport> Connection<S, T> {
             stop,
         })
     }
+}
+
+/// The rest of [`Connection::move_ticket`], taken only while the loop sheds: out of line,
+/// so that the per-batch path, where it is called, stays as small as it was (and the
+/// protocol's code is inlined into it as before).
+#[cold]
+#[inline(never)]
+fn claim_move(settings: &ConnectionSettings, load: &LoadGuard) -> Option<Ticket> {
+    settings.moves.get()?.ticket(load)
 }
 
 impl<S: Session, T: Transport> Moving<S, T> {
