@@ -31,15 +31,20 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 LABELS=(default one-loop two-loops redis)
 [[ -n $BEFORE ]] && LABELS+=(before)
 
-# start_server LABEL PORT: starts the server under test in the background.
+# start_server LABEL PORT: starts the server under test in the background (`exec`, so
+# that the PID recorded is the server's own, for stopping it and reading its CPU time).
 start_server() {
-  case $1 in
-    default) "$AFTER" --port "$2" ;;
-    one-loop) "$AFTER" --port "$2" --event-loops 1 ;;
-    two-loops) "$AFTER" --port "$2" --event-loops 2 --min-active-event-loops 2 ;;
-    before) "$BEFORE" --port "$2" ;;
-    redis) redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$2" --maxclients 20000 ;;
-  esac >/dev/null 2>&1 &
+  (
+    exec >/dev/null 2>&1
+    case $1 in
+      default) exec "$AFTER" --port "$2" ;;
+      one-loop) exec "$AFTER" --port "$2" --event-loops 1 ;;
+      two-loops) exec "$AFTER" --port "$2" --event-loops 2 --min-active-event-loops 2 ;;
+      before) exec "$BEFORE" --port "$2" ;;
+      redis) exec redis-server --save '' --appendonly no --bind 127.0.0.1 --port "$2" \
+        --maxclients 20000 ;;
+    esac
+  ) &
   PIDS+=($!)
 }
 

@@ -4,23 +4,30 @@
 //! waking it; on cores shared with the client (or anything else) the woken loop may also
 //! wait for a core. So new clients go to the *active* loops only, starting with one, and
 //! a further loop is activated only when every active one is busy; when the load falls,
-//! the last activated is deactivated again (it takes no new clients; those it serves stay).
+//! the last activated is deactivated again (it takes no new clients, and those it serves
+//! move to the others).
 //! This follows Go's scheduler, which wakes another thread only when the running ones are
 //! busy (`wakep` in `runtime/proc.go`: only with an idle P and no spinning M), and Valkey
 //! 8's `adjustIOThreadsByEventLoad` (`src/io_threads.c`), which activates and deactivates
 //! I/O threads one by one from the current load, beyond Redis 6's on/off
 //! `stopThreadedIOIfNeeded`. Unlike Valkey we measure time, not events: a loop's busy
-//! fraction is the share of wall time it spent running tasks.
+//! fraction is the share of wall time it spent working.
 //!
-//! That time is tokio's own: a runtime adds up, per worker, the time from the start of
-//! each batch of scheduled tasks to its end, reading the clock whether anyone asks or not,
-//! and publishes it to an atomic of that worker's when it parks or yields to the driver
-//! (`RuntimeMetrics::worker_total_busy_duration`, stable). So the measuring adds nothing
-//! per request; the acceptor reads the figure when a client connects, as does a stats
-//! snapshot. (Park and unpark hooks timing the same span cost 270 instructions per
-//! request at one connection ping-pong, by `bench/instructions.sh`: two more clock reads
-//! and tokio's hook entry per park.)
-
+//! That time is the loop thread's time on a CPU, as the kernel counts it for the thread
+//! (`/proc/thread-self/schedstat`, its first field; opened by the loop's thread when it
+//! starts, read by whoever looks): what the loop's work really took. tokio's own busy time
+//! (`RuntimeMetrics::worker_total_busy_duration`, the wall time from the start of each
+//! batch of tasks to its end) also counts the time the loop waited for a core in the
+//! middle of a batch, and on cores shared with the clients that is much of it: at 50
+//! connections × 32 pipelined on this repository's 2-core machine, one loop is 0.9 busy by
+//! tokio's count but 0.49 on a CPU and 0.47 waiting for one (schedstat's second field).
+//! A second loop cannot help there — there is no idle core for it — and activating one on
+//! the busy figure made the loops flap: two loops measured 0.45 busy together, under the
+//! deactivation threshold, and one loop 0.9 again (BENCHMARKS.md, "Event loops that follow
+//! the load"). Time on a CPU adds up across loops, so the two thresholds below keep
+//! their hysteresis. Where the file cannot be opened (no `CONFIG_SCHED_INFO`), tokio's
+//! busy time stands in. Either way nothing is measured per request: a look reads one
+//! figure per loop, one `pread` each.
 //!
 //! A connection can move, too, so that a pool that connected before the load rose (the
 //! usual case: clients keep their connections for hours) is spread when a loop is
@@ -37,6 +44,8 @@
 //! which on cores shared with the clients is cheaper than two half-idle loops
 //! (BENCHMARKS.md, "Event loops that follow the load").
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -44,6 +53,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tracing::debug;
 
 /// Shortest span the busy fractions are measured over (ms): a look sooner than this after
 /// the previous one keeps the previous decision.
@@ -82,15 +92,47 @@ struct LoopLoad {
     lane: Arc<Lane>,
     /// Its runtime, whose metrics say how long it has been busy.
     runtime: Handle,
+    /// Its thread's time on a CPU, where the kernel tells it.
+    cpu: Option<CpuTime>,
 }
 
 impl LoopLoad {
+    /// Nanoseconds of work the loop has done since it started: its thread's time on a CPU,
+    /// else its runtime's busy time.
+    fn worked(&self) -> u64 {
+        match &self.cpu {
+            Some(cpu) => cpu.read().unwrap_or(0),
+            None => self.busy(),
+        }
+    }
+
     /// Nanoseconds the loop has spent running tasks since it started (its runtime's only
     /// worker is worker 0). As of its last park or yield to the driver: a run under way is
     /// counted when it ends.
     fn busy(&self) -> u64 {
         let busy = self.runtime.metrics().worker_total_busy_duration(0);
         u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A thread's time on a CPU since it started, in nanoseconds: the first field of its
+/// `/proc/thread-self/schedstat`. The file is opened by the thread itself and stays bound
+/// to that thread, so another thread can read it later (`pread` at offset 0 makes the
+/// kernel write it anew).
+#[derive(Debug)]
+pub(crate) struct CpuTime(File);
+
+impl CpuTime {
+    /// The calling thread's; `None` where the kernel does not keep the figure.
+    pub(crate) fn of_this_thread() -> Option<Self> {
+        File::open("/proc/thread-self/schedstat").ok().map(Self)
+    }
+
+    fn read(&self) -> Option<u64> {
+        let mut line = [0u8; 96];
+        let n = self.0.read_at(&mut line, 0).ok()?;
+        let text = std::str::from_utf8(line.get(..n)?).ok()?;
+        text.split_ascii_whitespace().next()?.parse().ok()
     }
 }
 
@@ -136,21 +178,23 @@ impl Drop for LoadGuard {
 }
 
 impl Balance {
-    /// The loops running on `runtimes` (single-threaded ones), the first `min_active` of
-    /// them active (at least one; at most all).
-    pub(crate) fn new(runtimes: Vec<Handle>, min_active: usize) -> Self {
+    /// The loops running on `runtimes` (single-threaded ones), each with its thread's
+    /// time on a CPU if known, the first `min_active` of them active (at least one; at
+    /// most all).
+    pub(crate) fn new(runtimes: Vec<(Handle, Option<CpuTime>)>, min_active: usize) -> Self {
         let epoch = Instant::now();
         let count = runtimes.len();
         let loops = runtimes
             .into_iter()
             .enumerate()
-            .map(|(index, runtime)| LoopLoad {
+            .map(|(index, (runtime, cpu))| LoopLoad {
                 lane: Arc::new(Lane {
                     index,
                     connections: AtomicUsize::new(0),
                     shed: AtomicUsize::new(0),
                 }),
                 runtime,
+                cpu,
             })
             .collect();
         let min_active = min_active.clamp(1, count.max(1));
@@ -223,12 +267,13 @@ impl Balance {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let span = now.saturating_sub(window.taken_at);
         if span >= WINDOW.as_nanos() as u64 {
-            let busy: Vec<u64> = self.loops.iter().map(LoopLoad::busy).collect();
+            let busy: Vec<u64> = self.loops.iter().map(LoopLoad::worked).collect();
             let fractions: Vec<f64> = (0..window.active)
                 .map(|i| busy[i].saturating_sub(window.busy[i]) as f64 / span as f64)
                 .collect();
             let active = next_active(&fractions, self.loops.len()).max(self.min_active);
             if active != window.active {
+                debug!(?fractions, active, "event loops busy; active loops change");
                 self.set_shed(active);
             }
             window.active = active;

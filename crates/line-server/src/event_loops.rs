@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::balance::{self, Balance, LoadGuard};
+use crate::balance::{self, Balance, CpuTime, LoadGuard};
 use crate::connection::{Accounting, Connection, ConnectionSettings};
 use crate::migration::{Landing, Migrant, Moves};
 use crate::protocol::Protocol;
@@ -190,12 +190,18 @@ pub(crate) fn start<P: Protocol>(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtimes.push(runtime.handle().clone());
+        let handle = runtime.handle().clone();
         let (queue, accepted) = mpsc::unbounded_channel();
         let connections = Arc::clone(&connections);
+        // The thread's CPU time can only be opened by the thread itself.
+        let (cpu_time, opened) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("event-loop-{index}"))
-            .spawn(move || runtime.block_on(serve_loop(accepted, connections)))?;
+            .spawn(move || {
+                let _ = cpu_time.send(CpuTime::of_this_thread());
+                runtime.block_on(serve_loop(accepted, connections))
+            })?;
+        runtimes.push((handle, opened.recv().ok().flatten()));
         threads.push(thread);
         queues.push(queue);
     }
