@@ -44,7 +44,9 @@
 //!   jemalloc's 640-byte class). Measured whole by kv-bench's idle mode (BENCHMARKS.md).
 //! - **No lock or atomic shared between event loops per request.** Counters are per loop
 //!   or per thread, shutdown is read from a line no one writes while serving
-//!   (`stopping`), and a session caches what it looks up. Held by
+//!   (`stopping`), whether to move to another loop from a line written only when the
+//!   active loops change (`balance`, once per batch), and a session caches what it looks
+//!   up. Held by
 //!   `bench/before_after.sh` (server CPU per request, several rounds) and `perf` profiles.
 //! - **One read, one write per batch of requests.** Every complete line of a read is
 //!   handled before the replies leave together, and a drained socket is not read again

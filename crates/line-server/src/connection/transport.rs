@@ -44,11 +44,13 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'sta
     /// The stream as it travels to another event loop (`crate::migration`).
     type Detached: Send + 'static;
 
-    /// Leaves the reactor of the loop it is on; called on that loop, with nothing of the
-    /// connection's left to write.
+    /// Makes the stream ready to travel; called on the loop it leaves, with nothing of the
+    /// connection's left to write. It leaves that loop's reactor here or, at the latest,
+    /// in [`Transport::reattach`].
     fn detach(self) -> io::Result<Self::Detached>;
 
-    /// Joins the reactor of the loop it arrived at; called on that loop.
+    /// Joins the reactor of the loop it arrived at (and leaves the old one, if it has not
+    /// yet); called on the loop it arrived at.
     fn reattach(detached: Self::Detached) -> io::Result<Self>;
 }
 
