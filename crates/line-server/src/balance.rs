@@ -61,6 +61,9 @@ pub(crate) const WINDOW: Duration = Duration::from_millis(50);
 /// Another loop is activated when every active loop was busy at least this fraction of
 /// the window (0..1): the active ones are then close to saturated.
 const ACTIVATE_AT: f64 = 0.8;
+/// ... and only while the machine had at least this much CPU idle (in cores) meanwhile:
+/// room for the new loop to run. Go's `wakep` wakes a thread only for an idle P.
+const SPARE_FOR_ANOTHER: f64 = 0.5;
 /// The last active loop is deactivated when the active loops' busy time would keep one
 /// loop fewer busy under this fraction each: well below [`ACTIVATE_AT`], so a load near
 /// the threshold does not flap.
@@ -145,6 +148,8 @@ struct Window {
     taken_at: u64,
     /// Each loop's busy nanoseconds at that look.
     busy: Vec<u64>,
+    /// The machine's idle and total CPU time at that look, if known.
+    machine: Option<MachineTicks>,
 }
 
 /// The event loops' load and which of them are active. Shared by the acceptor, which
@@ -154,6 +159,8 @@ pub(crate) struct Balance {
     loops: Box<[LoopLoad]>,
     /// Fewest active loops, however light the load.
     min_active: usize,
+    /// The machine's CPU time, where the kernel tells it.
+    machine: Option<MachineCpu>,
     epoch: Instant,
     /// Touched at the rate of connects and stats reads, never per request.
     window: Mutex<Window>,
@@ -202,10 +209,12 @@ impl Balance {
             active: min_active,
             taken_at: 0,
             busy: vec![0; count],
+            machine: None,
         };
         Self {
             loops,
             min_active,
+            machine: MachineCpu::open(),
             epoch,
             window: Mutex::new(window),
         }
@@ -271,14 +280,23 @@ impl Balance {
             let fractions: Vec<f64> = (0..window.active)
                 .map(|i| busy[i].saturating_sub(window.busy[i]) as f64 / span as f64)
                 .collect();
-            let active = next_active(&fractions, self.loops.len()).max(self.min_active);
+            let machine = self.machine.as_ref().and_then(MachineCpu::read);
+            let spare = spare_cores(window.machine, machine);
+            let next = next_active(&fractions, spare, self.loops.len());
+            let active = next.max(self.min_active);
             if active != window.active {
-                debug!(?fractions, active, "event loops busy; active loops change");
+                debug!(
+                    ?fractions,
+                    ?spare,
+                    active,
+                    "event loops busy; active loops change"
+                );
                 self.set_shed(active);
             }
             window.active = active;
             window.taken_at = now;
             window.busy = busy;
+            window.machine = machine;
         }
         window.active
     }
@@ -329,19 +347,67 @@ pub(crate) async fn watch(balance: Arc<Balance>, shutdown: CancellationToken) {
     }
 }
 
-/// How many loops should be active, given the busy fractions (0..1) of those active now
-/// and `max` loops in all: one more when all are at least [`ACTIVATE_AT`] busy, one fewer
-/// when their total would keep one fewer under [`DEACTIVATE_BELOW`] each. One step at a
-/// time, as Go wakes one thread at a time: the next look sees what the step did.
-fn next_active(busy: &[f64], max: usize) -> usize {
+/// How many loops should be active, given the busy fractions (0..1) of those active now,
+/// the machine's idle cores meanwhile (`None`: not known) and `max` loops in all: one more
+/// when all are at least [`ACTIVATE_AT`] busy and [`SPARE_FOR_ANOTHER`] cores were idle,
+/// one fewer when their total would keep one fewer under [`DEACTIVATE_BELOW`] each. One
+/// step at a time, as Go wakes one thread at a time: the next look sees what the step did.
+fn next_active(busy: &[f64], spare: Option<f64>, max: usize) -> usize {
     let active = busy.len();
     let total: f64 = busy.iter().sum();
-    if active < max && busy.iter().all(|&b| b >= ACTIVATE_AT) {
+    let room = spare.is_none_or(|idle| idle >= SPARE_FOR_ANOTHER);
+    if active < max && room && busy.iter().all(|&b| b >= ACTIVATE_AT) {
         active + 1
     } else if active > 1 && total < (active - 1) as f64 * DEACTIVATE_BELOW {
         active - 1
     } else {
         active.max(1)
+    }
+}
+
+/// The machine's CPU time so far, in the kernel's ticks: idle (with I/O wait), and all.
+#[derive(Debug, Clone, Copy)]
+struct MachineTicks {
+    idle: u64,
+    all: u64,
+    cpus: usize,
+}
+
+/// Cores the machine had idle on average between two readings, if both are known.
+fn spare_cores(before: Option<MachineTicks>, now: Option<MachineTicks>) -> Option<f64> {
+    let (before, now) = (before?, now?);
+    let all = now.all.checked_sub(before.all).filter(|&t| t > 0)?;
+    let idle = now.idle.saturating_sub(before.idle);
+    Some(idle as f64 / all as f64 * now.cpus as f64)
+}
+
+/// `/proc/stat`, kept open and read anew at each look (`pread` at offset 0): its first
+/// line adds up every CPU's time by kind, the `cpuN` lines after it are one per CPU.
+#[derive(Debug)]
+struct MachineCpu(File);
+
+impl MachineCpu {
+    fn open() -> Option<Self> {
+        File::open("/proc/stat").ok().map(Self)
+    }
+
+    fn read(&self) -> Option<MachineTicks> {
+        // The CPU lines come first; the rest (interrupt counts) can be long and is cut.
+        let mut text = vec![0u8; 16 * 1024];
+        let n = self.0.read_at(&mut text, 0).ok()?;
+        let text = String::from_utf8_lossy(text.get(..n)?);
+        let mut lines = text.lines();
+        let ticks: Vec<u64> = lines
+            .next()?
+            .split_ascii_whitespace()
+            .skip(1)
+            .map(|field| field.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is within user).
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        let all = ticks.iter().take(8).sum();
+        let cpus = lines.take_while(|line| line.starts_with("cpu")).count();
+        Some(MachineTicks { idle, all, cpus })
     }
 }
 
@@ -361,20 +427,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_loop_is_added_only_when_every_active_one_is_busy() {
-        assert_eq!(next_active(&[0.9], 4), 2);
-        assert_eq!(next_active(&[0.9, 0.3], 4), 2);
-        assert_eq!(next_active(&[0.9, 0.85], 4), 3);
-        assert_eq!(next_active(&[0.95, 0.95], 2), 2);
+    fn a_loop_is_added_only_when_every_active_one_is_busy_and_a_core_is_idle() {
+        let idle = Some(1.0);
+        assert_eq!(next_active(&[0.9], idle, 4), 2);
+        assert_eq!(next_active(&[0.9, 0.3], idle, 4), 2);
+        assert_eq!(next_active(&[0.9, 0.85], idle, 4), 3);
+        assert_eq!(next_active(&[0.95, 0.95], idle, 2), 2);
+        assert_eq!(next_active(&[0.9], Some(0.2), 4), 1);
+        assert_eq!(next_active(&[0.9], None, 4), 2);
     }
 
     #[test]
     fn a_loop_is_dropped_only_when_one_fewer_would_be_half_busy() {
-        assert_eq!(next_active(&[0.1], 4), 1);
-        assert_eq!(next_active(&[0.3, 0.1], 4), 1);
-        assert_eq!(next_active(&[0.6, 0.1], 4), 2);
-        assert_eq!(next_active(&[0.5, 0.5, 0.1], 4), 3);
-        assert_eq!(next_active(&[0.3, 0.3, 0.1], 4), 2);
+        for idle in [None, Some(0.0), Some(2.0)] {
+            assert_eq!(next_active(&[0.1], idle, 4), 1);
+            assert_eq!(next_active(&[0.3, 0.1], idle, 4), 1);
+            assert_eq!(next_active(&[0.6, 0.1], idle, 4), 2);
+            assert_eq!(next_active(&[0.5, 0.5, 0.1], idle, 4), 3);
+            assert_eq!(next_active(&[0.3, 0.3, 0.1], idle, 4), 2);
+        }
+    }
+
+    #[test]
+    fn idle_cores_are_the_idle_share_of_all_cpu_time_times_the_cpus() {
+        let at = |idle, all| Some(MachineTicks { idle, all, cpus: 2 });
+        assert_eq!(spare_cores(at(100, 400), at(150, 600)), Some(0.5));
+        assert_eq!(spare_cores(at(100, 400), at(100, 400)), None);
+        assert_eq!(spare_cores(None, at(100, 400)), None);
+    }
+
+    #[test]
+    fn the_machine_cpu_time_is_read_where_the_kernel_keeps_it() {
+        let Some(machine) = MachineCpu::open() else {
+            return;
+        };
+        let ticks = machine.read().expect("a cpu line");
+        assert!(ticks.cpus >= 1 && ticks.all >= ticks.idle, "{ticks:?}");
     }
 
     #[test]

@@ -54,6 +54,10 @@ impl Protocol for WhereServed {
     }
 }
 
+/// Held by each test that keeps a loop busy: two at once would leave no core idle, and a
+/// loop is activated only while one is (balance.rs).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long a `spin` line keeps its loop busy.
 const SPIN: Duration = Duration::from_millis(5);
 
@@ -164,6 +168,7 @@ async fn connect_until_one_lands_on(
 
 #[tokio::test]
 async fn a_busy_loop_activates_another_for_new_clients_until_the_load_stops() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let protocol = WhereServed::default();
     let server = start(protocol.clone(), loops(2));
     let stats = server.stats().await;
@@ -188,6 +193,7 @@ async fn a_busy_loop_activates_another_for_new_clients_until_the_load_stops() {
 
 #[tokio::test]
 async fn one_event_loop_never_activates_another() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let protocol = WhereServed::default();
     let server = start(protocol.clone(), loops(1));
     let stats = server.stats().await;

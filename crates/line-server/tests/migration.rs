@@ -3,7 +3,9 @@
 //! gathered when it is deactivated; a connection that moves in the middle of a pipeline
 //! keeps every reply, in order, over TCP and TLS; and a graceful shutdown racing the moves
 //! still answers every line. The load is made by the protocol (lines that keep their loop
-//! busy), so the tests count moves, never time them.
+//! busy), so the tests count moves, never time them. A loop is activated only while a
+//! core is idle for it, so these tests run one at a time ([`ONE_AT_A_TIME`]), and need
+//! the machine to leave them a core now and then.
 
 pub mod common;
 
@@ -31,6 +33,10 @@ use tokio::time::timeout;
 struct Spinner;
 
 struct SpinnerSession;
+
+/// Held by each test for its whole run: two tests spinning at once would leave no core
+/// idle, and no loop would be activated.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long a `spin` line keeps its loop busy.
 const SPIN: Duration = Duration::from_millis(1);
@@ -212,6 +218,7 @@ fn changes(loops: &[String]) -> usize {
 #[tokio::test]
 async fn a_pool_connected_while_one_loop_sufficed_spreads_when_another_is_activated_and_gathers_again(
 ) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = start(Spinner, loops(2));
     let stats = server.stats().await;
     let mut pool = Vec::new();
@@ -274,6 +281,7 @@ where
 
 #[tokio::test]
 async fn a_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = start(Spinner, loops(2));
     let stats = server.stats().await;
     let _idle = TcpStream::connect(server.addr()).await.expect("connect");
@@ -287,6 +295,7 @@ async fn a_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
 
 #[tokio::test]
 async fn a_tls_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let pki = pki();
     let config = ServerConfig {
         event_loops: NonZeroUsize::new(2),
@@ -305,6 +314,7 @@ async fn a_tls_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
 
 #[tokio::test]
 async fn a_graceful_shutdown_racing_the_moves_answers_every_line_and_closes_every_connection() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = start(Spinner, loops(2));
     let stats = server.stats().await;
     let mut pool = Vec::new();
