@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Event loops that follow the load: the default (as many active loops as the load needs,
-# connections moving between them) against fixed loop counts (--event-loops 1; 2 with
-# --min-active-event-loops 2) and
-# Redis, in memory mode, kv-bench at 50 connections ping-pong, 50 x 32 pipelined and 1,000
-# connections ping-pong, the servers alternating, ROUNDS rounds. Midway through each
-# kv-server run it asks `INFO threads` (active loops, connections moved, clients per
-# loop). Prints one JSON line per run to RESULTS and a median table (ops/s, p99, server CPU
-# per request, errors, and the ratios the goals are stated in).
+# connections moving between them) against fixed loop counts (--event-loops 1; two with
+# --min-active-event-loops 2) and Redis, in memory mode, kv-bench at 50 connections
+# ping-pong, 50 x 32 pipelined and 1,000 connections ping-pong, the servers alternating
+# in an order rotated each round, ROUNDS rounds. Midway through each kv-server run it asks
+# `INFO threads` (active loops, connections moved, clients per loop). Prints one JSON line
+# per run to RESULTS and a median table (ops/s, p99, server CPU per request, errors, and
+# the ratios the goals are stated in).
 #
 #   bash bench/loops.sh
 #   BEFORE=/path/to/an-older-kv-server bash bench/loops.sh   # adds that build's default
@@ -68,7 +68,10 @@ mkdir -p "$(dirname "$RESULTS")"; : >"$RESULTS"
 for round in $(seq "$ROUNDS"); do
   for shape in $SHAPES; do
     conns=${shape%x*}; pipeline=${shape#*x}
-    for label in "${LABELS[@]}"; do
+    # Rotated each round, so that no server always follows the same one (at 1,000
+    # connections the previous run's sockets are still closing).
+    shift=$(( (round - 1) % ${#LABELS[@]} ))
+    for label in "${LABELS[@]:shift}" "${LABELS[@]:0:shift}"; do
       port=$(free_port)
       start_server "$label" "$port"
       wait_port "$port"

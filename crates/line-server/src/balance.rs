@@ -3,7 +3,8 @@
 //! A loop that serves few requests sleeps between them, and every request then pays for
 //! waking it; on cores shared with the client (or anything else) the woken loop may also
 //! wait for a core. So new clients go to the *active* loops only, starting with one, and
-//! a further loop is activated only when every active one is busy; when the load falls,
+//! a further loop is activated only when every active one is busy and a core is idle for
+//! it; when the load falls,
 //! the last activated is deactivated again (it takes no new clients, and those it serves
 //! move to the others).
 //! This follows Go's scheduler, which wakes another thread only when the running ones are
@@ -26,8 +27,12 @@
 //! deactivation threshold, and one loop 0.9 again (BENCHMARKS.md, "Event loops that follow
 //! the load"). Time on a CPU adds up across loops, so the two thresholds below keep
 //! their hysteresis. Where the file cannot be opened (no `CONFIG_SCHED_INFO`), tokio's
-//! busy time stands in. Either way nothing is measured per request: a look reads one
-//! figure per loop, one `pread` each.
+//! busy time stands in. Saturated loops are not enough, though: on a quiet machine one
+//! loop reached 0.8 of a CPU at 50 connections ping-pong, a second was activated, found
+//! the other core held by the clients, and served them slower than one. So the machine
+//! must also have had half a core idle since the last look (`/proc/stat`; without the
+//! file, this is not asked). Nothing is measured per request: a look reads one figure per
+//! loop and one for the machine, a `pread` each.
 //!
 //! A connection can move, too, so that a pool that connected before the load rose (the
 //! usual case: clients keep their connections for hours) is spread when a loop is
