@@ -190,13 +190,22 @@ pub struct Cli {
     compact_after_mib: u64,
 
     /// Most event loops serving connections, each a single-threaded runtime on its own
-    /// thread; a connection stays on one loop for life. New connections go to as few loops
-    /// as keep up with the load: one at first, another once those are busy. Default: one
-    /// per core. (`--workers` and `KV_WORKERS`, the names of earlier versions, still work.)
+    /// thread. Connections go to as few loops as keep up with the load: one at first,
+    /// another once those are busy; when that number changes, connections move between
+    /// loops to even their shares. Default: one per core. (`--workers` and `KV_WORKERS`, the
+    /// names of earlier versions, still work.)
     #[arg(long, visible_alias = "workers", env = "KV_WORKERS",
           value_parser = clap::value_parser!(u64).range(1..1025),
           default_value_t = SERVER.event_loops.map_or(1, |n| n.get() as u64))]
     event_loops: u64,
+
+    /// Fewest active event loops, however light the load (at most `--event-loops`). Equal
+    /// to it, the number of loops is fixed, each serving an even share of the connections:
+    /// for a server with cores of its own.
+    #[arg(long, env = "KV_MIN_ACTIVE_EVENT_LOOPS",
+          value_parser = clap::value_parser!(u64).range(1..1025),
+          default_value_t = SERVER.min_active_event_loops.get() as u64)]
+    min_active_event_loops: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -307,6 +316,10 @@ impl Cli {
                 event_loops: usize::try_from(self.event_loops)
                     .ok()
                     .and_then(NonZeroUsize::new),
+                min_active_event_loops: usize::try_from(self.min_active_event_loops)
+                    .ok()
+                    .and_then(NonZeroUsize::new)
+                    .unwrap_or(NonZeroUsize::MIN),
                 // Read from `tls` (the files) at start, where a bad file ends start-up.
                 tls: None,
             },

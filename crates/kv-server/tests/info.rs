@@ -54,6 +54,7 @@ fn info_reports_every_section_and_its_fields_move_with_the_work() {
         ]
     );
     assert_eq!(number(&before, "event_loops_active"), 1);
+    assert_eq!(number(&before, "migrations"), 0);
     assert_eq!(before["event_loop_0"], "clients=1");
     assert_eq!(before["mode"], "kv");
     assert_eq!(number(&before, "tcp_port"), u64::from(server.port()));

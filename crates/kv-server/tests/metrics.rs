@@ -231,6 +231,7 @@ fn the_work_shows(before: &Exposition, after: &Exposition) {
     assert_eq!(after.value("kv_connected_clients"), 1.0);
     // A light load: one loop takes the clients.
     assert_eq!(after.value("kv_event_loops_active"), 1.0);
+    assert_eq!(after.value("kv_migrations_total"), 0.0);
     assert_eq!(after.value(r#"kv_event_loop_clients{loop="0"}"#), 1.0);
     assert!(after.value("kv_process_resident_memory_bytes") > 0.0);
     assert!(after.value("kv_process_open_fds") > 0.0);

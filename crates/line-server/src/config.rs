@@ -30,11 +30,17 @@ pub struct ServerConfig {
     /// The window of `max_restarts` (OTP's `period`; default 5 s).
     pub max_restart_window: Duration,
     /// Most event loops connections run on: each a single-threaded runtime on a thread of
-    /// its own, a connection staying on one for life. Only as many take new clients as the
-    /// load needs: one at first, another when all those are busy, one fewer when the load
-    /// falls (see `balance`). Default: one per core (`std::thread::available_parallelism`).
-    /// `None` runs connections as tasks of the runtime that calls [`crate::serve`] instead.
+    /// its own. Only as many are active as the load needs: one at first, another when all
+    /// those are busy, one fewer when the load falls; connections move to even the active
+    /// loops' shares when that number changes (see `balance`). Default: one per core
+    /// (`std::thread::available_parallelism`). `None` runs connections as tasks of the
+    /// runtime that calls [`crate::serve`] instead.
     pub event_loops: Option<NonZeroUsize>,
+    /// Fewest active event loops, however light the load (default 1). Equal to
+    /// `event_loops`, the number of loops is fixed: every loop serves an even share of the
+    /// connections, as suits a server whose cores are its own (a loop that sleeps between
+    /// requests then wakes no one else's core). At most `event_loops`.
+    pub min_active_event_loops: NonZeroUsize,
     /// Speak TLS only on the port ([`Tls`]); `None` (the default): plain TCP.
     pub tls: Option<Tls>,
 }
@@ -50,6 +56,7 @@ impl Default for ServerConfig {
             max_restarts: 3,
             max_restart_window: Duration::from_secs(5),
             event_loops: Some(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
+            min_active_event_loops: NonZeroUsize::MIN,
             tls: None,
         }
     }
@@ -111,6 +118,12 @@ impl ServerConfig {
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {
             return fail("idle timeout must be positive (None disables it)".into());
         }
+        if self
+            .event_loops
+            .is_some_and(|most| self.min_active_event_loops > most)
+        {
+            return fail("min-active-event-loops must be at most event-loops".into());
+        }
         Ok(())
     }
 }
@@ -127,6 +140,7 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(10));
         assert_eq!((c.max_restarts, c.max_restart_window.as_secs()), (3, 5));
+        assert_eq!(c.min_active_event_loops.get(), 1);
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -159,6 +173,11 @@ mod tests {
             },
             ServerConfig {
                 max_connections: usize::MAX,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                event_loops: NonZeroUsize::new(2),
+                min_active_event_loops: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
                 ..ServerConfig::default()
             },
         ];

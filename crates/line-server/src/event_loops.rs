@@ -1,5 +1,6 @@
 //! Where a connection runs: on the caller's runtime, or on one of N event loops — each a
-//! single-threaded tokio runtime on its own thread — that a connection lives on for life.
+//! single-threaded tokio runtime on its own thread — that a connection lives on until the
+//! load moves it to another (`migration`).
 //!
 //! Why loops of their own: tokio's work-stealing scheduler wakes a sibling worker whenever
 //! more than one task is ready, which with many busy connections is nearly every poll —
@@ -9,24 +10,26 @@
 //! `current_thread` runtime per core for the same thing. The acceptor stays one supervised
 //! task; it hands each accepted socket to one of the active loops (`balance`: as few as
 //! keep up with the load), the one with the fewest live connections, which registers it
-//! with its own reactor. Nothing crosses loops per request; only the store is shared.
+//! with its own reactor. Nothing crosses loops per request; only the store is shared. A
+//! connection moving from another loop comes by the same queue.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::JoinHandle as ThreadHandle;
 
-use futures_util::FutureExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::balance::{Balance, LoadGuard};
+use crate::balance::{self, Balance, CpuTime, LoadGuard};
 use crate::connection::{Accounting, Connection, ConnectionSettings};
+use crate::migration::{Landing, Migrant, Moves};
 use crate::protocol::Protocol;
 use crate::stats::Traffic;
 use crate::stopping::{Phase, Stopping};
@@ -44,21 +47,15 @@ pub(crate) struct Connections<P> {
 }
 
 impl<P: Protocol> Connections<P> {
-    /// Starts `stream`'s task on the current runtime; `load` is told when it ends.
-    fn spawn(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        accounting: Accounting,
-        load: Option<LoadGuard>,
-    ) {
+    /// Starts `stream`'s task on the current runtime.
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, accounting: Accounting) {
         let session = self.protocol.open_session(peer);
         let stop = self.stopping.enlist();
         let settings = self.settings.clone();
         match &self.settings.tls {
             None => {
                 let connection = Connection::new(stream, peer, session, settings, accounting);
-                self.track(connection.run(stop), load);
+                self.track(connection.run(stop));
             }
             Some(tls) => {
                 let handshake = tls.handshake();
@@ -81,7 +78,7 @@ impl<P: Protocol> Connections<P> {
                         Err(e) => crate::tls::handshake_failed(&settings.stats, peer, &e),
                     }
                 };
-                self.track(connection, load);
+                self.track(connection);
             }
         }
     }
@@ -89,14 +86,8 @@ impl<P: Protocol> Connections<P> {
     /// Runs a connection's future as a task of its own, tracked for shutdown. The seed's
     /// `Task.Supervisor.start_child`: a `:temporary` task; a panic ends this task only
     /// (`Connection::run` catches and logs it with the peer address).
-    fn track(&self, run: impl Future<Output = ()> + Send + 'static, load: Option<LoadGuard>) {
-        match load {
-            None => drop(self.tracker.spawn(run)),
-            // `map`, not an `async` block awaiting `run`: such a block would hold the
-            // connection's future twice over (its captured copy and the awaited one), and
-            // that future's size is most of what an idle connection costs.
-            Some(load) => drop(self.tracker.spawn(run.map(move |()| drop(load)))),
-        }
+    fn track(&self, run: impl Future<Output = ()> + Send + 'static) {
+        drop(self.tracker.spawn(run));
     }
 }
 
@@ -111,13 +102,21 @@ pub(crate) enum Placement<P> {
 /// The event loops, as the acceptor sees them.
 pub(crate) struct Loops {
     /// Each loop's queue of clients, in loop order.
-    queues: Box<[mpsc::UnboundedSender<Accepted>]>,
+    queues: Box<[mpsc::UnboundedSender<Arrival>]>,
     /// Their load, and which of them take new clients.
     pub(crate) balance: Arc<Balance>,
 }
 
+/// What comes by a loop's queue.
+pub(crate) enum Arrival {
+    /// A new client.
+    Accepted(Accepted),
+    /// A connection moving from another loop.
+    Moved(Migrant),
+}
+
 /// A client on its way to its loop: a std socket, to be registered with the loop's reactor.
-struct Accepted {
+pub(crate) struct Accepted {
     stream: std::net::TcpStream,
     peer: SocketAddr,
     slot: OwnedSemaphorePermit,
@@ -137,7 +136,12 @@ impl<P: Protocol> Placement<P> {
             Placement::Caller(connections, traffic) => match TcpStream::from_std(stream) {
                 Ok(stream) => {
                     let traffic = Arc::clone(traffic);
-                    connections.spawn(stream, peer, Accounting { slot, traffic }, None)
+                    let accounting = Accounting {
+                        slot,
+                        traffic,
+                        load: None,
+                    };
+                    connections.spawn(stream, peer, accounting)
                 }
                 Err(e) => debug!(peer = %peer, "cannot register the client: {e}"),
             },
@@ -157,7 +161,10 @@ impl Loops {
             load,
         };
         // A loop stops only once the acceptor is gone, so this cannot fail while accepting.
-        if self.queues[chosen].send(accepted).is_err() {
+        if self.queues[chosen]
+            .send(Arrival::Accepted(accepted))
+            .is_err()
+        {
             debug!(peer = %peer, "event loop gone; client dropped");
         }
     }
@@ -166,13 +173,14 @@ impl Loops {
 /// Running event loops: what the acceptor hands clients to, and the threads to join.
 pub(crate) struct Started {
     pub(crate) loops: Loops,
-    pub(crate) threads: Vec<JoinHandle<()>>,
+    pub(crate) threads: Vec<ThreadHandle<()>>,
 }
 
-/// Starts `count` loops serving clients with `connections`. Each runs until the acceptor
-/// is gone (its queue closes) and every connection has ended.
+/// Starts `count` loops serving clients with `connections`, at least `min_active` of them
+/// active. Each runs until the acceptor is gone (its queue closes) and every connection
+/// has ended.
 pub(crate) fn start<P: Protocol>(
-    count: NonZeroUsize,
+    (count, min_active): (NonZeroUsize, NonZeroUsize),
     connections: Arc<Connections<P>>,
 ) -> io::Result<Started> {
     let mut queues = Vec::with_capacity(count.get());
@@ -182,43 +190,92 @@ pub(crate) fn start<P: Protocol>(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtimes.push(runtime.handle().clone());
+        let handle = runtime.handle().clone();
         let (queue, accepted) = mpsc::unbounded_channel();
         let connections = Arc::clone(&connections);
+        // The thread's CPU time can only be opened by the thread itself.
+        let (cpu_time, opened) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(format!("event-loop-{index}"))
-            .spawn(move || runtime.block_on(serve_loop(accepted, connections)))?;
+            .spawn(move || {
+                let _ = cpu_time.send(CpuTime::of_this_thread());
+                runtime.block_on(serve_loop(accepted, connections))
+            })?;
+        runtimes.push((handle, opened.recv().ok().flatten()));
         threads.push(thread);
         queues.push(queue);
     }
+    let balance = Arc::new(Balance::new(runtimes, min_active.get()));
+    let moves = Moves::new(&queues, Arc::clone(&balance), connections.tracker.clone());
+    // Set once, before any client is accepted: the settings are made before the loops.
+    let _ = connections.settings.moves.set(moves);
     let loops = Loops {
         queues: queues.into(),
-        balance: Arc::new(Balance::new(runtimes)),
+        balance,
     };
     Ok(Started { loops, threads })
 }
 
-/// One loop: registers each client it is given and runs its task, then, once the acceptor
-/// is gone, keeps running until every connection has ended (shutdown closes the tracker).
+/// Looks at the loops' load every [`balance::LOOK_EVERY`] until `shutdown`
+/// ([`balance::watch`]), on the caller's runtime; nothing to look at when every loop is
+/// always active (one loop, or at least as many kept active as there are).
+pub(crate) fn watch(loops: &Loops, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+    let balance = &loops.balance;
+    (balance.count() > balance.min_active())
+        .then(|| tokio::spawn(balance::watch(Arc::clone(balance), shutdown)))
+}
+
+/// One loop: registers each client it is given, or that moves to it, and runs its task;
+/// then, once the acceptor is gone (no client comes, and no move begins), keeps running
+/// until every connection has ended (shutdown closes the tracker).
 async fn serve_loop<P: Protocol>(
-    mut accepted: mpsc::UnboundedReceiver<Accepted>,
+    mut arrivals: mpsc::UnboundedReceiver<Arrival>,
     connections: Arc<Connections<P>>,
 ) {
     let traffic = connections.settings.stats.traffic();
-    while let Some(Accepted {
+    while let Some(arrival) = arrivals.recv().await {
+        match arrival {
+            Arrival::Accepted(accepted) => start_accepted(&connections, accepted, &traffic),
+            Arrival::Moved(Migrant {
+                land,
+                load,
+                tracked,
+            }) => {
+                let tracker = &connections.tracker;
+                let traffic = Arc::clone(&traffic);
+                land(Landing {
+                    tracker,
+                    traffic,
+                    load,
+                });
+                // Its task is tracked now: shutdown waits for that.
+                drop(tracked);
+            }
+        }
+    }
+    connections.tracker.wait().await;
+}
+
+/// Registers a new client with this loop's reactor and starts its task.
+fn start_accepted<P: Protocol>(
+    connections: &Connections<P>,
+    Accepted {
         stream,
         peer,
         slot,
         load,
-    }) = accepted.recv().await
-    {
-        match TcpStream::from_std(stream) {
-            Ok(stream) => {
-                let traffic = Arc::clone(&traffic);
-                connections.spawn(stream, peer, Accounting { slot, traffic }, Some(load))
-            }
-            Err(e) => debug!(peer = %peer, "cannot register the client with its loop: {e}"),
+    }: Accepted,
+    traffic: &Arc<Traffic>,
+) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            let accounting = Accounting {
+                slot,
+                traffic: Arc::clone(traffic),
+                load: Some(load),
+            };
+            connections.spawn(stream, peer, accounting)
         }
+        Err(e) => debug!(peer = %peer, "cannot register the client with its loop: {e}"),
     }
-    connections.tracker.wait().await;
 }

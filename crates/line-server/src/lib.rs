@@ -11,7 +11,9 @@
 //! - `event_loops`: one single-threaded runtime per core that connections live on, fed
 //!   by the acceptor.
 //! - `balance`: which loops take new clients — as few as keep up with the load (each
-//!   loop's busy fraction), the one with the fewest connections first.
+//!   loop's busy fraction), the one with the fewest connections first — and how many
+//!   connections each loop should shed when that number changes.
+//! - `migration`: a connection moving to another loop at a batch boundary.
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
 //!   shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
@@ -42,7 +44,9 @@
 //!   jemalloc's 640-byte class). Measured whole by kv-bench's idle mode (BENCHMARKS.md).
 //! - **No lock or atomic shared between event loops per request.** Counters are per loop
 //!   or per thread, shutdown is read from a line no one writes while serving
-//!   (`stopping`), and a session caches what it looks up. Held by
+//!   (`stopping`), whether to move to another loop from a line written only when the
+//!   active loops change (`balance`, once per batch), and a session caches what it looks
+//!   up. Held by
 //!   `bench/before_after.sh` (server CPU per request, several rounds) and `perf` profiles.
 //! - **One read, one write per batch of requests.** Every complete line of a read is
 //!   handled before the replies leave together, and a drained socket is not read again
@@ -74,6 +78,7 @@ mod fault;
 mod framing;
 mod limits;
 mod listener;
+mod migration;
 mod protocol;
 mod server;
 mod stats;

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -84,21 +84,24 @@ pub async fn serve<P: Protocol>(
             idle_timeout: config.idle_timeout,
             stats: Arc::clone(&stats),
             tls: config.tls.clone(),
+            moves: OnceLock::new(),
         }),
         shutdown: shutdown.clone(),
         stopping: Arc::clone(&stopping),
         tracker: tracker.clone(),
     });
-    let (placement, loop_threads) = match config.event_loops {
+    let (placement, loop_threads, watcher) = match config.event_loops {
         None => {
             let caller = Placement::Caller(Arc::clone(&connections), stats.traffic());
-            (caller, Vec::new())
+            (caller, Vec::new(), None)
         }
         Some(count) => {
+            let counts = (count, config.min_active_event_loops);
             let started =
-                event_loops::start(count, Arc::clone(&connections)).map_err(ServeError::Io)?;
+                event_loops::start(counts, Arc::clone(&connections)).map_err(ServeError::Io)?;
             stats.balancing(Arc::clone(&started.loops.balance));
-            (Placement::Loops(started.loops), started.threads)
+            let watcher = event_loops::watch(&started.loops, shutdown.clone());
+            (Placement::Loops(started.loops), started.threads, watcher)
         }
     };
     let listener = accepting(listener).map_err(ServeError::Io)?;
@@ -130,6 +133,10 @@ pub async fn serve<P: Protocol>(
     .await;
     shutdown.cancel();
     drain(&tracker, loop_threads, config.shutdown_timeout, &stopping).await;
+    if let Some(watcher) = watcher {
+        // Ends once `shutdown` is cancelled.
+        let _ = watcher.await;
+    }
     supervised.map_err(ServeError::Escalated)
 }
 

@@ -26,6 +26,7 @@ pub struct ServerStats {
     accept_errors_descriptors: AtomicU64,
     client_panics: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    migrations: AtomicU64,
     /// One per event loop (and one for connections on the caller's runtime).
     traffic: Mutex<Vec<Arc<Traffic>>>,
     /// The event loops' load, when connections run on event loops.
@@ -100,6 +101,8 @@ pub struct StatsSnapshot {
     /// Those of them that take new clients now: as many as the load needs
     /// ([`crate::ServerConfig::event_loops`]).
     pub active_event_loops: u64,
+    /// Connections moved from one event loop to another, as the active loops changed.
+    pub migrations: u64,
 }
 
 impl Default for ServerStats {
@@ -115,6 +118,7 @@ impl Default for ServerStats {
             accept_errors_descriptors: AtomicU64::new(0),
             client_panics: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            migrations: AtomicU64::new(0),
             traffic: Mutex::new(Vec::new()),
             balance: OnceLock::new(),
         }
@@ -163,6 +167,7 @@ impl ServerStats {
             accept_errors_descriptors: self.accept_errors_descriptors.load(Relaxed),
             client_panics: self.client_panics.load(Relaxed),
             tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            migrations: self.migrations.load(Relaxed),
         }
     }
 
@@ -239,6 +244,11 @@ impl ServerStats {
     /// The counters stay right if a thread panicked holding the lock: poisoning is ignored.
     fn traffic_list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Traffic>>> {
         self.traffic.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection moved to another event loop.
+    pub(crate) fn moved(&self) {
+        self.migrations.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn tls_handshake_failed(&self) {

@@ -52,8 +52,9 @@ fn wanted(section: Option<&[u8]>, title: &str) -> bool {
     }
 }
 
-/// `# Threads`: the event loops, how many take new clients now, and each one's clients
-/// under `names` (a line per thread, as Redis 8's `# Threads` has one per I/O thread).
+/// `# Threads`: the event loops, how many take new clients now, how many connections have
+/// moved between them, and each one's clients under `names` (a line per thread, as Redis
+/// 8's `# Threads` has one per I/O thread).
 fn threads<'a>(
     server: &StatsSnapshot,
     per_loop: &[u64],
@@ -62,6 +63,7 @@ fn threads<'a>(
     let mut fields = vec![
         ("event_loops", server.event_loops.to_string()),
         ("event_loops_active", server.active_event_loops.to_string()),
+        ("migrations", server.migrations.to_string()),
     ];
     let each = names.iter().zip(per_loop);
     fields.extend(each.map(|(name, clients)| (name.as_str(), format!("clients={clients}"))));
@@ -258,6 +260,7 @@ mod tests {
         let server = StatsSnapshot {
             event_loops: 2,
             active_event_loops: 1,
+            migrations: 7,
             ..StatsSnapshot::default()
         };
         let mut out = BytesMut::new();
@@ -269,7 +272,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            "# Threads\r\nevent_loops:2\r\nevent_loops_active:1\r\n\
+            "# Threads\r\nevent_loops:2\r\nevent_loops_active:1\r\nmigrations:7\r\n\
              event_loop_0:clients=3\r\nevent_loop_1:clients=0\r\nOK\r\n"
         );
     }

@@ -156,12 +156,15 @@ fn encode_server(e: &mut DescriptorEncoder, s: &StatsSnapshot) -> fmt::Result {
     )
 }
 
-/// The event loops: how many, how many take new clients, and each one's clients.
+/// The event loops: how many, how many take new clients, the connections moved between
+/// them, and each one's clients.
 fn encode_loops(e: &mut DescriptorEncoder, s: &StatsSnapshot, per_loop: &[u64]) -> fmt::Result {
     let most = "Event loops that serve connections (--event-loops).";
     gauge(e, "event_loops", most, None, s.event_loops)?;
     let active = "Event loops that take new clients now: as many as the load needs.";
     gauge(e, "event_loops_active", active, None, s.active_event_loops)?;
+    let moved = "Connections moved to another event loop as the active loops changed.";
+    counter(e, "migrations", moved, s.migrations)?;
     let help = "Clients each event loop serves now.";
     let mut family = e.encode_descriptor("event_loop_clients", help, None, MetricType::Gauge)?;
     for (index, clients) in per_loop.iter().enumerate() {

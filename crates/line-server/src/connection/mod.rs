@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -21,10 +21,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, error, info, warn};
 
+use crate::balance::LoadGuard;
 use crate::framing::{LineDecoder, LineTooLong};
+use crate::migration::{Moves, Ticket};
 use crate::stats::{ServerStats, Traffic};
 
 mod closing;
+mod moving;
 pub(crate) mod transport;
 mod wire;
 
@@ -52,6 +55,8 @@ pub(crate) struct ConnectionSettings {
     pub(crate) stats: Arc<ServerStats>,
     /// Speak TLS, not plain TCP.
     pub(crate) tls: Option<Tls>,
+    /// The ways to the other event loops, once they run (unset without them).
+    pub(crate) moves: OnceLock<Moves>,
 }
 
 /// Why the read side stopped waiting.
@@ -77,12 +82,30 @@ enum Waited {
 }
 
 /// What the connection does after acting on a read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
     /// Wait for more input.
     Read,
     /// The connection is over (closed, or being closed by the server).
     Stop,
+    /// Move to another event loop, all replies written.
+    Move(Ticket),
+}
+
+/// Where a connection's task takes it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A new client: the session is told it opened.
+    Open,
+    /// A connection that moved from another event loop, where it opened.
+    Moved,
+}
+
+/// How serving a connection on this task ended, short of an error.
+enum Served {
+    /// The connection is over.
+    Closed,
+    /// It goes on on another event loop.
+    Moving(Ticket),
 }
 
 /// What a connection is counted against while it lives.
@@ -92,6 +115,8 @@ pub(crate) struct Accounting {
     pub(crate) slot: OwnedSemaphorePermit,
     /// Its event loop's byte counters.
     pub(crate) traffic: Arc<Traffic>,
+    /// Counts it against its event loop (none on the caller's runtime).
+    pub(crate) load: Option<LoadGuard>,
 }
 
 /// The state of one served client.
@@ -159,12 +184,21 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// than by a wrapper around this future that would keep its own copy of the address.
     /// `stop` is not a field so that the work on a batch, which borrows the whole
     /// connection, can still be cut at the deadline without a clone per batch.
-    #[allow(clippy::manual_async_fn)] // deliberate: see above (rust-lang/rust#62958)
-    pub(crate) fn run(mut self, stop: Enlisted) -> impl Future<Output = ()> + Send {
+    pub(crate) fn run(self, stop: Enlisted) -> impl Future<Output = ()> + Send {
+        self.serve_from(Start::Open, stop)
+    }
+
+    /// [`Self::run`], from `start`.
+    #[allow(clippy::manual_async_fn)] // deliberate: see `run` (rust-lang/rust#62958)
+    fn serve_from(mut self, start: Start, stop: Enlisted) -> impl Future<Output = ()> + Send {
         async move {
             stop.attach().await;
-            match AssertUnwindSafe(self.serve(&stop)).catch_unwind().await {
-                Ok(Ok(())) => debug!(peer = %self.peer, "connection closed"),
+            match AssertUnwindSafe(self.serve(start, &stop))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(Served::Closed)) => debug!(peer = %self.peer, "connection closed"),
+                Ok(Ok(Served::Moving(ticket))) => self.depart(ticket, stop),
                 Ok(Err(e)) if is_disconnect(&e) => {
                     debug!(peer = %self.peer, "client went away: {e}")
                 }
@@ -196,15 +230,18 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// on the heap, freed before the next wait: a future is as large as the largest state
     /// it can wait in, so inlined here that work would be paid for by every idle client.
     /// One allocation per batch of requests is what it costs.
-    async fn serve(&mut self, stop: &Enlisted) -> io::Result<()> {
-        if self.session.on_open(&mut self.output) == Flow::Close {
+    async fn serve(&mut self, start: Start, stop: &Enlisted) -> io::Result<Served> {
+        if start == Start::Open && self.session.on_open(&mut self.output) == Flow::Close {
             // Boxed like the work below: closing is larger than waiting for input.
-            return Box::pin(self.turn_away()).await;
+            Box::pin(self.turn_away()).await?;
+            return Ok(Served::Closed);
         }
         loop {
             let outcome = self.read_more(stop).await?;
-            if Box::pin(self.act_on_unless_stopped(outcome, stop)).await? == Next::Stop {
-                return Ok(());
+            match Box::pin(self.act_on_unless_stopped(outcome, stop)).await? {
+                Next::Read => {}
+                Next::Stop => return Ok(Served::Closed),
+                Next::Move(ticket) => return Ok(Served::Moving(ticket)),
             }
         }
     }
@@ -248,7 +285,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 if stop.phase() >= Phase::Draining {
                     return self.finish_for_shutdown().await;
                 }
-                return Ok(Next::Read);
+                // A batch boundary: every reply is written, so a move reorders nothing.
+                return Ok(self.move_ticket().map_or(Next::Read, Next::Move));
             }
             ReadOutcome::Pushed(flow) => return self.write_pushed(flow).await,
             ReadOutcome::Eof => self.answer_eof().await?,
@@ -455,6 +493,7 @@ mod tests {
             idle_timeout: None,
             stats: ServerStats::new(),
             tls: None,
+            moves: OnceLock::new(),
         });
         let slot = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
@@ -463,6 +502,7 @@ mod tests {
         let accounting = Accounting {
             slot,
             traffic: settings.stats.traffic(),
+            load: None,
         };
         let connection = Connection::new(stream, peer, session, settings, accounting);
         let size = std::mem::size_of_val(&connection.run(Stopping::new().enlist()));

@@ -2,6 +2,7 @@
 //! writing: plain TCP, and TLS over it (the settings and handshake are `crate::tls`).
 
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,7 +15,7 @@ use super::MAX_READ_SIZE;
 
 /// A client's byte stream. Reads go through [`AsyncRead`]; these add what the connection
 /// loop does around them to keep an idle client cheap and a shutdown lossless.
-pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
     /// Resolves once a read may return bytes or the end of input. The connection waits
     /// here holding no buffers, and only reserves room to read once this is ready.
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
@@ -39,6 +40,18 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Returns the bytes appended (`Some(0)` at the end of input), or `None` if nothing is
     /// there. Used at shutdown, to answer every request already received.
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>>;
+
+    /// The stream as it travels to another event loop (`crate::migration`).
+    type Detached: Send + 'static;
+
+    /// Makes the stream ready to travel; called on the loop it leaves, with nothing of the
+    /// connection's left to write. It leaves that loop's reactor here or, at the latest,
+    /// in [`Transport::reattach`].
+    fn detach(self) -> io::Result<Self::Detached>;
+
+    /// Joins the reactor of the loop it arrived at (and leaves the old one, if it has not
+    /// yet); called on the loop it arrived at.
+    fn reattach(detached: Self::Detached) -> io::Result<Self>;
 }
 
 impl Transport for TcpStream {
@@ -56,6 +69,19 @@ impl Transport for TcpStream {
 
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
         read_socket_now(self, buf)
+    }
+
+    type Detached = std::net::TcpStream;
+
+    /// Deregisters the socket (`epoll_ctl(EPOLL_CTL_DEL)`); what the client sent meanwhile
+    /// waits in the socket's receive buffer.
+    fn detach(self) -> io::Result<std::net::TcpStream> {
+        self.into_std()
+    }
+
+    /// Registers the socket: epoll reports at once what is already waiting in it.
+    fn reattach(detached: std::net::TcpStream) -> io::Result<Self> {
+        TcpStream::from_std(detached)
     }
 }
 
@@ -140,5 +166,25 @@ impl Transport for TlsStream<TcpStream> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ended.then_some(0)),
             Err(e) => Err(e),
         }
+    }
+
+    /// The TLS stream travels whole, rustls' state in it (keys, sequence numbers, records
+    /// read but not yet taken as plaintext); its socket is swapped on arrival.
+    type Detached = Self;
+
+    fn detach(self) -> io::Result<Self> {
+        Ok(self)
+    }
+
+    /// tokio-rustls cannot rebuild a stream from its parts (`into_inner` has no inverse),
+    /// so the socket inside is replaced by a twin registered here: a duplicate descriptor
+    /// of the same open socket. Dropping the old one deregisters it from the loop it left
+    /// and closes its descriptor; the socket stays open through the twin. Two system calls
+    /// more than a plain socket's move (`dup`, `close`).
+    fn reattach(mut detached: Self) -> io::Result<Self> {
+        let twin = detached.get_ref().0.as_fd().try_clone_to_owned()?;
+        let here = TcpStream::from_std(std::net::TcpStream::from(twin))?;
+        drop(std::mem::replace(detached.get_mut().0, here));
+        Ok(detached)
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 pub mod client;
 pub mod gate;
 pub mod server;
+pub mod tls;
 
 pub use client::Client;
 pub use gate::Gate;
