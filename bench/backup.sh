@@ -18,6 +18,8 @@ KEYS=${KEYS:-1000000}
 VALUE=${VALUE:-1000}
 WRITERS=${WRITERS:-50}
 WRITE_SECS=${WRITE_SECS:-10}
+# Writer runs alternate (no backup, backups, backups discarded) this many times; medians.
+ROUNDS=${ROUNDS:-3}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
@@ -97,22 +99,12 @@ writers() { # writers LABEL: p99 of WRITERS ping-pong PUT connections, JSON line
     --keys 10000 --value-size "$VALUE" --get-ratio 0 --duration "$WRITE_SECS" --warmup 1 \
     --server-pid "$KV_PID" --label "$1" --json
 }
-log "$WRITERS writers, no backup"
-QUIET=$(writers quiet)
-log "$WRITERS writers, backups running"
-touch "$WORK/backing-up.run"
-( while [[ -e $WORK/backing-up.run ]]; do
-    nice -n 10 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/loop.backup" >/dev/null 2>&1 || true
-  done ) & LOOP=$!
-BUSY=$(writers backing-up)
-rm -f "$WORK/backing-up.run"; wait "$LOOP"
-# The same with a client that reads the backup and discards it: what the server's side of
-# a backup costs the writers, without kv-cli's checking and file writes on these cores.
-log "$WRITERS writers, backups read and discarded"
+# backups_meanwhile KIND LABEL: a writers run (JSON line) while backups run back to back,
+# taken by kv-cli into a file (KIND file) or read and discarded (KIND drain: the server's
+# side alone, without kv-cli's checking and file writes on these cores).
 SIZE=$(stat -c %s "$WORK/kv.backup")
-touch "$WORK/draining.run"
-( while [[ -e $WORK/draining.run ]]; do
-    nice -n 10 python3 - "$KV_PORT" "$SIZE" <<'PY'
+drain() {
+  nice -n 10 python3 - "$KV_PORT" "$SIZE" <<'PY'
 import socket, sys
 port, size = int(sys.argv[1]), int(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"BACKUP\r\n")
@@ -120,16 +112,37 @@ got = 0
 while got < size:
     got += len(s.recv(1 << 20)) or size
 PY
-  done ) & LOOP=$!
-DRAINED=$(writers drained)
-rm -f "$WORK/draining.run"; wait "$LOOP"
+}
+backups_meanwhile() {
+  touch "$WORK/loop.run"
+  ( while [[ -e $WORK/loop.run ]]; do
+      if [[ $1 == file ]]; then
+        nice -n 10 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/loop.backup" >/dev/null 2>&1 || true
+      else
+        drain || true
+      fi
+    done ) & local loop=$!
+  writers "$2"
+  rm -f "$WORK/loop.run"; wait "$loop"
+}
+: >"$WORK/writers.jsonl"
+for round in $(seq "$ROUNDS"); do
+  log "round $round: $WRITERS writers without, with, and with discarded backups"
+  writers quiet >>"$WORK/writers.jsonl"
+  backups_meanwhile file backing-up >>"$WORK/writers.jsonl"
+  backups_meanwhile drain drained >>"$WORK/writers.jsonl"
+done
 
-SECTION=$(python3 - "$KV_ROW" "$REDIS_ROW" "$QUIET" "$BUSY" "$KEYS" "$VALUE" "$WRITERS" "$DRAINED" <<'PY'
-import json, sys
+SECTION=$(python3 - "$KV_ROW" "$REDIS_ROW" "$WORK/writers.jsonl" "$KEYS" "$VALUE" "$WRITERS" "$ROUNDS" <<'PY'
+import json, statistics, sys
 kv, redis = (r.split() for r in sys.argv[1:3])
-quiet, busy = (json.loads(x) for x in sys.argv[3:5])
-keys, value, writers = sys.argv[5:8]
-drained = json.loads(sys.argv[8])
+runs = [json.loads(line) for line in open(sys.argv[3])]
+keys, value, writers, rounds = sys.argv[4:8]
+def median_of(label):
+    mine = [r for r in runs if r["label"] == label]
+    return {"ops_per_sec": statistics.median(r["ops_per_sec"] for r in mine),
+            "latency": {"p99_us": statistics.median(r["latency"]["p99_us"] for r in mine)}}
+quiet, busy, drained = (median_of(l) for l in ("quiet", "backing-up", "drained"))
 def row(r):
     name, secs, cpu, before, peak, size = r
     return (f"| {name} | {float(secs):.2f} | {float(cpu):.2f} | {int(before)//1024} | "
@@ -151,7 +164,8 @@ lines = [
     f"kv-server ÷ Redis: time {ratio(kv[1], redis[1]):.2f}×, server CPU "
     f"{ratio(kv[2], redis[2]):.2f}×.",
     "",
-    f"{writers} writers (kv-bench, PUTs of {value} bytes, one in flight each) on kv-server: "
+    f"{writers} writers (kv-bench, PUTs of {value} bytes, one in flight each) on kv-server, "
+    f"medians of {rounds} rounds: "
     f"p99 {quiet['latency']['p99_us']:.0f} µs with no backup, "
     f"{busy['latency']['p99_us']:.0f} µs with backups running back to back "
     f"({ratio(busy['latency']['p99_us'], quiet['latency']['p99_us']):.2f}×); ops/s "
