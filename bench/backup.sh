@@ -38,6 +38,7 @@ log "building release binaries"
   -p kv-server -p kv-server-cli -p kv-bench)
 TICKS=$(getconf CLK_TCK)
 wait_quiet 600
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # CPU seconds of PID and its waited-for children (proc(5): utime stime cutime cstime).
 cpu_secs() { awk -v t="$TICKS" '{ printf "%.3f", ($14 + $15 + $16 + $17) / t }' "/proc/$1/stat"; }
@@ -133,11 +134,12 @@ for round in $(seq "$ROUNDS"); do
   backups_meanwhile drain drained >>"$WORK/writers.jsonl"
 done
 
-SECTION=$(python3 - "$KV_ROW" "$REDIS_ROW" "$WORK/writers.jsonl" "$KEYS" "$VALUE" "$WRITERS" "$ROUNDS" <<'PY'
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+SECTION=$(python3 - "$KV_ROW" "$REDIS_ROW" "$WORK/writers.jsonl" "$KEYS" "$VALUE" "$WRITERS" "$ROUNDS" "$LOAD_START" "$LOAD_END" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'PY'
 import json, statistics, sys
 kv, redis = (r.split() for r in sys.argv[1:3])
 runs = [json.loads(line) for line in open(sys.argv[3])]
-keys, value, writers, rounds = sys.argv[4:8]
+keys, value, writers, rounds, load_start, load_end, commit = sys.argv[4:11]
 def median_of(label):
     mine = [r for r in runs if r["label"] == label]
     return {"ops_per_sec": statistics.median(r["ops_per_sec"] for r in mine),
@@ -149,13 +151,12 @@ def row(r):
             f"{(int(peak) - int(before))//1024} | {int(size)/1e6:,.0f} |")
 ratio = lambda a, b: float(a) / float(b) if float(b) else float("nan")
 lines = [
-    "## Backup",
-    "",
     f"`bash bench/backup.sh` ({int(keys):,} keys of {value} bytes in each server; kv-server "
     "in memory mode with default settings, Redis without persistence and "
     "`repl-diskless-sync-delay 0`; a backup into a file by `kv-cli --backup` and by "
     "`redis-cli --rdb`, each at nice 10 as the shipped systemd unit runs kv-cli; Redis' RDB "
-    "compresses the bench's repetitive values, ours does not):",
+    f"compresses the bench's repetitive values, ours does not; commit `{commit}`, load "
+    f"average {load_start} at the start, {load_end} at the end):",
     "",
     "| server | seconds | server CPU s | memory before, MiB | grown by, MiB (PSS peak) | file MB |",
     "|---|---|---|---|---|---|",
