@@ -14,8 +14,9 @@
 //!   loop's busy fraction), the one with the fewest connections first — and how many
 //!   connections each loop should shed when that number changes.
 //! - `migration`: a connection moving to another loop at a batch boundary.
-//! - `connection`: one client: framing, limits, idle timeout, batched writes, the drain at
-//!   shutdown; generic over its `Transport` (TCP, or TLS over it).
+//! - `connection`: one client: framing, limits, idle timeout, batched writes, the
+//!   session's pushed lines (sent at once while it waits, a bounded number per turn), the
+//!   drain at shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
 //!   with no cost per request.
 //! - `framing`: the pure line decoder (unit and property tested).

@@ -36,7 +36,7 @@ use crate::stopping::{Enlisted, Phase};
 use crate::supervisor::panic_message;
 use crate::tls::Tls;
 use transport::Transport;
-use wire::{idle_expired, poll_read, write_out};
+use wire::{idle_expired, poll_push_or_read, write_out};
 
 /// Room offered to each read: it adapts between these bounds.
 const MIN_READ_SIZE: usize = 1024;
@@ -77,8 +77,11 @@ enum ReadOutcome {
 enum Waited {
     /// A read completed (0 bytes: end of input).
     Read(io::Result<usize>),
-    /// The session pushed lines of its own.
+    /// The session pushed lines of its own, to be written by `write_pushed` (what is
+    /// left of them: the fast path may have sent part).
     Pushed(Flow),
+    /// The fast path's send of a push failed.
+    SendFailed(io::Error),
 }
 
 /// What the connection does after acting on a read.
@@ -435,9 +438,9 @@ impl<S: Session, T: Transport> Connection<S, T> {
         let read = tokio::select! {
             biased;
             // The session's own lines first: they are what the client is waiting for.
-            waited = poll_fn(|cx| match session.poll_push(Some(output), cx) {
-                Poll::Ready(flow) => Poll::Ready(Waited::Pushed(flow)),
-                Poll::Pending => poll_read(stream, (input, output), read_size, cx).map(Waited::Read),
+            waited = poll_fn(|cx| {
+                let buffers = (&mut *input, &mut *output);
+                poll_push_or_read(session, stream, buffers, read_size, &accounting.traffic, cx)
             }) => waited,
             () = stop.reached(Phase::Draining) => return Ok(ReadOutcome::Shutdown),
             () = idle_expired(idle), if timed => return Ok(ReadOutcome::IdleTimeout),
@@ -445,6 +448,7 @@ impl<S: Session, T: Transport> Connection<S, T> {
         let read = match read {
             Waited::Read(read) => read,
             Waited::Pushed(flow) => return Ok(ReadOutcome::Pushed(flow)),
+            Waited::SendFailed(e) => return Err(e),
         };
         match read {
             Ok(0) => Ok(ReadOutcome::Eof),

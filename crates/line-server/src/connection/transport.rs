@@ -41,6 +41,16 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'sta
     /// there. Used at shutdown, to answer every request already received.
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>>;
 
+    /// Writes what the socket takes of `buf` now, without waiting: the bytes taken (`0` if
+    /// the socket is full), or `None` if this transport cannot write so (TLS: its records
+    /// are sealed into rustls' own buffer, which only an `AsyncWrite` flush empties; it
+    /// keeps the general path, `write_out`). The fast path for pushed lines
+    /// (`wire::poll_push_or_read`): one `send(2)`, no future, no timer.
+    fn send_now(&mut self, buf: &[u8]) -> Option<io::Result<usize>> {
+        let _ = buf;
+        None
+    }
+
     /// The stream as it travels to another event loop (`crate::migration`).
     type Detached: Send + 'static;
 
@@ -69,6 +79,16 @@ impl Transport for TcpStream {
 
     fn read_now(&mut self, buf: &mut BytesMut) -> io::Result<Option<usize>> {
         read_socket_now(self, buf)
+    }
+
+    /// Through tokio's readiness: a socket tokio last saw full is not asked again (no
+    /// system call) until the reactor reports room, which `write_out` then waits for.
+    fn send_now(&mut self, buf: &[u8]) -> Option<io::Result<usize>> {
+        match self.try_write(buf) {
+            Ok(n) => Some(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Ok(0)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     type Detached = std::net::TcpStream;

@@ -1,19 +1,22 @@
 //! The connection's reads and writes, as free functions over the fields they need (so the
 //! loop can borrow the rest of the connection meanwhile): a read that waits holding no
-//! buffers and sizes itself, a write bounded by the idle timeout.
+//! buffers and sizes itself, the session's pushes written at once while it waits, a write
+//! bounded by the idle timeout.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
+use tokio::task::coop;
 use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
 use super::transport::Transport;
-use super::{MAX_READ_SIZE, MIN_READ_SIZE};
+use super::{Waited, MAX_READ_SIZE, MIN_READ_SIZE};
+use crate::protocol::{Flow, Session};
 use crate::stats::Traffic;
 
 /// Waits for input holding no buffers (unless a partial line is kept in `input`), then
@@ -54,6 +57,77 @@ pub(super) fn poll_read(
         stream.after_short_read();
     }
     Poll::Ready(Ok(n))
+}
+
+/// Pushes written by [`poll_push_or_read`] in one turn of the connection's task, at most.
+///
+/// Why a bound of our own: `send_now` is not a tokio resource, so it spends none of
+/// tokio's cooperative budget (`tokio::task::coop`), and a subscription that always has
+/// an event ready would keep the task — and so its event loop — writing for ever, never
+/// looking at the client's input. Each push also spends a unit of that budget, so a task
+/// whose budget other work used up yields sooner. 16, not tokio's 128: a push may be many
+/// events (all that queued meanwhile), and other connections on the loop wait meanwhile.
+pub(super) const PUSHES_PER_TURN: usize = 16;
+
+/// Waits for input as [`poll_read`] does, the session's pushes first
+/// ([`Session::poll_push`]): they are what a waiting client is waiting for.
+///
+/// The fast path: a push is written at once with a non-blocking send, and the session is
+/// polled again, with no future, timer or buffer of its own per push. Only if the socket
+/// does not take a push whole (the rest is in `output`), the transport cannot send so
+/// (TLS), or the session says [`Flow::Close`], is the push returned, for
+/// `Connection::write_pushed` to finish with the idle timer and the session's bound on a
+/// slow reader. Nothing is ever pending here between a request and its reply: this runs
+/// only while the connection waits for input, with every reply written.
+///
+/// After [`PUSHES_PER_TURN`] pushes, or once tokio's budget for this turn is spent, the
+/// input is looked at, then the task yields (wakes itself, returns `Pending`): a busy
+/// subscription cannot starve its own client's requests, nor the loop's other
+/// connections. A session that yields between its pushes itself (a backup's pieces:
+/// `Pending` after waking `cx`) works as before.
+pub(super) fn poll_push_or_read(
+    session: &mut impl Session,
+    stream: &mut impl Transport,
+    (input, output): (&mut BytesMut, &mut BytesMut),
+    read_size: &mut usize,
+    traffic: &Traffic,
+    cx: &mut Context<'_>,
+) -> Poll<Waited> {
+    for _ in 0..PUSHES_PER_TURN {
+        let Poll::Ready(budget) = coop::poll_proceed(cx) else {
+            break;
+        };
+        match session.poll_push(Some(output), cx) {
+            Poll::Ready(Flow::Continue) => budget.made_progress(),
+            Poll::Ready(Flow::Close) => return Poll::Ready(Waited::Pushed(Flow::Close)),
+            Poll::Pending => {
+                return poll_read(stream, (input, output), read_size, cx).map(Waited::Read)
+            }
+        }
+        if output.is_empty() {
+            continue;
+        }
+        match stream.send_now(output) {
+            Some(Ok(n)) => {
+                traffic.sent(n);
+                if n < output.len() {
+                    output.advance(n);
+                    return Poll::Ready(Waited::Pushed(Flow::Continue));
+                }
+                // Kept (not released) for the next push of this turn; `poll_read`
+                // releases it before the task sleeps.
+                output.clear();
+            }
+            Some(Err(e)) => return Poll::Ready(Waited::SendFailed(e)),
+            None => return Poll::Ready(Waited::Pushed(Flow::Continue)),
+        }
+    }
+    // The turn is used up: the client's input first, then the other tasks of the loop.
+    let read = poll_read(stream, (input, output), read_size, cx);
+    if read.is_pending() {
+        cx.waker().wake_by_ref();
+    }
+    read.map(Waited::Read)
 }
 
 /// Frees what a waiting connection does not need: the reply buffer (all replies are
