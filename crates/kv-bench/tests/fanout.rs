@@ -6,65 +6,17 @@
 //! `redis-server` comes from Debian's `redis-server` package (`.ci/run` installs it);
 //! without it the Redis test fails, saying so.
 
+pub mod common;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::KvServer;
 use kv_bench::fanout::{self, FanoutConfig};
 use kv_bench::stats::{FanoutReport, Record};
 use kv_bench::workload::Proto;
-use kv_server::kv::Kv;
-use kv_store::MemoryStore;
-use line_server::{bind, serve, ServeError, ServerConfig};
-use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-/// A kv-server on a runtime of its own (kv-bench blocks the test's thread and runs its own
-/// runtimes), with its default settings; stopped when dropped.
-struct KvServer {
-    addr: SocketAddr,
-    runtime: Runtime,
-    shutdown: CancellationToken,
-    serving: Option<JoinHandle<Result<(), ServeError>>>,
-}
-
-impl KvServer {
-    fn start() -> Self {
-        let runtime = Runtime::new().expect("server runtime");
-        let listener = {
-            let _in_runtime = runtime.enter();
-            bind(([127, 0, 0, 1], 0).into()).expect("bind a free port")
-        };
-        let addr = listener.local_addr().expect("the bound address");
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let serving = runtime.spawn(async move {
-            let config = ServerConfig::default();
-            serve(listener, &config, Kv::new(MemoryStore::new()), token).await
-        });
-        Self {
-            addr,
-            runtime,
-            shutdown,
-            serving: Some(serving),
-        }
-    }
-}
-
-impl Drop for KvServer {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = self.serving.take() {
-            let stopped = self.runtime.block_on(serving);
-            if !std::thread::panicking() {
-                stopped
-                    .expect("serve does not panic")
-                    .expect("serve stops cleanly when cancelled");
-            }
-        }
-    }
-}
+use line_server::ServerConfig;
 
 /// A `redis-server` without persistence on a free loopback port; killed (by its PID, the
 /// only process this test starts) when dropped.
@@ -159,14 +111,14 @@ fn assert_every_subscriber_got_every_event(report: &FanoutReport) {
 
 #[test]
 fn every_kv_subscriber_gets_every_write_flat_out() {
-    let server = KvServer::start();
+    let server = KvServer::start(ServerConfig::default(), None);
     let report = fanout::run(config(server.addr, Proto::Kv)).expect("run");
     assert_every_subscriber_got_every_event(&report);
 }
 
 #[test]
 fn every_kv_subscriber_gets_every_write_at_a_rate_with_padded_values() {
-    let server = KvServer::start();
+    let server = KvServer::start(ServerConfig::default(), None);
     let report = fanout::run(FanoutConfig {
         rate: Some(2_000.0),
         value_size: 100,
@@ -189,7 +141,7 @@ fn every_redis_subscriber_gets_every_publish() {
 
 #[test]
 fn slow_subscribers_are_counted_apart_and_the_others_still_get_everything() {
-    let server = KvServer::start();
+    let server = KvServer::start(ServerConfig::default(), None);
     let report = fanout::run(FanoutConfig {
         slow_subscribers: 2,
         // Its own pid stands in for the server's (the server runs in this process).
@@ -213,7 +165,7 @@ fn slow_subscribers_are_counted_apart_and_the_others_still_get_everything() {
 
 #[test]
 fn a_fanout_report_is_one_json_line_that_reads_back() {
-    let server = KvServer::start();
+    let server = KvServer::start(ServerConfig::default(), None);
     let report = fanout::run(FanoutConfig {
         subscribers: 2,
         ..config(server.addr, Proto::Kv)

@@ -4,92 +4,46 @@
 //! asks for one, a certificate the client cannot trust stops the run with a message, idle
 //! mode opens TLS connections, and `--password` authenticates every connection first.
 
-mod common;
+pub mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::KvServer;
 use kv_bench::idle::{self, IdleConfig};
 use kv_bench::load::{self, LoadConfig};
 use kv_bench::stats::Record;
 use kv_bench::workload::Proto;
 use kv_client::TlsOptions;
-use kv_server::kv::Kv;
-use kv_store::MemoryStore;
-use line_server::{bind, serve, Auth, Password, ServeError, ServerConfig, Tls};
+use line_server::{ServerConfig, Tls};
 use test_pki::TestPki;
-use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// A TLS kv-server on a runtime of its own (kv-bench blocks the test's thread and runs
 /// its own runtimes); stopped when dropped.
-struct Server {
-    addr: SocketAddr,
-    runtime: Runtime,
-    shutdown: CancellationToken,
-    serving: Option<JoinHandle<Result<(), ServeError>>>,
+/// A TLS kv-server with `pki`'s certificates, asking clients for one of theirs if
+/// `require_client_cert`.
+fn tls_server(pki: &TestPki, require_client_cert: bool) -> KvServer {
+    tls_server_with_password(pki, require_client_cert, None)
 }
 
-impl Server {
-    /// Serves an empty in-memory store over TLS with `pki`'s server certificate; with
-    /// `require_client_cert`, clients must present one signed by `pki`'s CA.
-    fn start(pki: &TestPki, require_client_cert: bool) -> Self {
-        Self::start_with_password(pki, require_client_cert, None)
-    }
-
-    /// [`Server::start`], clients having to `AUTH` with `password` if one is given.
-    fn start_with_password(
-        pki: &TestPki,
-        require_client_cert: bool,
-        password: Option<&str>,
-    ) -> Self {
-        let password = password.map(|p| Password::new(p.as_bytes()));
-        let ca = pki.ca_cert();
-        let tls = Tls::from_pem_files(
-            &pki.server_cert(),
-            &pki.server_key(),
-            require_client_cert.then_some(ca.as_path()),
-        )
-        .expect("test certificates load");
-        let config = ServerConfig {
-            tls: Some(tls),
-            ..ServerConfig::default()
-        };
-        let runtime = Runtime::new().expect("server runtime");
-        let listener = {
-            let _in_runtime = runtime.enter();
-            bind(([127, 0, 0, 1], 0).into()).expect("bind a free port")
-        };
-        let addr = listener.local_addr().expect("the bound address");
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let serving = runtime.spawn(async move {
-            let kv = Auth::new(Kv::new(MemoryStore::new()), password.map(Into::into), false);
-            serve(listener, &config, kv, token).await
-        });
-        Self {
-            addr,
-            runtime,
-            shutdown,
-            serving: Some(serving),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(serving) = self.serving.take() {
-            let stopped = self.runtime.block_on(serving);
-            // Not while unwinding: a second panic would hide the test's own message.
-            if !std::thread::panicking() {
-                stopped
-                    .expect("serve does not panic")
-                    .expect("serve stops cleanly when cancelled");
-            }
-        }
-    }
+/// [`tls_server`], clients having to `AUTH` with `password` if one is given.
+fn tls_server_with_password(
+    pki: &TestPki,
+    require_client_cert: bool,
+    password: Option<&str>,
+) -> KvServer {
+    let ca = pki.ca_cert();
+    let tls = Tls::from_pem_files(
+        &pki.server_cert(),
+        &pki.server_key(),
+        require_client_cert.then_some(ca.as_path()),
+    )
+    .expect("test certificates load");
+    let config = ServerConfig {
+        tls: Some(tls),
+        ..ServerConfig::default()
+    };
+    KvServer::start(config, password)
 }
 
 fn options(
@@ -114,7 +68,7 @@ fn config(addr: SocketAddr, tls: TlsOptions) -> LoadConfig {
 #[test]
 fn a_tls_run_verifies_every_reply_and_says_tls() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start(&pki, false);
+    let server = tls_server(&pki, false);
     let report = load::run(config(server.addr, options(&pki, None))).expect("run");
     assert!(report.ops > 0, "{report:?}");
     assert_eq!((report.errors, report.conn_errors), (0, 0), "{report:?}");
@@ -132,7 +86,7 @@ fn a_tls_run_verifies_every_reply_and_says_tls() {
 #[test]
 fn ping_pong_over_tls_works_too() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start(&pki, false);
+    let server = tls_server(&pki, false);
     let mut c = config(server.addr, options(&pki, None));
     (c.conns, c.pipeline, c.threads) = (1, 1, 1);
     let report = load::run(c).expect("run");
@@ -143,7 +97,7 @@ fn ping_pong_over_tls_works_too() {
 #[test]
 fn a_client_certificate_is_presented_when_the_server_asks_for_one() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start(&pki, true);
+    let server = tls_server(&pki, true);
     let identity = Some((pki.client_cert(), pki.client_key()));
     let report = load::run(config(server.addr, options(&pki, identity))).expect("run");
     assert!(report.ops > 0, "{report:?}");
@@ -158,7 +112,7 @@ fn a_client_certificate_is_presented_when_the_server_asks_for_one() {
 #[test]
 fn a_server_certificate_the_client_cannot_trust_stops_the_run_with_a_message() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start(&pki, false);
+    let server = tls_server(&pki, false);
     // The stranger's certificate is from another CA, so the server's does not chain to it.
     let (stranger, _) = pki.stranger();
     let tls = TlsOptions {
@@ -184,7 +138,7 @@ fn a_missing_ca_file_is_named_before_any_connection() {
 #[test]
 fn idle_mode_opens_tls_connections() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start(&pki, false);
+    let server = tls_server(&pki, false);
     let report = idle::run(IdleConfig {
         label: "kv-server-tls".into(),
         addr: server.addr,
@@ -207,7 +161,7 @@ fn idle_mode_opens_tls_connections() {
 #[test]
 fn a_password_is_sent_first_on_every_connection() {
     let pki = TestPki::new().expect("test PKI");
-    let server = Server::start_with_password(&pki, false, Some("s3cret"));
+    let server = tls_server_with_password(&pki, false, Some("s3cret"));
     let with = |password: Option<&str>| LoadConfig {
         password: password.map(String::from),
         ..config(server.addr, options(&pki, None))

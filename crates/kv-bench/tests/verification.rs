@@ -2,7 +2,7 @@
 //! ones as errors, a run that names its server reports the server's cost per request, and
 //! an idle run counts its connections.
 
-mod common;
+pub mod common;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
