@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::framing::words;
-use crate::protocol::{Flow, Protocol, Session};
+use crate::protocol::{Flow, Handoff, Protocol, Session};
 use crate::stats::ServerStats;
 
 /// Wrong passwords allowed on one connection; the last of them closes it.
@@ -237,6 +237,10 @@ impl<S: Session> Session for AuthSession<S> {
 
     fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
         self.inner.poll_push(out, cx)
+    }
+
+    fn handoff(&mut self) -> Option<Handoff> {
+        self.inner.handoff()
     }
 
     fn is_listening(&self) -> bool {

@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use crate::framing::words;
-use crate::protocol::{Flow, Protocol, Session};
+use crate::protocol::{Flow, Handoff, Protocol, Session};
 use crate::stats::ServerStats;
 
 /// The reply to a `DEBUG` command that returns.
@@ -149,6 +149,10 @@ impl<S: Session> Session for FaultySession<S> {
 
     fn poll_push(&mut self, out: Option<&mut BytesMut>, cx: &mut Context<'_>) -> Poll<Flow> {
         self.inner.poll_push(out, cx)
+    }
+
+    fn handoff(&mut self) -> Option<Handoff> {
+        self.inner.handoff()
     }
 
     fn is_listening(&self) -> bool {

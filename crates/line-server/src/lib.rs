@@ -96,7 +96,7 @@ pub use fault::{Faulty, FaultySession};
 pub use framing::{trim_terminator, LineDecoder, LineTooLong};
 pub use limits::raise_open_file_limit;
 pub use listener::{adopt, bind, LISTEN_BACKLOG};
-pub use protocol::{replies, Flow, Protocol, Session};
+pub use protocol::{replies, Flow, Handoff, Protocol, Session};
 pub use server::{serve, ServeError};
 pub use stats::{ServerStats, StatsSnapshot};
 pub use supervisor::Escalation;

@@ -122,6 +122,27 @@ pub trait Session: Send + 'static {
         Poll::Pending
     }
 
+    /// A long stream of the session's to write from a thread of its own, straight into the
+    /// socket (a backup), rather than push through the event loop: the loop's thread then
+    /// copies none of it, and the kernel's work for it (loopback TCP delivers on the
+    /// sender's core) falls to that thread, at that thread's priority — as a forked Redis
+    /// child writes an RDB file into a replica's socket itself. `None` (the default):
+    /// nothing to write so.
+    ///
+    /// Asked once a batch's replies are all written, over plain TCP only: a TLS stream's
+    /// records can only be sealed by its connection, so over TLS this is never asked and
+    /// the session sends the same stream through [`poll_push`](Self::poll_push) instead
+    /// (it must be able to). The job runs on a new thread, which ends with it, given the
+    /// socket as a blocking [`std::io::Write`]; it may change that thread's priority.
+    /// Meanwhile the connection reads and writes nothing else. When the job returns `Ok`
+    /// the connection is back to requests; on `Err` it closes. A byte from the client
+    /// before the job ends (a request could only be answered inside the stream), a client
+    /// that takes nothing for the idle timeout, or the shutdown deadline make the job's
+    /// writes fail, and so end it.
+    fn handoff(&mut self) -> Option<Handoff> {
+        None
+    }
+
     /// Whether the session is listening for pushed lines (a subscriber): such a connection
     /// is exempt from the idle timeout, its silence being expected. `false` by default.
     fn is_listening(&self) -> bool {
@@ -134,6 +155,11 @@ pub trait Session: Send + 'static {
         let _ = (rest, out);
     }
 }
+
+/// A job that writes a stream into a client's socket from a thread of its own
+/// ([`Session::handoff`]): it returns once it has written all (`Ok`), or with the first
+/// error of a write.
+pub type Handoff = Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()> + Send>;
 
 /// Lines the machinery itself sends, whatever the protocol.
 pub mod replies {

@@ -1,15 +1,17 @@
 //! A connection sending a backup (PROTOCOL.md, "Backup"): after `BACKUP`, the store's
-//! backup is pushed to the connection piece by piece (`Session::poll_push`), as fast as
-//! the client reads it and no faster (the store makes a few pieces ahead, then waits).
-//! Then the connection is back to requests. The client sends nothing meanwhile: a line
-//! that arrives during the backup could only be answered inside it, so it ends the backup
-//! and the connection.
+//! backup is written to the client as fast as it reads and no faster, then the connection
+//! is back to requests. Over plain TCP, a thread of its own writes it into the socket
+//! (`Session::handoff`), so the event loop copies none of it; over TLS it is pushed to the
+//! connection piece by piece (`Session::poll_push`), made a few pieces ahead on a thread
+//! of its own. The client sends nothing meanwhile: a line that arrives during the backup
+//! could only be answered inside it, so it ends the backup and the connection.
 
+use std::io::{self, Write};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use kv_store::Backup;
-use line_server::Flow;
+use line_server::{Flow, Handoff};
 
 use super::counters;
 
@@ -27,6 +29,12 @@ impl Sending {
             backup,
             handed_over: false,
         }
+    }
+
+    /// The backup as a job for a thread that writes it into the client's socket itself
+    /// (`Session::handoff`). Only before [`Self::poll_push`] took a piece.
+    pub(super) fn into_handoff(self) -> Handoff {
+        Box::new(move |out| self.backup.write_to(&mut Counted(out)))
     }
 
     /// The next piece, appended to `out`; `Ready(None)` once the backup has been handed
@@ -57,5 +65,20 @@ impl Sending {
             }
             Poll::Ready(None) => Poll::Ready(None),
         }
+    }
+}
+
+/// A writer that counts what it wrote as backup bytes sent.
+struct Counted<'a>(&'a mut dyn Write);
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.0.write(buf)?;
+        counters::count_backup_bytes(n);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }

@@ -24,7 +24,7 @@ use bytes::BytesMut;
 use kv_protocol::{Parsed, Reply, Request};
 use kv_store::Store;
 
-use line_server::{trim_terminator, Flow, Protocol, ServerStats, Session};
+use line_server::{trim_terminator, Flow, Handoff, Protocol, ServerStats, Session};
 
 /// The KV protocol over a store shared by every connection.
 #[derive(Clone)]
@@ -219,6 +219,21 @@ impl<S: Store> Session for KvSession<S> {
             self.pushing = None;
         }
         pushed
+    }
+
+    /// A backup requested in the batch just answered, to be written by a thread of its
+    /// own (over plain TCP; over TLS it is pushed, `poll_push`).
+    fn handoff(&mut self) -> Option<Handoff> {
+        if !matches!(self.pushing.as_deref(), Some(Pushing::Backup(_))) {
+            return None;
+        }
+        match self.pushing.take().map(|pushing| *pushing) {
+            Some(Pushing::Backup(sending)) => Some(sending.into_handoff()),
+            other => {
+                self.pushing = other.map(Box::new);
+                None
+            }
+        }
     }
 
     /// A subscriber waits for events, not requests: no idle timeout (SPEC §14); nor does

@@ -23,6 +23,7 @@ mod format;
 mod read;
 mod write;
 
+use std::io;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -50,13 +51,34 @@ const FRAMES_AHEAD: usize = 16;
 /// BENCHMARKS.md, "Backup", measures writers' p99 with backups running.
 const NICE: i32 = 10;
 
-/// A backup being made: its bytes, piece by piece ([`Backup::poll_next`]). Dropping it
+/// A backup being made, from a frozen view of the store. Sent one of two ways: written
+/// whole into a writer on the caller's thread ([`Backup::write_to`]: kv-server's
+/// connections over plain TCP, from a thread of their own), or handed over piece by piece
+/// ([`Backup::poll_next`]: over TLS), made meanwhile on a thread of its own. Dropping it
 /// stops the backup.
-#[derive(Debug)]
 pub struct Backup {
-    pieces: mpsc::Receiver<Piece>,
-    /// The last piece has been handed over.
-    ended: bool,
+    state: State,
+}
+
+impl std::fmt::Debug for Backup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Frozen(_) => "frozen",
+            State::Pieces { .. } => "pieces",
+            State::Ended => "ended",
+        };
+        f.debug_struct("Backup").field("state", &state).finish()
+    }
+}
+
+/// How far a backup has gone.
+enum State {
+    /// Nothing sent yet.
+    Frozen(FrozenView),
+    /// Pieces from the writing thread.
+    Pieces { pieces: mpsc::Receiver<Piece> },
+    /// The last piece has been handed over (or the backup could not go on).
+    Ended,
 }
 
 /// What the writing thread hands over.
@@ -92,40 +114,82 @@ fn yield_to_event_loops() {
 fn yield_to_event_loops() {}
 
 impl Backup {
-    /// Begins a backup of `store` as it is now, encoded on a thread of its own. Refused
-    /// while another backup of the store runs, or if no thread can be started.
+    /// Begins a backup of `store` as it is now. Refused while another backup of the
+    /// store runs.
     pub(crate) fn start(store: &MemoryStore) -> Result<Self, StoreError> {
         let view = FrozenView::begin(store)
             .map_err(|_| StoreError::new("a backup is already running; try again when it ends"))?;
-        let (tx, pieces) = mpsc::channel(FRAMES_AHEAD);
-        std::thread::Builder::new()
-            .name("kv-backup".into())
-            .spawn(move || {
-                yield_to_event_loops();
-                // Not in a runtime: blocking here is what paces the backup to its reader.
-                write::write(view, |bytes, last| {
-                    tx.blocking_send(Piece { bytes, last }).is_ok()
-                });
-            })
-            .map_err(|e| StoreError::new(format!("cannot start the backup: {e}")))?;
         Ok(Self {
-            pieces,
-            ended: false,
+            state: State::Frozen(view),
         })
     }
 
-    /// The next piece of the backup; `Ready(None)` once the last has been taken (also
-    /// for a backup cut short by a bug, which then lacks its end record: its reader says
-    /// so).
-    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if self.ended {
-            return Poll::Ready(None);
+    /// Writes the whole backup into `out`, on this thread, after lowering this thread's
+    /// priority (to [`NICE`]: call it on a thread of its own). Stops at `out`'s first error,
+    /// which it returns. Only for a backup nothing was taken from yet (`poll_next`):
+    /// otherwise an error, and nothing written.
+    pub fn write_to(self, out: &mut dyn io::Write) -> io::Result<()> {
+        let State::Frozen(view) = self.state else {
+            return Err(io::Error::other("this backup is being sent piece by piece"));
+        };
+        yield_to_event_loops();
+        let mut failed = None;
+        let whole = write::write(view, |bytes, _last| match out.write_all(&bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None if !whole => Err(io::Error::other("the backup stopped short (logged)")),
+            None => out.flush(),
         }
-        self.pieces.poll_recv(cx).map(|piece| {
+    }
+
+    /// The next piece of the backup; `Ready(None)` once the last has been taken (also
+    /// for a backup cut short, which then lacks its end record: its reader says so). The
+    /// first call starts the writing thread, which stays a few pieces ahead.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if matches!(self.state, State::Frozen(_)) {
+            self.state = match std::mem::replace(&mut self.state, State::Ended) {
+                State::Frozen(view) => spawn_writer(view),
+                other => other,
+            };
+        }
+        let State::Pieces { pieces } = &mut self.state else {
+            return Poll::Ready(None);
+        };
+        pieces.poll_recv(cx).map(|piece| {
             let piece = piece?;
-            self.ended = piece.last;
+            if piece.last {
+                self.state = State::Ended;
+            }
             Some(piece.bytes)
         })
+    }
+}
+
+/// Starts the thread that encodes `view` into pieces; if no thread can be started, the
+/// backup ends before its first piece (and its reader says it is incomplete).
+fn spawn_writer(view: FrozenView) -> State {
+    let (tx, pieces) = mpsc::channel(FRAMES_AHEAD);
+    let spawned = std::thread::Builder::new()
+        .name("kv-backup".into())
+        .spawn(move || {
+            yield_to_event_loops();
+            // Not in a runtime: blocking here is what paces the backup to its reader.
+            write::write(view, |bytes, last| {
+                tx.blocking_send(Piece { bytes, last }).is_ok()
+            });
+        });
+    match spawned {
+        Ok(_) => State::Pieces { pieces },
+        Err(e) => {
+            tracing::error!("cannot start the backup's thread: {e}");
+            State::Ended
+        }
     }
 }
 

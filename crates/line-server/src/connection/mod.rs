@@ -27,6 +27,7 @@ use crate::migration::{Moves, Ticket};
 use crate::stats::{ServerStats, Traffic};
 
 mod closing;
+mod handoff;
 mod moving;
 pub(crate) mod transport;
 mod wire;
@@ -284,6 +285,10 @@ impl<S: Session, T: Transport> Connection<S, T> {
                 if flow == Flow::Close {
                     self.linger_close().await?;
                     return Ok(Next::Stop);
+                }
+                if let Some(job) = self.handoff_asked() {
+                    // Boxed: a rare state, kept out of every batch's future.
+                    return Box::pin(self.hand_off(job, stop)).await;
                 }
                 if stop.phase() >= Phase::Draining {
                     return self.finish_for_shutdown().await;

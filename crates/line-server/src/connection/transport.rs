@@ -51,6 +51,17 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'sta
         None
     }
 
+    /// Whether [`Transport::lend_socket`] can: the socket's bytes are the client's own
+    /// (plain TCP), not records only the connection can seal (TLS).
+    const LENDS_SOCKET: bool = false;
+
+    /// A duplicate of the socket's descriptor, for a thread to write the client's bytes
+    /// into directly (`handoff.rs`). Non-blocking, as the original is: the two share the
+    /// flag.
+    fn lend_socket(&self) -> io::Result<std::net::TcpStream> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
     /// The stream as it travels to another event loop (`crate::migration`).
     type Detached: Send + 'static;
 
@@ -89,6 +100,12 @@ impl Transport for TcpStream {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Ok(0)),
             Err(e) => Some(Err(e)),
         }
+    }
+
+    const LENDS_SOCKET: bool = true;
+
+    fn lend_socket(&self) -> io::Result<std::net::TcpStream> {
+        Ok(self.as_fd().try_clone_to_owned()?.into())
     }
 
     type Detached = std::net::TcpStream;
