@@ -90,9 +90,9 @@ log "preloading $KEYS keys of $VALUE bytes into each"
 preload kv "$KV_PORT"; preload redis "$REDIS_PORT"
 
 log "backups"
-# The clients run at nice 10, as contrib/systemd/kv-backup.service runs kv-cli.
-KV_ROW=$(measure kv "$KV_PID" nice -n 10 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/kv.backup")
-REDIS_ROW=$(measure redis "$REDIS_PID" nice -n 10 redis-cli -p "$REDIS_PORT" --rdb "$WORK/redis.backup")
+# The clients run under the idle policy, as contrib/systemd/kv-backup.service runs kv-cli.
+KV_ROW=$(measure kv "$KV_PID" chrt --idle 0 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/kv.backup")
+REDIS_ROW=$(measure redis "$REDIS_PID" chrt --idle 0 redis-cli -p "$REDIS_PORT" --rdb "$WORK/redis.backup")
 log "$KV_ROW"; log "$REDIS_ROW"
 
 writers() { # writers LABEL: p99 of WRITERS ping-pong PUT connections, JSON line
@@ -105,7 +105,7 @@ writers() { # writers LABEL: p99 of WRITERS ping-pong PUT connections, JSON line
 # side alone, without kv-cli's checking and file writes on these cores).
 SIZE=$(stat -c %s "$WORK/kv.backup")
 drain() {
-  nice -n 10 python3 - "$KV_PORT" "$SIZE" <<'PY'
+  chrt --idle 0 python3 - "$KV_PORT" "$SIZE" <<'PY'
 import socket, sys
 port, size = int(sys.argv[1]), int(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"BACKUP\r\n")
@@ -118,7 +118,7 @@ backups_meanwhile() {
   touch "$WORK/loop.run"
   ( while [[ -e $WORK/loop.run ]]; do
       if [[ $1 == file ]]; then
-        nice -n 10 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/loop.backup" >/dev/null 2>&1 || true
+        chrt --idle 0 "$BIN/kv-cli" -p "$KV_PORT" --backup "$WORK/loop.backup" >/dev/null 2>&1 || true
       else
         drain || true
       fi
@@ -154,7 +154,7 @@ lines = [
     f"`bash bench/backup.sh` ({int(keys):,} keys of {value} bytes in each server; kv-server "
     "in memory mode with default settings, Redis without persistence and "
     "`repl-diskless-sync-delay 0`; a backup into a file by `kv-cli --backup` and by "
-    "`redis-cli --rdb`, each at nice 10 as the shipped systemd unit runs kv-cli; Redis' RDB "
+    "`redis-cli --rdb`, each under the idle scheduling policy (`chrt --idle 0`) as the shipped systemd unit runs kv-cli; Redis' RDB "
     f"compresses the bench's repetitive values, ours does not; commit `{commit}`, load "
     f"average {load_start} at the start, {load_end} at the end):",
     "",

@@ -106,3 +106,37 @@ fn tls_without_a_ca_is_a_usage_error() {
     assert_eq!(code(&output), 2);
     assert!(stderr(&output).contains("--cacert"), "{}", stderr(&output));
 }
+
+/// Over TLS the server pushes a backup through the connection itself (a thread of its own
+/// cannot seal TLS records): the file lands whole, and checks out.
+#[test]
+fn a_backup_over_tls_lands_whole() {
+    let pki = TestPki::new().expect("test certificates");
+    let server = tls_server(&pki, None);
+    let mut script = String::from("CREATE shopping\n");
+    for i in 0..2_000 {
+        script.push_str(&format!(
+            "PUT shopping item{i} {}\n",
+            "x".repeat(i % 700 + 1)
+        ));
+    }
+    let mut load = kv_cli(server.port);
+    load.arg("--tls").arg("--cacert").arg(pki.ca_cert());
+    let loaded = run(load, script.as_bytes());
+    assert_eq!(code(&loaded), 0, "{}", stderr(&loaded));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("shopping.kvb");
+    let mut backup = kv_cli(server.port);
+    backup.arg("--tls").arg("--cacert").arg(pki.ca_cert());
+    backup.arg("--backup").arg(&file);
+    let output = run(backup, b"");
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("1 bucket(s), 2000 key(s)"),
+        "{}",
+        stdout(&output)
+    );
+    let summary = kv_store::backup::verify(&file).expect("the file checks out");
+    assert_eq!(summary.keys, 2_000);
+    server.stop();
+}

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use line_server::{Auth, Faulty, Flow, Protocol, ServerStats, Session};
+use line_server::{Auth, Faulty, Flow, Handoff, Protocol, ServerStats, Session};
 use tokio::sync::Notify;
 
 /// One callback of [`Protocol`] or [`Session`].
@@ -24,10 +24,11 @@ enum Callback {
     Screen,
     OnUnterminatedEof,
     PollPush,
+    Handoff,
     IsListening,
 }
 
-const EVERY_CALLBACK: [Callback; 10] = [
+const EVERY_CALLBACK: [Callback; 11] = [
     Callback::OnStart,
     Callback::OpenSession,
     Callback::AcceptorHook,
@@ -37,6 +38,7 @@ const EVERY_CALLBACK: [Callback; 10] = [
     Callback::Screen,
     Callback::OnUnterminatedEof,
     Callback::PollPush,
+    Callback::Handoff,
     Callback::IsListening,
 ];
 
@@ -106,6 +108,11 @@ impl Session for ProbeSession {
         Poll::Pending
     }
 
+    fn handoff(&mut self) -> Option<Handoff> {
+        record(&self.seen, Callback::Handoff);
+        None
+    }
+
     fn is_listening(&self) -> bool {
         record(&self.seen, Callback::IsListening);
         false
@@ -146,6 +153,7 @@ fn drive<P: Protocol>(protocol: &mut P, fire: &Notify) {
         Some(&mut out),
         &mut Context::from_waker(std::task::Waker::noop()),
     );
+    let _ = session.handoff();
     session.is_listening();
 }
 

@@ -14,8 +14,9 @@
 //! records into a snapshot.
 //!
 //! - `write`: a [`crate::memory::FrozenView`] of the store (in durable mode, of its
-//!   in-memory mirror) encoded frame by frame on a thread of its own, a few frames ahead of
-//!   the connection that sends them, so a backup costs the server a few MiB whatever the
+//!   in-memory mirror) encoded frame by frame on a thread of its own, as fast as its
+//!   reader takes them (written straight into a writer, or a few frames ahead of the
+//!   connection that sends them), so a backup costs the server a few MiB whatever the
 //!   data's size, and its writers a lock per key read;
 //! - `read`: [`Reader`], which checks a backup as it arrives, in pieces of any size.
 
@@ -35,20 +36,17 @@ pub use format::{starts_a_backup, HeaderError, CURRENT as FORMAT_VERSION};
 pub(crate) use read::read_file;
 pub use read::{verify, BackupError, ReadError, Reader, Summary};
 
-/// Payload bytes after which a frame is sealed and sent. A connection sends one frame per
-/// turn of its task (kv-server's `kv/backup.rs`), and the event loop's other clients get
-/// their turns between two: so this is also how much of the loop's time a backup takes
-/// per turn while writers are busy (a 32 KiB write through loopback TCP costs about what
-/// a few dozen one-line requests do), and what it takes when they are not, frame after
-/// frame. The header (32 bytes) is 0.1% of it.
+/// Payload bytes after which a frame is sealed and sent. Over TLS a connection sends one
+/// frame per turn of its task (kv-server's `kv/backup.rs`), and the event loop's other
+/// clients get their turns between two: so this is also how much of the loop's time a
+/// backup takes per turn there (a 32 KiB write through loopback TCP costs about what a
+/// few dozen one-line requests do). The header (32 bytes) is 0.1% of it.
 const FRAME_TARGET: usize = 32 << 10;
 /// Frames the writing thread may have made that the connection has not taken yet: half a
 /// MiB, enough that the connection rarely waits for the thread.
 const FRAMES_AHEAD: usize = 16;
-/// The writing thread's nice value: on cores the event loops need, it yields to them, so
-/// writers keep their latency during a backup, and the backup takes what is left (at 10,
-/// about a tenth of a contended core under Linux's CFS weights; all of an idle one).
-/// BENCHMARKS.md, "Backup", measures writers' p99 with backups running.
+/// The writing thread's nice value where it cannot have the idle policy
+/// ([`yield_to_event_loops`]).
 const NICE: i32 = 10;
 
 /// A backup being made, from a frozen view of the store. Sent one of two ways: written
@@ -90,18 +88,29 @@ struct Piece {
     last: bool,
 }
 
-/// Lowers this thread's priority to [`NICE`] (Linux: nice is per thread). Failing (a
-/// sandbox that forbids it) only leaves the backup at the priority of everything else.
+/// Puts this thread under Linux's idle scheduling policy (`SCHED_IDLE`, sched(7)): on
+/// cores the event loops need, the backup takes only what they leave, so writers keep
+/// their latency during a backup. Not a nice value: under Linux's EEVDF scheduler a task
+/// that wakes (an event loop, or a client's generator) may wait for a running one of
+/// lower priority to finish its slice, a millisecond or more, and at nice 10 writers' p99
+/// grew 3–4× with backups running; a `SCHED_IDLE` thread gives way at once to any other
+/// that wakes. It still runs on idle cores, and gets ~0.3% of a busy one (a weight of 3
+/// against 1024): a backup of a saturated server is slow, not stopped. BENCHMARKS.md,
+/// "Backup", measures writers' p99 with backups running. Failing (a sandbox that forbids
+/// it), the thread takes [`NICE`] instead, or, failing that too, stays as it is.
 #[cfg(target_os = "linux")]
 fn yield_to_event_loops() {
-    // SAFETY: gettid(2) takes nothing and cannot fail; setpriority(2) takes three integers
-    // (who: this thread's own id, so it changes no other thread) and touches no memory of
-    // this process. Neither has a precondition Rust could break.
-    let changed = unsafe {
+    let idle = libc::sched_param { sched_priority: 0 };
+    // SAFETY: gettid(2) takes nothing and cannot fail. sched_setscheduler(2) and
+    // setpriority(2) are given this thread's own id, so they change no other thread;
+    // the first reads the one `sched_param` it is given by reference, which lives across
+    // the call; the second takes three integers. None has a precondition Rust could break.
+    let failed = unsafe {
         let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE)
+        libc::sched_setscheduler(tid, libc::SCHED_IDLE, &idle) != 0
+            && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, NICE) != 0
     };
-    if changed != 0 {
+    if failed {
         tracing::debug!(
             "backup thread: cannot lower its priority: {}",
             std::io::Error::last_os_error()
@@ -125,7 +134,7 @@ impl Backup {
     }
 
     /// Writes the whole backup into `out`, on this thread, after lowering this thread's
-    /// priority (to [`NICE`]: call it on a thread of its own). Stops at `out`'s first error,
+    /// priority ([`yield_to_event_loops`]: call it on a thread of its own). Stops at `out`'s first error,
     /// which it returns. Only for a backup nothing was taken from yet (`poll_next`):
     /// otherwise an error, and nothing written.
     pub fn write_to(self, out: &mut dyn io::Write) -> io::Result<()> {
