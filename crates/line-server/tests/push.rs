@@ -24,6 +24,8 @@ use tokio::time::timeout;
 struct Mailbox {
     lines: Vec<Vec<u8>>,
     waker: Option<Waker>,
+    /// For each push: whether it joined one the connection still held (unsent).
+    joined: Vec<bool>,
 }
 
 /// Echoes each line as `re: line`; pushes what the test posts (one mailbox for all).
@@ -69,6 +71,8 @@ impl Session for Courier {
             return Poll::Pending;
         };
         let mut flow = Flow::Continue;
+        let joined = !out.is_empty();
+        mailbox.joined.push(joined);
         for line in mailbox.lines.drain(..) {
             flow = if line == b"BYE\n" { Flow::Close } else { flow };
             out.extend_from_slice(&line);
@@ -93,6 +97,33 @@ async fn a_pushed_line_reaches_a_waiting_client_and_never_splits_a_reply() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     courier.post(b"news 2\n");
     client.expect(b"re: question\nnews 2\n").await;
+}
+
+/// Gathering (`wire::poll_push_or_read`): lines posted apart, but within one turn of the
+/// event loop, leave in one send. Connections run on the test's own runtime here, so the
+/// turn is the test's to shape: a post, a yield (tokio runs the yielding task again only
+/// after polling for I/O), a second post.
+#[tokio::test]
+async fn pushes_ready_within_one_turn_of_the_loop_leave_together() {
+    let courier = Courier::default();
+    let config = ServerConfig {
+        event_loops: None,
+        ..ServerConfig::default()
+    };
+    let server = start(courier.clone(), config);
+    let mut client = server.connect().await;
+    client.send(b"post hello\n").await;
+    client.expect(b"re: post hello\nhello\n").await;
+    courier.post(b"first\n");
+    tokio::task::yield_now().await;
+    courier.post(b"second\n");
+    client.expect(b"first\nsecond\n").await;
+    let joined = courier.0.lock().expect("not poisoned").joined.clone();
+    assert_eq!(
+        joined,
+        [false, false, true],
+        "each push: whether it joined a held one"
+    );
 }
 
 #[tokio::test]
