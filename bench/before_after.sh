@@ -18,7 +18,8 @@ RESULTS=${RESULTS:-$ROOT/bench/results/before_after.jsonl}
 SHAPES=${SHAPES:-1x1 50x1 50x32}
 
 PID=""
-stop() { [[ -n $PID ]] && { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=""; }; }
+# An `if`, not `&&`: as the EXIT trap, a false test would become the script's status.
+stop() { if [[ -n $PID ]]; then kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=""; fi; }
 trap stop EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
