@@ -15,7 +15,9 @@
 //!   connections each loop should shed when that number changes.
 //! - `migration`: a connection moving to another loop at a batch boundary.
 //! - `connection`: one client: framing, limits, idle timeout, batched writes, the
-//!   session's pushed lines (sent at once while it waits, a bounded number per turn), the
+//!   session's pushed lines (gathered for one turn of the event loop, then sent while it
+//!   waits, a bounded number per turn), a stream written by a thread of the session's
+//!   (`handoff`), the
 //!   drain at shutdown; generic over its `Transport` (TCP, or TLS over it).
 //! - `stopping`: how connections learn that shutdown began and that its deadline passed,
 //!   with no cost per request.

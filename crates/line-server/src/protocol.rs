@@ -107,8 +107,11 @@ pub trait Session: Send + 'static {
     /// to `out` and returns `Ready` (the connection writes it, then goes on waiting, or
     /// closes after it on [`Flow::Close`]); else `Pending`, having arranged for `cx` to be
     /// woken. Never ready by default (Thousand Island's `handle_info`, hyper's `poll_msg`).
-    /// Once the socket has taken a push whole, the session is polled again at once, in the
-    /// same turn of the connection's task (a bounded number of times): a session that
+    /// What a session has ready when its connection's task wakes is held for one turn of
+    /// the event loop and sent with what it adds meanwhile (the session is polled again
+    /// then, and may append more): events of writes read in the same turn leave in one
+    /// send. Once the socket has taken a push whole, the session is polled again at once,
+    /// in the same turn of the connection's task (a bounded number of times): a session that
     /// wants the event loop's other tasks to run between two pushes (a backup's pieces)
     /// returns `Pending` after waking `cx` itself.
     ///

@@ -34,9 +34,10 @@ pub struct ServerStats {
 }
 
 /// Bytes the connections of one event loop received and sent, on a cache line of its own:
-/// counting is an atomic add on a line only that loop's thread writes (no line bounces
-/// between cores), once per read and once per write — per batch of requests, not per
-/// request.
+/// counting is an atomic add on a line that loop's thread writes (no line bounces between
+/// cores; a connection's hand-off thread, `connection/handoff.rs`, also adds to it while
+/// the connection waits), once per read and once per write — per batch of requests, not
+/// per request.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Traffic {

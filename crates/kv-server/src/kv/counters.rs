@@ -5,7 +5,8 @@
 //! They are kept per thread — each event loop is a thread — and only ever written by their
 //! own thread, so counting is a plain load and store on cache lines no other core writes:
 //! nothing measurable on the hot path. A report sums every thread's counters. They count
-//! the KV sessions of the whole process (one server, in the binary).
+//! the KV sessions of the whole process (one server, in the binary). The backup counters
+//! alone are process-wide atomics (see [`count_backup_bytes`]).
 //!
 //! Latency is measured per batch (the lines one read brought), not per command: the
 //! session takes the time when the batch's first line arrives and again when its replies
@@ -153,7 +154,7 @@ pub(crate) fn count_slow_subscriber() {
 /// Backups begun, and their bytes sent: process-wide, not per thread, because a backup is
 /// also written from a thread of its own that lives only as long as it does (a thread's
 /// counters are kept for the process's life), and one backup runs at a time, counted once
-/// per 32 KiB piece: nothing to contend for.
+/// per write of tens of KiB: nothing to contend for.
 static BACKUPS: AtomicU64 = AtomicU64::new(0);
 static BACKUP_BYTES: AtomicU64 = AtomicU64::new(0);
 

@@ -21,6 +21,17 @@ pub fn threads(pid: u32) -> u64 {
     status_field(pid, "Threads")
 }
 
+/// The names of the process's threads now (`/proc/<pid>/task/*/comm`); a thread that
+/// ends while they are read is left out.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap_or_else(|e| panic!("list /proc/{pid}/task: {e}"));
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
 /// How many file descriptors the process has open, from `/proc/<pid>/fd`.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -96,8 +96,11 @@ struct Piece {
 /// grew 3–4× with backups running; a `SCHED_IDLE` thread gives way at once to any other
 /// that wakes. It still runs on idle cores, and gets ~0.3% of a busy one (a weight of 3
 /// against 1024): a backup of a saturated server is slow, not stopped. BENCHMARKS.md,
-/// "Backup", measures writers' p99 with backups running. Failing (a sandbox that forbids
-/// it), the thread takes [`NICE`] instead, or, failing that too, stays as it is.
+/// "Backup", measures writers' p99 with backups running. The price: a `SCHED_IDLE` thread
+/// preempted while it holds a shard's read lock (reading a key, or listing a shard's keys)
+/// keeps that shard's writers waiting until it runs again; a writer that waits frees its
+/// core, which is then the backup's unless other work wants it. Failing (a sandbox that
+/// forbids it), the thread takes [`NICE`] instead, or, failing that too, stays as it is.
 #[cfg(target_os = "linux")]
 fn yield_to_event_loops() {
     let idle = libc::sched_param { sched_priority: 0 };

@@ -1,5 +1,6 @@
-//! Writing a backup: a frozen view of the store, encoded frame by frame on a thread of its
-//! own and handed to whoever sends it on, a bounded number of frames ahead.
+//! Writing a backup: a frozen view of the store, encoded frame by frame and handed, a frame
+//! at a time, to whoever sends it on (a writer on the same thread, or a bounded channel to
+//! the connection).
 
 use std::io;
 

@@ -22,6 +22,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
     /// yet, and what arrived while a command was running — then closes (PROTOCOL.md, "Shutdown"). A client
     /// that keeps sending is cut by the shutdown deadline.
     pub(super) async fn finish_for_shutdown(&mut self) -> io::Result<Next> {
+        // A push held back for gathering (`wire::poll_push_or_read`) goes first.
+        self.flush().await?;
         loop {
             match self.stream.read_now(&mut self.input)? {
                 None => break,

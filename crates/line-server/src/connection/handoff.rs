@@ -5,7 +5,9 @@
 //! The thread writes through the duplicate, which shares the original's non-blocking
 //! flag, so it waits for room with `poll(2)` itself. It asks for input in the same call: a
 //! byte from the client ends the stream (PROTOCOL.md says to send nothing meanwhile), and
-//! a client that stops reading is cut at the idle timeout, as `wire::write_out` cuts one.
+//! a client that takes nothing for the idle timeout is cut (each wait for room is bounded
+//! by it: a client that reads, however slowly, is not cut, where `wire::write_out` counts
+//! the timeout from the last input).
 //! Should the connection stop waiting first (the shutdown deadline), it shuts the socket
 //! down under the thread, whose next write then fails.
 

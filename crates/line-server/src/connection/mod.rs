@@ -301,6 +301,8 @@ impl<S: Session, T: Transport> Connection<S, T> {
             ReadOutcome::IdleTimeout => info!(peer = %self.peer, "closing idle connection"),
             ReadOutcome::Shutdown => return self.finish_for_shutdown().await,
         }
+        // A push held back for gathering (`wire::poll_push_or_read`) goes before the FIN.
+        self.flush().await?;
         self.close_write().await?;
         Ok(Next::Stop)
     }
@@ -489,13 +491,14 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::Semaphore;
 
-    /// The idle-connection budget (`lib.rs`, "Budgets"): what an idle connection costs is
-    /// mostly its task's future, so the per-batch work is kept out of it.
-    #[tokio::test]
-    async fn the_idle_task_future_stays_small() {
+    /// An echo connection over loopback: the client's end, and the server's.
+    async fn echo_connection() -> (
+        TcpStream,
+        Connection<<Echo as Protocol>::Session, TcpStream>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let client = TcpStream::connect(listener.local_addr().expect("addr"));
-        let (_client, accepted) = tokio::join!(client, listener.accept());
+        let (client, accepted) = tokio::join!(client, listener.accept());
         let (stream, peer) = accepted.expect("accept");
         let settings = Arc::new(ConnectionSettings {
             max_line_bytes: 1024,
@@ -514,10 +517,48 @@ mod tests {
             load: None,
         };
         let connection = Connection::new(stream, peer, session, settings, accounting);
+        (client.expect("connect"), connection)
+    }
+
+    /// The idle-connection budget (`lib.rs`, "Budgets"): what an idle connection costs is
+    /// mostly its task's future, so the per-batch work is kept out of it.
+    #[tokio::test]
+    async fn the_idle_task_future_stays_small() {
+        let (_client, connection) = echo_connection().await;
         let size = std::mem::size_of_val(&connection.run(Stopping::new().enlist()));
         assert!(
             size <= 512,
             "the connection's task future grew to {size} bytes"
         );
+    }
+
+    /// A push held back for gathering when the shutdown reaches the connection (the wait
+    /// for input ended by the shutdown in the very poll that held it) is written, then the
+    /// connection closes.
+    #[tokio::test]
+    async fn a_held_push_is_written_before_the_shutdown_closes() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, mut connection) = echo_connection().await;
+        connection.output.extend_from_slice(b"held\n");
+        let stop = Stopping::new().enlist();
+        let finished = connection.act_on(ReadOutcome::Shutdown, &stop).await;
+        assert!(matches!(finished, Ok(Next::Stop)));
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.expect("read");
+        assert_eq!(received, b"held\n");
+    }
+
+    /// The same when the idle timeout ends the wait.
+    #[tokio::test]
+    async fn a_held_push_is_written_before_the_idle_timeout_closes() {
+        use tokio::io::AsyncReadExt;
+        let (mut client, mut connection) = echo_connection().await;
+        connection.output.extend_from_slice(b"held\n");
+        let stop = Stopping::new().enlist();
+        let finished = connection.act_on(ReadOutcome::IdleTimeout, &stop).await;
+        assert!(matches!(finished, Ok(Next::Stop)));
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.expect("read");
+        assert_eq!(received, b"held\n");
     }
 }

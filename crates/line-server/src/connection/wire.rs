@@ -1,7 +1,7 @@
 //! The connection's reads and writes, as free functions over the fields they need (so the
 //! loop can borrow the rest of the connection meanwhile): a read that waits holding no
-//! buffers and sizes itself, the session's pushes written at once while it waits, a write
-//! bounded by the idle timeout.
+//! buffers and sizes itself, the session's pushes written while it waits (gathered for one
+//! turn of the event loop, then sent without waiting), a write bounded by the idle timeout.
 
 use std::future::Future;
 use std::io;
@@ -72,8 +72,8 @@ pub(super) const PUSHES_PER_TURN: usize = 16;
 /// Waits for input as [`poll_read`] does, the session's pushes first
 /// ([`Session::poll_push`]): they are what a waiting client is waiting for.
 ///
-/// The fast path: a push is written at once with a non-blocking send, and the session is
-/// polled again, with no future, timer or buffer of its own per push. Only if the socket
+/// The fast path: a push is written with a non-blocking send (once gathered: below), and
+/// the session is polled again, with no future, timer or buffer of its own per push. Only if the socket
 /// does not take a push whole (the rest is in `output`), the transport cannot send so
 /// (TLS), or the session says [`Flow::Close`], is the push returned, for
 /// `Connection::write_pushed` to finish with the idle timer and the session's bound on a
