@@ -532,33 +532,21 @@ mod tests {
         );
     }
 
-    /// A push held back for gathering when the shutdown reaches the connection (the wait
-    /// for input ended by the shutdown in the very poll that held it) is written, then the
-    /// connection closes.
+    /// A push held back for gathering when the wait for input ends (the shutdown, or the
+    /// idle timeout, ready in the very poll that held it) is written, then the connection
+    /// closes.
     #[tokio::test]
-    async fn a_held_push_is_written_before_the_shutdown_closes() {
+    async fn a_held_push_is_written_before_a_shutdown_or_idle_close() {
         use tokio::io::AsyncReadExt;
-        let (mut client, mut connection) = echo_connection().await;
-        connection.output.extend_from_slice(b"held\n");
-        let stop = Stopping::new().enlist();
-        let finished = connection.act_on(ReadOutcome::Shutdown, &stop).await;
-        assert!(matches!(finished, Ok(Next::Stop)));
-        let mut received = Vec::new();
-        client.read_to_end(&mut received).await.expect("read");
-        assert_eq!(received, b"held\n");
-    }
-
-    /// The same when the idle timeout ends the wait.
-    #[tokio::test]
-    async fn a_held_push_is_written_before_the_idle_timeout_closes() {
-        use tokio::io::AsyncReadExt;
-        let (mut client, mut connection) = echo_connection().await;
-        connection.output.extend_from_slice(b"held\n");
-        let stop = Stopping::new().enlist();
-        let finished = connection.act_on(ReadOutcome::IdleTimeout, &stop).await;
-        assert!(matches!(finished, Ok(Next::Stop)));
-        let mut received = Vec::new();
-        client.read_to_end(&mut received).await.expect("read");
-        assert_eq!(received, b"held\n");
+        for outcome in [ReadOutcome::Shutdown, ReadOutcome::IdleTimeout] {
+            let (mut client, mut connection) = echo_connection().await;
+            connection.output.extend_from_slice(b"held\n");
+            let stop = Stopping::new().enlist();
+            let finished = connection.act_on(outcome, &stop).await;
+            assert!(matches!(finished, Ok(Next::Stop)));
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.expect("read");
+            assert_eq!(received, b"held\n");
+        }
     }
 }
