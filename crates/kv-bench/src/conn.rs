@@ -73,6 +73,31 @@ impl Connector {
         })
     }
 
+    /// Runs `work` on one connection to `addr` (made within `limit`), on a runtime of its
+    /// own: a step before a measured run (a preload, a bucket created). Errors say what
+    /// failed, for the user.
+    pub fn with_one_connection<T, F>(
+        &self,
+        addr: SocketAddr,
+        limit: Duration,
+        work: impl FnOnce(Conn) -> F,
+    ) -> Result<T, String>
+    where
+        F: std::future::Future<Output = Result<T, String>>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        runtime.block_on(async move {
+            let conn = self
+                .connect(addr, limit)
+                .await
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            work(conn).await
+        })
+    }
+
     /// Connects (with TCP_NODELAY: requests must not wait for Nagle), runs the TLS
     /// handshake and `AUTH`, if any, all within `limit`.
     pub async fn connect(&self, addr: SocketAddr, limit: Duration) -> io::Result<Conn> {

@@ -229,16 +229,7 @@ fn setup(config: &FanoutConfig, wire: Wire, connector: &Connector) -> Result<(),
     let Some((request, reply)) = wire.setup() else {
         return Ok(());
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let addr = config.addr;
-    runtime.block_on(async move {
-        let mut stream = connector
-            .connect(addr, CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    connector.with_one_connection(config.addr, CONNECT_TIMEOUT, |mut stream| async move {
         expect_reply(&mut stream, &request, &reply)
             .await
             .map_err(|e| format!("cannot create the bucket: {e}"))

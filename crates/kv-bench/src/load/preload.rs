@@ -14,18 +14,9 @@ pub(super) fn preload(
     if steps.is_empty() {
         return Ok(());
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let addr = config.addr;
     let proto = config.proto;
-    runtime.block_on(async move {
+    connector.with_one_connection(config.addr, CONNECT_TIMEOUT, |mut stream| async move {
         let work = async {
-            let mut stream = connector
-                .connect(addr, CONNECT_TIMEOUT)
-                .await
-                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let mut input = Vec::with_capacity(READ_CHUNK);
             // CREATE first, alone: the PUTs depend on it.
             for batch in std::iter::once(&steps[..1]).chain(steps[1..].chunks(PRELOAD_BATCH)) {
