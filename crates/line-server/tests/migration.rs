@@ -263,6 +263,10 @@ async fn a_connection_moves_mid_pipeline<S>(busy: S, stats: &line_server::Server
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    eventually("both on the first loop", || {
+        stats.connections_per_loop() == [2, 0]
+    })
+    .await;
     let pipeline = Pipeline::start(busy);
     eventually(
         "the busy connection moves, then goes on for a while",
@@ -286,10 +290,6 @@ async fn a_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
     let stats = server.stats().await;
     let _idle = TcpStream::connect(server.addr()).await.expect("connect");
     let busy = TcpStream::connect(server.addr()).await.expect("connect");
-    eventually("both on the first loop", || {
-        stats.connections_per_loop() == [2, 0]
-    })
-    .await;
     a_connection_moves_mid_pipeline(busy, &stats).await;
 }
 
@@ -305,10 +305,6 @@ async fn a_tls_connection_moved_mid_pipeline_keeps_every_reply_in_order() {
     let stats = server.stats().await;
     let _idle = connect_tls(server.addr(), &pki, None).await.expect("TLS");
     let busy = connect_tls(server.addr(), &pki, None).await.expect("TLS");
-    eventually("both on the first loop", || {
-        stats.connections_per_loop() == [2, 0]
-    })
-    .await;
     a_connection_moves_mid_pipeline(busy, &stats).await;
 }
 
